@@ -1,0 +1,1 @@
+"""The `pressluft` command line (installed as the package pressluft_cli)."""

@@ -1,0 +1,3 @@
+"""Pressluft control plane: models, state machines, job queue and the ansible-runner launcher."""
+
+__version__ = "1.0.0.dev0"
