@@ -1,0 +1,105 @@
+# Copyright: Pressluft developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Names of sites, environments and domains, and the names derived from them.
+
+The single implementation of docs/contracts.md "Names": modules, the env_names filter and the
+Python library all derive paths and account names here, so they can never disagree.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+SITE_RE = re.compile(r'^[a-z][a-z0-9]{1,19}$')
+ENV_RE = re.compile(r'^[a-z][a-z0-9]{1,10}$')
+DOMAIN_LABEL_RE = re.compile(r'^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$')
+PHP_VERSION_RE = re.compile(r'^[5-9]\.[0-9]{1,2}$')
+
+# Site names that would clash with system accounts, services or our own users.
+RESERVED = frozenset((
+    'root', 'admin', 'administrator', 'mysql', 'mariadb', 'nginx', 'redis', 'postgres', 'www',
+    'wwwdata', 'daemon', 'bin', 'sys', 'sync', 'games', 'man', 'lp', 'mail', 'news', 'uucp',
+    'proxy', 'backup', 'list', 'irc', 'nobody', 'systemd', 'sshd', 'messagebus', 'pressluft',
+    'debian', 'ubuntu', 'sudo',
+))
+
+SITES_ROOT = '/var/www/sites'
+POOL_DIR = '/etc/php/{version}/fpm/pool.d'
+SOCKET_DIR = '/run/php'
+NGINX_SITES_DIR = '/etc/nginx/pressluft-sites'
+SECRETS_DIR = '/etc/pressluft/secrets'
+
+
+def validate_site(name):
+    """Return the site name, or raise ValueError saying what is wrong with it."""
+    if not isinstance(name, str) or not SITE_RE.match(name):
+        raise ValueError('invalid site name %r: use 2-20 lowercase letters and digits, '
+                         'starting with a letter' % (name,))
+    if name in RESERVED:
+        raise ValueError('site name %r is reserved' % (name,))
+    return name
+
+
+def validate_env(name):
+    """Return the environment name, or raise ValueError."""
+    if not isinstance(name, str) or not ENV_RE.match(name):
+        raise ValueError('invalid environment name %r: use 2-11 lowercase letters and digits, '
+                         'starting with a letter' % (name,))
+    return name
+
+
+def validate_domain(name):
+    """Return the domain (lowercase RFC 1123 host name with at least two labels), or raise ValueError."""
+    if not isinstance(name, str) or not name or len(name) > 253:
+        raise ValueError('invalid domain %r: must be 1-253 characters' % (name,))
+    labels = name.split('.')
+    if len(labels) < 2 or not all(DOMAIN_LABEL_RE.match(label) for label in labels):
+        raise ValueError('invalid domain %r: use lowercase labels of letters, digits and inner hyphens, '
+                         'at least two labels separated by dots' % (name,))
+    return name
+
+
+def validate_php_version(version):
+    """Return a PHP version like '8.2', or raise ValueError."""
+    if not isinstance(version, str) or not PHP_VERSION_RE.match(version):
+        raise ValueError('invalid PHP version %r: use major.minor such as "8.2"' % (version,))
+    return version
+
+
+def pool_file(version, site, env):
+    """Path of the PHP-FPM pool file of an environment for one PHP version."""
+    validate_php_version(version)
+    return '%s/pressluft-%s.conf' % (POOL_DIR.format(version=version), env_names(site, env)['user'])
+
+
+def env_names(site, env='production'):
+    """Every name derived from (site, env); raises ValueError for invalid names."""
+    validate_site(site)
+    validate_env(env)
+    name = '%s_%s' % (site, env)
+    root = '%s/%s/%s' % (SITES_ROOT, site, env)
+    return {
+        'site': site,
+        'env': env,
+        'name': name,
+        'user': name,
+        'group': name,
+        'db_name': name,
+        'db_user': name,
+        'redis_user': name,
+        'redis_prefix': name + ':',
+        'root': root,
+        'releases': root + '/releases',
+        'current': root + '/current',
+        'shared': root + '/shared',
+        'uploads': root + '/shared/uploads',
+        'wp_config': root + '/shared/wp-config.php',
+        'tmp': root + '/tmp',
+        'logs': root + '/logs',
+        'pool_name': name,
+        'pool_socket': '%s/pressluft-%s.sock' % (SOCKET_DIR, name),
+        'nginx_conf': '%s/%s.conf' % (NGINX_SITES_DIR, name),
+        'secrets_file': '%s/%s.json' % (SECRETS_DIR, name),
+    }
