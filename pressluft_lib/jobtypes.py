@@ -1,0 +1,48 @@
+"""Job type registry: one job type = one playbook (playbooks/<type>.yml), an allowlist."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pressluft_lib.errors import ValidationError
+
+
+@dataclass(frozen=True)
+class JobType:
+    name: str
+    scope: str  # "site": serialised per site, fenced; "node": serialised per node
+    destructive: bool  # destructive jobs are never retried automatically
+    timeout: int  # seconds from claim to deadline (-> timed_out)
+    max_attempts: int = 3
+
+    @property
+    def playbook(self) -> str:
+        return f"{self.name}.yml"
+
+
+JOB_TYPES: dict[str, JobType] = {
+    t.name: t
+    for t in (
+        JobType("node_provision", "node", destructive=False, timeout=3600),
+        # Creating is idempotent (the roles converge), so a stalled site_create may be retried.
+        JobType("site_create", "site", destructive=False, timeout=1800),
+        JobType("site_delete", "site", destructive=True, timeout=1800, max_attempts=1),
+    )
+}
+
+
+def get(name: str) -> JobType:
+    try:
+        return JOB_TYPES[name]
+    except (KeyError, TypeError):
+        raise ValidationError(
+            f"unknown job type {name!r}; known: {', '.join(sorted(JOB_TYPES))}", details={"type": name}
+        ) from None
+
+
+def register(job_type: JobType) -> JobType:
+    """Add a job type (for later issues); names must match a playbook file name."""
+    if job_type.scope not in ("site", "node"):
+        raise ValidationError(f"job type scope must be 'site' or 'node', not {job_type.scope!r}")
+    JOB_TYPES[job_type.name] = job_type
+    return job_type

@@ -1,0 +1,199 @@
+"""Control-plane data model (SQLAlchemy 2 typed ORM). Times are naive UTC (`utcnow()`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+# Explicit constraint names so alembic migrations are identical on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class Node(Timestamps, Base):
+    __tablename__ = "nodes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer, default=22)
+    user: Mapped[str] = mapped_column(String(32), default="root")
+    ssh_key_path: Mapped[str | None] = mapped_column(String(4096))
+    local: Mapped[bool] = mapped_column(Boolean, default=False)
+    provider: Mapped[str] = mapped_column(String(32), default="static")
+    roles: Mapped[list[str]] = mapped_column(default=list)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+
+    sites: Mapped[list[Site]] = relationship(back_populates="node")
+
+
+class Site(Timestamps, Base):
+    __tablename__ = "sites"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(20), unique=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="creating")
+    # Monotonic per site; each job (and each retry) takes the next value, see queue.py.
+    last_fencing_token: Mapped[int] = mapped_column(Integer, default=0)
+    php_version: Mapped[str | None] = mapped_column(String(8))
+    backup_keep_daily: Mapped[int | None] = mapped_column(Integer)
+    backup_keep_weekly: Mapped[int | None] = mapped_column(Integer)
+    backup_keep_monthly: Mapped[int | None] = mapped_column(Integer)
+
+    node: Mapped[Node] = relationship(back_populates="sites")
+    environments: Mapped[list[Environment]] = relationship(back_populates="site")
+
+
+class Environment(Timestamps, Base):
+    __tablename__ = "environments"
+    __table_args__ = (UniqueConstraint("site_id", "name", name="uq_environments_site_id_name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    name: Mapped[str] = mapped_column(String(11))
+    state: Mapped[str] = mapped_column(String(16), default="creating")
+    php_version: Mapped[str | None] = mapped_column(String(8))
+
+    site: Mapped[Site] = relationship(back_populates="environments")
+    domains: Mapped[list[Domain]] = relationship(back_populates="environment")
+    releases: Mapped[list[Release]] = relationship(back_populates="environment")
+    backups: Mapped[list[Backup]] = relationship(back_populates="environment")
+
+
+class Release(Timestamps, Base):
+    __tablename__ = "releases"
+    __table_args__ = (UniqueConstraint("env_id", "release_id", name="uq_releases_env_id_release_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    env_id: Mapped[int] = mapped_column(ForeignKey("environments.id"))
+    release_id: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="building")
+    health: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    environment: Mapped[Environment] = relationship(back_populates="releases")
+
+
+class Backup(Timestamps, Base):
+    __tablename__ = "backups"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    env_id: Mapped[int] = mapped_column(ForeignKey("environments.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    scope: Mapped[str] = mapped_column(String(16), default="full")
+    location: Mapped[str | None] = mapped_column(Text)
+    manifest: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    environment: Mapped[Environment] = relationship(back_populates="backups")
+
+
+class Domain(Timestamps, Base):
+    __tablename__ = "domains"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    env_id: Mapped[int] = mapped_column(ForeignKey("environments.id"), index=True)
+    name: Mapped[str] = mapped_column(String(253), unique=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+
+    environment: Mapped[Environment] = relationship(back_populates="domains")
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_claim", "state", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"), index=True)
+    env_id: Mapped[int | None] = mapped_column(ForeignKey("environments.id"))
+    node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"), index=True)
+    # "site:<id>" or "node:<id>" while the job is queued/running (and a retryable one stalled);
+    # NULL otherwise. The unique index makes "one active mutation per site/node" race-safe.
+    lock_key: Mapped[str | None] = mapped_column(String(32), unique=True)
+    fencing_token: Mapped[int | None] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    timeout_seconds: Mapped[int] = mapped_column(Integer, default=3600)
+    worker_id: Mapped[str | None] = mapped_column(String(128))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    deadline_at: Mapped[datetime | None] = mapped_column(DateTime)
+    not_before: Mapped[datetime | None] = mapped_column(DateTime)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    actor: Mapped[str | None] = mapped_column(String(128))
+    # Last JobEvent.seq; bumped with an atomic UPDATE so seq is gap-free and race-free per job.
+    event_seq: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    events: Mapped[list[JobEvent]] = relationship(back_populates="job", order_by="JobEvent.seq")
+
+
+class JobEvent(Base):
+    __tablename__ = "job_events"
+    __table_args__ = (UniqueConstraint("job_id", "seq", name="uq_job_events_job_id_seq"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))  # "state", "runner" or "log"
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    job: Mapped[Job] = relationship(back_populates="events")
+
+
+class AuditLog(Base):
+    """Who did what. Resource state transitions are recorded here (action "transition")."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor: Mapped[str | None] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(128), index=True)
+    result: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Secret(Base):
+    __tablename__ = "secrets"
+    __table_args__ = (UniqueConstraint("scope", "name", name="uq_secrets_scope_name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(64))  # e.g. "env:<site>_<env>", "node:<name>"
+    name: Mapped[str] = mapped_column(String(128))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)

@@ -1,0 +1,76 @@
+"""Name rules of docs/contracts.md; every boundary (schemas, CLI, services) validates through here."""
+
+from __future__ import annotations
+
+import re
+
+from pressluft_lib.errors import ValidationError
+
+DEFAULT_ENV = "production"
+
+RESERVED_NAMES = frozenset(
+    "root admin administrator mysql mariadb nginx redis postgres www wwwdata daemon bin sys sync games "
+    "man lp mail news uucp proxy backup list irc nobody systemd sshd messagebus pressluft debian ubuntu "
+    "sudo".split()
+)
+
+_SITE_RE = re.compile(r"[a-z][a-z0-9]{1,19}")
+_ENV_RE = re.compile(r"[a-z][a-z0-9]{1,10}")
+_LABEL_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+# Node names end up as inventory host names: keep them DNS-label-like.
+_NODE_RE = re.compile(r"[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?")
+
+
+def _check_str(kind: str, value: object) -> str:
+    if not isinstance(value, str):
+        got = type(value).__name__
+        raise ValidationError(f"{kind} name must be a string, got {got}", details={kind: repr(value)})
+    return value
+
+
+def validate_site(name: object) -> str:
+    name = _check_str("site", name)
+    if not _SITE_RE.fullmatch(name):
+        raise ValidationError(
+            f"invalid site name {name!r}: 2-20 lowercase letters or digits, starting with a letter",
+            details={"site": name},
+        )
+    if name in RESERVED_NAMES:
+        raise ValidationError(f"site name {name!r} is reserved", details={"site": name})
+    return name
+
+
+def validate_env(name: object) -> str:
+    name = _check_str("env", name)
+    if not _ENV_RE.fullmatch(name):
+        raise ValidationError(
+            f"invalid environment name {name!r}: 2-11 lowercase letters or digits, starting with a letter",
+            details={"env": name},
+        )
+    return name
+
+
+def validate_domain(name: object) -> str:
+    name = _check_str("domain", name)
+    labels = name.split(".")
+    if len(name) > 253 or len(labels) < 2 or not all(_LABEL_RE.fullmatch(label) for label in labels):
+        raise ValidationError(
+            f"invalid domain {name!r}: lowercase RFC 1123 host name with at least two labels",
+            details={"domain": name},
+        )
+    return name
+
+
+def validate_node(name: object) -> str:
+    name = _check_str("node", name)
+    if not _NODE_RE.fullmatch(name):
+        raise ValidationError(
+            f"invalid node name {name!r}: lowercase letters, digits, '.' and '-', at most 63 characters",
+            details={"node": name},
+        )
+    return name
+
+
+def env_user(site: str, env: str = DEFAULT_ENV) -> str:
+    """Linux user, DB name/user, Redis ACL user and PHP-FPM pool name of an environment."""
+    return f"{validate_site(site)}_{validate_env(env)}"

@@ -1,0 +1,169 @@
+"""State machines as plain tables, and the one guarded `transition()` every state change goes through.
+
+Events: a Job transition writes a JobEvent (kind "state"); a resource transition (node, site,
+environment, release, backup, domain) writes an AuditLog row (action "transition",
+target "<table>:<name or id>", result = new state, detail {"from", "to", ...event}).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from pressluft_lib import jobtypes
+from pressluft_lib.errors import ConflictError, TransitionError
+from pressluft_lib.models import (
+    AuditLog,
+    Backup,
+    Domain,
+    Environment,
+    Job,
+    JobEvent,
+    Node,
+    Release,
+    Site,
+    utcnow,
+)
+
+JOB_ACTIVE = ("queued", "running", "stalled")
+JOB_TERMINAL = ("succeeded", "failed", "cancelled", "timed_out")
+JOB: dict[str, frozenset[str]] = {
+    "queued": frozenset({"running", "cancelled"}),
+    "running": frozenset({"succeeded", "failed", "cancelled", "timed_out", "stalled"}),
+    "stalled": frozenset({"queued", "failed"}),  # queued only for non-destructive types
+    **{s: frozenset() for s in JOB_TERMINAL},
+}
+
+# Sites and environments share one machine. A resource in a mutating state rejects other mutations.
+RESOURCE_MUTATING = ("creating", "cloning", "deploying", "restoring", "promoting", "updating", "deleting")
+RESOURCE: dict[str, frozenset[str]] = {
+    "creating": frozenset({"active", "failed"}),
+    "active": frozenset({"cloning", "deploying", "restoring", "promoting", "updating", "deleting"}),
+    **{s: frozenset({"active", "failed"}) for s in RESOURCE_MUTATING[1:-1]},
+    "deleting": frozenset({"deleted", "failed"}),
+    "failed": frozenset({"active", "deleting"}),  # active only through reset_site/reset_env
+    "deleted": frozenset(),
+}
+
+NODE: dict[str, frozenset[str]] = {
+    "pending": frozenset({"provisioning", "removed"}),
+    "provisioning": frozenset({"active", "failed"}),
+    "active": frozenset({"provisioning", "removed"}),
+    "failed": frozenset({"provisioning", "removed"}),
+    "removed": frozenset(),
+}
+
+RELEASE: dict[str, frozenset[str]] = {
+    "building": frozenset({"checking", "failed"}),
+    "checking": frozenset({"healthy", "failed"}),
+    "healthy": frozenset({"live", "pruned"}),
+    "live": frozenset({"healthy", "rolled_back"}),  # healthy: superseded by a newer live release
+    "rolled_back": frozenset({"pruned"}),
+    "failed": frozenset({"pruned"}),
+    "pruned": frozenset(),
+}
+
+BACKUP: dict[str, frozenset[str]] = {
+    "pending": frozenset({"running", "failed"}),
+    "running": frozenset({"completed", "failed"}),
+    "completed": frozenset({"expired", "deleted"}),
+    "expired": frozenset({"deleted"}),
+    "failed": frozenset({"deleted"}),
+    "deleted": frozenset(),
+}
+
+DOMAIN: dict[str, frozenset[str]] = {
+    "pending": frozenset({"active", "failed", "removed"}),
+    "active": frozenset({"failed", "removed"}),
+    "failed": frozenset({"pending", "removed"}),
+    "removed": frozenset(),
+}
+
+MACHINES: dict[type, dict[str, frozenset[str]]] = {
+    Job: JOB,
+    Site: RESOURCE,
+    Environment: RESOURCE,
+    Node: NODE,
+    Release: RELEASE,
+    Backup: BACKUP,
+    Domain: DOMAIN,
+}
+
+
+def allowed(model: type, current: str, new: str) -> bool:
+    return new in MACHINES[model].get(current, frozenset())
+
+
+def _target(obj: Any) -> str:
+    name = getattr(obj, "name", None) or getattr(obj, "release_id", None) or obj.id
+    return f"{obj.__tablename__}:{name}"
+
+
+def add_job_event(session: Session, job_id: int, kind: str, data: dict[str, Any]) -> int:
+    """Append an event to a job; returns its seq. The counter UPDATE serialises writers per job."""
+    seq = session.execute(
+        update(Job).where(Job.id == job_id).values(event_seq=Job.event_seq + 1).returning(Job.event_seq),
+        execution_options={"synchronize_session": False},
+    ).scalar_one()
+    row = {"job_id": job_id, "seq": seq, "kind": kind, "data": data, "created_at": utcnow()}
+    session.execute(insert(JobEvent).values(**row))
+    return seq
+
+
+def transition(
+    session: Session,
+    obj: Any,
+    new_state: str,
+    *,
+    event: dict[str, Any] | None = None,
+    actor: str | None = None,
+    values: dict[str, Any] | None = None,
+) -> Any:
+    """Move `obj` from its current state to `new_state` inside the caller's transaction.
+
+    A conditional UPDATE (WHERE id AND state = current) guards against concurrent changes:
+    TransitionError if the table forbids the move, ConflictError if someone changed the row first.
+    `values` are extra columns set in the same UPDATE. Returns obj with the new values.
+    """
+    model = type(obj)
+    if model not in MACHINES:
+        raise TypeError(f"{model.__name__} has no state machine")
+    current = obj.state
+    if not allowed(model, current, new_state):
+        raise TransitionError(
+            f"{_target(obj)}: {current} -> {new_state} is not allowed",
+            details={"from": current, "to": new_state, "allowed": sorted(MACHINES[model].get(current, ()))},
+        )
+    if model is Job and current == "stalled" and new_state == "queued":
+        jt = jobtypes.JOB_TYPES.get(obj.type)
+        if jt is None or jt.destructive:
+            raise TransitionError(f"jobs:{obj.id}: destructive job type {obj.type} is never re-queued")
+    changes = {"state": new_state, "updated_at": utcnow(), **(values or {})}
+    result = session.execute(
+        update(model).where(model.id == obj.id, model.state == current).values(**changes),
+        execution_options={"synchronize_session": False},
+    )
+    if result.rowcount != 1:
+        raise ConflictError(
+            f"{_target(obj)} is no longer {current}: changed concurrently", details={"expected": current}
+        )
+    for key, value in changes.items():
+        set_committed_value(obj, key, value)
+    detail = {"from": current, "to": new_state, **(event or {})}
+    if model is Job:
+        add_job_event(session, obj.id, "state", detail)
+    else:
+        session.execute(
+            insert(AuditLog).values(
+                actor=actor,
+                action="transition",
+                target=_target(obj),
+                result=new_state,
+                detail=detail,
+                created_at=utcnow(),
+            )
+        )
+    return obj
