@@ -14,6 +14,9 @@ class JobType:
     destructive: bool  # destructive jobs are never retried automatically
     timeout: int  # seconds from claim to deadline (-> timed_out)
     max_attempts: int = 3
+    # State the job's primary resource (env if given, else site; node for node scope) enters at
+    # enqueue; None leaves it alone. finish() settles it (success: active/deleted, else failed).
+    marks: str | None = None
 
     @property
     def playbook(self) -> str:
@@ -23,10 +26,10 @@ class JobType:
 JOB_TYPES: dict[str, JobType] = {
     t.name: t
     for t in (
-        JobType("node_provision", "node", destructive=False, timeout=3600),
+        JobType("node_provision", "node", destructive=False, timeout=3600, marks="provisioning"),
         # Creating is idempotent (the roles converge), so a stalled site_create may be retried.
-        JobType("site_create", "site", destructive=False, timeout=1800),
-        JobType("site_delete", "site", destructive=True, timeout=1800, max_attempts=1),
+        JobType("site_create", "site", destructive=False, timeout=1800, marks="creating"),
+        JobType("site_delete", "site", destructive=True, timeout=1800, max_attempts=1, marks="deleting"),
     )
 }
 

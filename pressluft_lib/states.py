@@ -82,6 +82,10 @@ DOMAIN: dict[str, frozenset[str]] = {
     "removed": frozenset(),
 }
 
+# Where a mutating state goes when its job ends: success -> SETTLE_SUCCESS[state], else "failed".
+NODE_MUTATING = ("provisioning",)
+SETTLE_SUCCESS = {**{s: "active" for s in RESOURCE_MUTATING}, "deleting": "deleted", "provisioning": "active"}
+
 MACHINES: dict[type, dict[str, frozenset[str]]] = {
     Job: JOB,
     Site: RESOURCE,

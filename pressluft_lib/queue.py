@@ -1,0 +1,501 @@
+"""The job queue: one active mutation per site (per node for node jobs), fencing, claims, stall detection.
+
+Locks: a job holds `lock_key` ("site:<id>" / "node:<id>", unique index) while queued or running
+(a retryable stalled job is re-queued in the same transaction and keeps it). A destructive job that
+stalls releases it, and its site/environment become `failed` instead: the state machine then rejects
+mutations until `reset_site`/`reset_env` or a delete. Functions taking `db` accept a Session (runs
+in the caller's transaction, caller commits) or a sessionmaker (own transaction, committed).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, insert, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from pressluft_lib import jobtypes
+from pressluft_lib.errors import ConflictError, NotFound, StaleFencingToken, TransitionError, ValidationError
+from pressluft_lib.models import Environment, Job, JobEvent, Node, Site, utcnow
+from pressluft_lib.states import (
+    NODE_MUTATING,
+    RESOURCE_MUTATING,
+    SETTLE_SUCCESS,
+    add_job_event,
+    transition,
+)
+
+FINISH_STATES = ("succeeded", "failed", "cancelled", "timed_out")
+BACKOFF_BASE = 30.0  # seconds; retry n waits base * 2**(n-1), capped
+BACKOFF_MAX = 3600.0
+# Payloads are stored and shown: secrets belong in secret_store, never here.
+_SECRET_KEY_RE = re.compile(r"pass(word)?|secret|api_?token|private_?key|credential", re.I)
+
+Db = Session | sessionmaker
+
+
+@contextmanager
+def _tx(db: Db) -> Iterator[Session]:
+    if isinstance(db, Session):
+        yield db
+    else:
+        with db.begin() as session:
+            yield session
+
+
+def _resolve(session: Session, model: type, ref: Any, **where: Any) -> Any:
+    if ref is None or isinstance(ref, model):
+        return ref
+    if isinstance(ref, int):
+        obj = session.get(model, ref)
+    else:
+        obj = session.scalar(
+            select(model).where(model.name == ref, *[getattr(model, k) == v for k, v in where.items()])
+        )
+    if obj is None:
+        raise NotFound(
+            f"{model.__tablename__[:-1]} {ref!r} does not exist", details={model.__tablename__: ref}
+        )
+    return obj
+
+
+def _check_payload(payload: Any) -> dict[str, Any]:
+    if payload is None:
+        return {}
+    if not isinstance(payload, dict):
+        raise ValidationError("job payload must be a mapping")
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise ValidationError(f"job payload key {path}{key!r} must be a string")
+                if _SECRET_KEY_RE.search(key):
+                    raise ValidationError(
+                        f"job payload must not carry secrets ({path}{key}): use the secret store"
+                    )
+                walk(item, f"{path}{key}.")
+        elif isinstance(value, list):
+            for item in value:
+                walk(item, path)
+        elif not isinstance(value, str | int | float | bool | type(None)):
+            raise ValidationError(f"job payload value at {path or '.'} is not JSON ({type(value).__name__})")
+
+    walk(payload, "")
+    return payload
+
+
+def _holder_error(session: Session, lock_key: str, label: str) -> ConflictError:
+    holder = session.scalar(select(Job).where(Job.lock_key == lock_key))
+    if holder is None:
+        return ConflictError(
+            f"{label} is busy (a concurrent job was just enqueued)", details={"lock": lock_key}
+        )
+    return ConflictError(
+        f"{label} is busy: job {holder.id} ({holder.type}, {holder.state}) holds it",
+        details={"lock": lock_key, "job_id": holder.id, "job_type": holder.type, "job_state": holder.state},
+    )
+
+
+def _next_token(session: Session, site_id: int) -> int:
+    return session.execute(
+        update(Site)
+        .where(Site.id == site_id)
+        .values(last_fencing_token=Site.last_fencing_token + 1)
+        .returning(Site.last_fencing_token),
+        execution_options={"synchronize_session": False},
+    ).scalar_one()
+
+
+def enqueue(
+    session: Session,
+    type: str,
+    *,
+    site: Site | str | int | None = None,
+    env: Environment | str | int | None = None,
+    node: Node | str | int | None = None,
+    payload: dict[str, Any] | None = None,
+    actor: str | None = None,
+    max_attempts: int | None = None,
+    timeout: int | None = None,
+) -> Job:
+    """Queue a job in the caller's transaction; ConflictError names the job holding the site/node."""
+    jt = jobtypes.get(type)
+    payload = _check_payload(payload)
+    site = _resolve(session, Site, site)
+    if env is not None:
+        if site is None and not isinstance(env, Environment | int):
+            raise ValidationError("an environment given by name needs its site")
+        env = _resolve(session, Environment, env, **({"site_id": site.id} if site else {}))
+        site = site or env.site
+        if env.site_id != site.id:
+            raise ValidationError(f"environment {env.name} does not belong to site {site.name}")
+    node = _resolve(session, Node, node)
+    if jt.scope == "site":
+        if site is None:
+            raise ValidationError(f"job type {type} needs a site")
+        lock_key, label, primary = f"site:{site.id}", f"site {site.name}", env or site
+        node = node or site.node
+    else:
+        if node is None:
+            raise ValidationError(f"job type {type} needs a node")
+        lock_key, label, primary = f"node:{node.id}", f"node {node.name}", node
+    for value, name in ((max_attempts, "max_attempts"), (timeout, "timeout")):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ValidationError(f"{name} must be a positive integer")
+    if session.scalar(select(Job.id).where(Job.lock_key == lock_key)) is not None:
+        raise _holder_error(session, lock_key, label)
+    try:
+        with session.begin_nested():
+            if jt.marks and primary.state != jt.marks:
+                transition(session, primary, jt.marks, actor=actor, event={"job_type": type})
+            job = Job(
+                type=type,
+                state="queued",
+                site_id=site.id if site else None,
+                env_id=env.id if env else None,
+                node_id=node.id if node else None,
+                lock_key=lock_key,
+                fencing_token=_next_token(session, site.id) if jt.scope == "site" else None,
+                max_attempts=max_attempts or jt.max_attempts,
+                timeout_seconds=timeout or jt.timeout,
+                payload=payload,
+                actor=actor,
+                cancel_requested=False,
+                attempts=0,
+                event_seq=0,
+            )
+            session.add(job)
+            session.flush()
+            add_job_event(session, job.id, "state", {"from": None, "to": "queued", "actor": actor})
+    except IntegrityError:
+        raise _holder_error(session, lock_key, label) from None
+    except ConflictError as exc:
+        raise _holder_error(session, lock_key, label) from exc
+    session.refresh(job)
+    return job
+
+
+def _claim_stmt(worker_id: str, now: datetime, types: list[str] | None, sqlite: bool):
+    cond = [Job.state == "queued", or_(Job.not_before.is_(None), Job.not_before <= now)]
+    if types:
+        cond.append(Job.type.in_(types))
+    pick = select(Job.id).where(*cond).order_by(Job.id).limit(1)
+    if sqlite:
+        deadline = text("datetime(:claim_now, '+' || jobs.timeout_seconds || ' seconds')")
+    else:
+        pick = pick.with_for_update(skip_locked=True)
+        deadline = text("CAST(:claim_now AS TIMESTAMP) + jobs.timeout_seconds * interval '1 second'")
+    return (
+        update(Job)
+        .where(Job.id == pick.scalar_subquery(), Job.state == "queued")
+        .values(
+            state="running",
+            worker_id=worker_id,
+            attempts=Job.attempts + 1,
+            started_at=now,
+            heartbeat_at=now,
+            updated_at=now,
+            deadline_at=deadline.bindparams(claim_now=now),
+            event_seq=Job.event_seq + 1,
+        )
+        .returning(Job)
+    )
+
+
+def claim(session_factory: sessionmaker, worker_id: str, types: list[str] | None = None) -> Job | None:
+    """Take the oldest due queued job: one UPDATE (SKIP LOCKED on PostgreSQL, BEGIN IMMEDIATE on SQLite)."""
+    with session_factory.begin() as session:
+        sqlite = session.get_bind().dialect.name == "sqlite"
+        now = utcnow()
+        job = session.scalars(
+            _claim_stmt(worker_id, now, types, sqlite), execution_options={"synchronize_session": False}
+        ).one_or_none()
+        if job is None:
+            return None
+        event = {"from": "queued", "to": "running", "worker_id": worker_id, "attempt": job.attempts}
+        session.execute(
+            insert(JobEvent).values(
+                job_id=job.id, seq=job.event_seq, kind="state", data=event, created_at=now
+            )
+        )
+    return job
+
+
+def heartbeat(db: Db, job: Job | int, worker_id: str) -> bool:
+    """Record liveness; returns cancel_requested. ConflictError if the job is no longer ours."""
+    job_id = job if isinstance(job, int) else job.id
+    with _tx(db) as session:
+        row = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state == "running", Job.worker_id == worker_id)
+            .values(heartbeat_at=utcnow())
+            .returning(Job.cancel_requested),
+            execution_options={"synchronize_session": False},
+        ).first()
+    if row is None:
+        raise ConflictError(
+            f"job {job_id} is no longer running on worker {worker_id}", details={"job_id": job_id}
+        )
+    return bool(row[0])
+
+
+def _settle(session: Session, job: Job, success: bool, actor: str | None = None) -> None:
+    """Move the job's resources out of their mutating state: success -> active/deleted, else failed."""
+    targets: list[tuple[type, int | None, tuple[str, ...]]] = [(Node, job.node_id, NODE_MUTATING)]
+    if jobtypes.JOB_TYPES.get(job.type, jobtypes.JobType("", "site", False, 0)).scope == "site":
+        targets = [(Site, job.site_id, RESOURCE_MUTATING), (Environment, job.env_id, RESOURCE_MUTATING)]
+    for model, ident, mutating in targets:
+        if ident is None:
+            continue
+        obj = session.get(model, ident)
+        if obj is not None and obj.state in mutating:
+            new = SETTLE_SUCCESS[obj.state] if success else "failed"
+            transition(session, obj, new, actor=actor, event={"job_id": job.id, "job_type": job.type})
+
+
+def finish(
+    db: Db,
+    job: Job | int,
+    state: str,
+    error_code: str | None = None,
+    message: str | None = None,
+    *,
+    worker_id: str | None = None,
+    event: dict[str, Any] | None = None,
+) -> Job:
+    """End a running job, release its lock and settle its resources. With worker_id, only that worker may."""
+    if state not in FINISH_STATES:
+        raise ValidationError(f"a job finishes as one of {', '.join(FINISH_STATES)}, not {state!r}")
+    job_id = job if isinstance(job, int) else job.id
+    now = utcnow()
+    cond = [Job.id == job_id, Job.state == "running"]
+    if worker_id is not None:
+        cond.append(Job.worker_id == worker_id)
+    with _tx(db) as session:
+        done = session.scalars(
+            update(Job)
+            .where(*cond)
+            .values(
+                state=state,
+                lock_key=None,
+                finished_at=now,
+                updated_at=now,
+                error_code=error_code,
+                error_message=message,
+                event_seq=Job.event_seq + 1,
+            )
+            .returning(Job),
+            execution_options={"synchronize_session": False},
+        ).one_or_none()
+        if done is None:
+            current = session.get(Job, job_id)
+            if current is None:
+                raise NotFound(f"job {job_id} does not exist")
+            raise ConflictError(
+                f"job {job_id} is {current.state} (worker {current.worker_id}), not running"
+                + (f" on {worker_id}" if worker_id else ""),
+                details={"job_id": job_id, "state": current.state},
+            )
+        data = {
+            "from": "running",
+            "to": state,
+            **({"error_code": error_code} if error_code else {}),
+            **(event or {}),
+        }
+        session.execute(
+            insert(JobEvent).values(
+                job_id=job_id, seq=done.event_seq, kind="state", data=data, created_at=now
+            )
+        )
+        if done.site_id is not None or done.node_id is not None:
+            _settle(session, done, state == "succeeded")
+    return done
+
+
+def backoff(attempts: int, base: float = BACKOFF_BASE) -> timedelta:
+    return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), BACKOFF_MAX))
+
+
+def _requeue(session: Session, job: Job, now: datetime, backoff_base: float, reason: str) -> None:
+    values: dict[str, Any] = {
+        "not_before": now + backoff(job.attempts, backoff_base),
+        "worker_id": None,
+        "heartbeat_at": None,
+        "deadline_at": None,
+    }
+    if job.site_id is not None:
+        # A zombie worker of the old attempt must lose against the retry on the node.
+        values["fencing_token"] = _next_token(session, job.site_id)
+    transition(session, job, "queued", values=values, event={"reason": reason, "attempts": job.attempts})
+
+
+def detect_stalled(
+    db: Db, heartbeat_timeout: float, *, backoff_base: float = BACKOFF_BASE, now: datetime | None = None
+) -> list[tuple[int, str]]:
+    """Running jobs without a heartbeat for `heartbeat_timeout` s become stalled; returns (job id, outcome).
+
+    Outcomes: "requeued" (safe type, attempts left; keeps its lock, new fencing token, backoff),
+    "failed" (safe type out of attempts), "stalled" (destructive: never retried, lock released,
+    resources failed for an operator to inspect).
+    """
+    now = now or utcnow()
+    out: list[tuple[int, str]] = []
+    with _tx(db) as session:
+        stmt = select(Job).where(
+            Job.state == "running", Job.heartbeat_at < now - timedelta(seconds=heartbeat_timeout)
+        )
+        if session.get_bind().dialect.name != "sqlite":
+            stmt = stmt.with_for_update(skip_locked=True)
+        for job in session.scalars(stmt.order_by(Job.id)).all():
+            jt = jobtypes.JOB_TYPES.get(job.type)
+            info = {"heartbeat_at": job.heartbeat_at.isoformat(), "worker_id": job.worker_id}
+            if jt is None or jt.destructive:
+                transition(
+                    session, job, "stalled", values={"lock_key": None, "error_code": "stalled"}, event=info
+                )
+                _settle(session, job, success=False)
+                out.append((job.id, "stalled"))
+                continue
+            transition(session, job, "stalled", event=info)
+            if job.attempts < job.max_attempts:
+                _requeue(session, job, now, backoff_base, "stalled")
+                out.append((job.id, "requeued"))
+            else:
+                values = {"lock_key": None, "error_code": "stalled", "finished_at": now}
+                values["error_message"] = f"stalled after {job.attempts} attempts"
+                transition(session, job, "failed", values=values)
+                _settle(session, job, success=False)
+                out.append((job.id, "failed"))
+    return out
+
+
+def expire_deadlines(db: Db, *, now: datetime | None = None) -> list[int]:
+    """Running jobs past their deadline become timed_out (lock released, resources failed)."""
+    now = now or utcnow()
+    expired: list[int] = []
+    with _tx(db) as session:
+        stmt = select(Job).where(Job.state == "running", Job.deadline_at < now)
+        if session.get_bind().dialect.name != "sqlite":
+            stmt = stmt.with_for_update(skip_locked=True)
+        for job in session.scalars(stmt.order_by(Job.id)).all():
+            values = {"lock_key": None, "error_code": "timeout", "finished_at": now}
+            values["error_message"] = f"deadline of {job.timeout_seconds} s passed"
+            transition(
+                session, job, "timed_out", values=values, event={"deadline_at": job.deadline_at.isoformat()}
+            )
+            _settle(session, job, success=False)
+            expired.append(job.id)
+    return expired
+
+
+def sweep(db: Db, heartbeat_timeout: float, *, backoff_base: float = BACKOFF_BASE) -> dict[str, Any]:
+    """Periodic housekeeping for workers: deadlines first, then stalls."""
+    return {
+        "timed_out": expire_deadlines(db),
+        "stalled": detect_stalled(db, heartbeat_timeout, backoff_base=backoff_base),
+    }
+
+
+def request_cancel(db: Db, job: Job | int, *, actor: str | None = None) -> Job:
+    """Queued -> cancelled at once; running -> cancel_requested (the runner stops and finishes it)."""
+    job_id = job if isinstance(job, int) else job.id
+    with _tx(db) as session:
+        current = session.get(Job, job_id, populate_existing=True)
+        if current is None:
+            raise NotFound(f"job {job_id} does not exist")
+        if current.state == "queued":
+            transition(
+                session,
+                current,
+                "cancelled",
+                values={"lock_key": None, "finished_at": utcnow()},
+                event={"actor": actor},
+            )
+            _settle(session, current, success=False, actor=actor)
+        elif current.state == "running":
+            result = session.execute(
+                update(Job).where(Job.id == job_id, Job.state == "running").values(cancel_requested=True),
+                execution_options={"synchronize_session": False},
+            )
+            if result.rowcount != 1:
+                raise ConflictError(f"job {job_id} changed state concurrently; retry")
+            add_job_event(session, job_id, "state", {"cancel_requested": True, "actor": actor})
+            current.cancel_requested = True
+        else:
+            raise TransitionError(
+                f"job {job_id} is {current.state}: only queued or running jobs can be cancelled"
+            )
+    return current
+
+
+def fail_stalled(db: Db, job: Job | int, *, actor: str | None = None, message: str | None = None) -> Job:
+    """Operator acknowledgement: a stalled job (after inspection) becomes failed."""
+    job_id = job if isinstance(job, int) else job.id
+    with _tx(db) as session:
+        current = session.get(Job, job_id, populate_existing=True)
+        if current is None:
+            raise NotFound(f"job {job_id} does not exist")
+        values = {
+            "lock_key": None,
+            "finished_at": utcnow(),
+            "error_message": message or "resolved by operator",
+        }
+        transition(session, current, "failed", values=values, event={"actor": actor})
+    return current
+
+
+def _reset(session: Session, obj: Site | Environment, site: Site, actor: str | None) -> Any:
+    if session.scalar(select(Job.id).where(Job.lock_key == f"site:{site.id}")) is not None:
+        raise _holder_error(session, f"site:{site.id}", f"site {site.name}")
+    if obj.state != "failed":
+        raise TransitionError(
+            f"{obj.__tablename__[:-1]} {obj.name} is {obj.state}: only a failed one can be reset"
+        )
+    return transition(session, obj, "active", actor=actor, event={"reset": True})
+
+
+def reset_site(db: Db, site: Site | str | int, *, actor: str | None = None) -> Site:
+    """failed -> active, after an operator checked the site (refused while a job holds it)."""
+    with _tx(db) as session:
+        obj = _resolve(session, Site, site)
+        session.refresh(obj)
+        return _reset(session, obj, obj, actor)
+
+
+def reset_env(
+    db: Db, site: Site | str | int, env: Environment | str | int, *, actor: str | None = None
+) -> Environment:
+    with _tx(db) as session:
+        site_obj = _resolve(session, Site, site)
+        obj = _resolve(session, Environment, env, site_id=site_obj.id)
+        session.refresh(obj)
+        return _reset(session, obj, site_obj, actor)
+
+
+def check_fencing(session: Session, job: Job) -> None:
+    """StaleFencingToken if a newer job (or retry) of the site took a higher token than this job's."""
+    if job.site_id is None or job.fencing_token is None:
+        return
+    last = session.scalar(select(Site.last_fencing_token).where(Site.id == job.site_id))
+    if last is not None and last > job.fencing_token:
+        raise StaleFencingToken(
+            f"job {job.id} holds fencing token {job.fencing_token}, site is at {last}",
+            details={"job_id": job.id, "token": job.fencing_token, "current": last},
+        )
+
+
+def events(session: Session, job_id: int, after_seq: int = 0) -> list[JobEvent]:
+    """Events of a job in order (for following a job: pass the last seq seen)."""
+    return list(
+        session.scalars(
+            select(JobEvent)
+            .where(and_(JobEvent.job_id == job_id, JobEvent.seq > after_seq))
+            .order_by(JobEvent.seq)
+        )
+    )
