@@ -17,6 +17,7 @@ from pathlib import Path
 
 IMAGE = os.environ.get("PRESSLUFT_NODE_IMAGE", "localhost/pressluft-node:current")
 LABEL = "pressluft.rig=node"
+OWNER_LABEL = "pressluft.rig.owner"  # PID of the test process that started the node
 SSH_USER = "pressluft"
 # Capabilities a node needs for ufw/iptables and fail2ban inside its own network namespace.
 HARDENING_CAPS = ("NET_ADMIN", "NET_RAW")
@@ -95,6 +96,7 @@ def start_node(workdir: Path, caps: Iterable[str] = (), memory: str | None = Non
     if not key.exists():
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key))
     args = ["podman", "run", "-d", "--name", name, "--hostname", name, "--label", LABEL,
+            "--label", f"{OWNER_LABEL}={os.getpid()}",
             "--systemd=always", "--network", "slirp4netns:allow_host_loopback=true",
             "-p", "127.0.0.1::22", "-p", "127.0.0.1::80"]
     for cap in caps:
@@ -129,10 +131,20 @@ def stop_nodes(nodes: Iterable[Node]) -> None:
 
 
 def remove_stale_nodes() -> None:
-    """Remove nodes left behind by a run that was killed before its cleanup."""
-    out = _run("podman", "ps", "-aq", "--filter", f"label={LABEL}", check=False).stdout.split()
-    if out:
-        _run("podman", "rm", "-f", "-t", "0", *out, check=False, timeout=120)
+    """Remove nodes left behind by test runs that died before their cleanup.
+
+    Only nodes whose owning process is gone: several test runs may share this host.
+    """
+    out = _run("podman", "ps", "-a", "--filter", f"label={LABEL}", "--format",
+               f'{{{{.Names}}}} {{{{index .Labels "{OWNER_LABEL}"}}}}', check=False).stdout
+    stale = []
+    for line in out.splitlines():
+        name, _, pid = line.partition(" ")
+        pid = pid.strip()
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            stale.append(name)
+    if stale:
+        _run("podman", "rm", "-f", "-t", "0", *stale, check=False, timeout=120)
 
 
 def inventory(nodes: Iterable[Node], group: str = "nodes", extra: dict | None = None) -> dict:
