@@ -32,7 +32,9 @@ class _Coded(PressluftError):
         super().__init__(None, message, details=details)
 
 
-class ValidationError(_Coded):
+class ValidationError(_Coded, ValueError):
+    """Bad input; also a ValueError so pydantic validators can raise it."""
+
     code = "invalid_input"
     exit_code = 2
 

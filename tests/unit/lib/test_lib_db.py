@@ -1,0 +1,87 @@
+"""Database plumbing: default location, pragmas, PostgreSQL URLs, and migrations equal to the models."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from pressluft_lib import db
+from pressluft_lib.errors import ConfigError
+from pressluft_lib.models import Base
+
+
+def test_default_url_follows_environment(monkeypatch, tmp_path):
+    for var in ("PRESSLUFT_DB", "PRESSLUFT_HOME", "XDG_DATA_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert db.default_url() == f"sqlite:///{tmp_path}/home/.local/share/pressluft/pressluft.db"
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert db.default_url() == f"sqlite:///{tmp_path}/xdg/pressluft/pressluft.db"
+    monkeypatch.setenv("PRESSLUFT_HOME", str(tmp_path / "ph"))
+    assert db.default_url() == f"sqlite:///{tmp_path}/ph/pressluft.db"
+    monkeypatch.setenv("PRESSLUFT_DB", "postgresql://u@h/d")
+    assert db.default_url() == "postgresql://u@h/d"
+
+
+def test_first_use_creates_sqlite_with_pragmas(monkeypatch, tmp_path):
+    monkeypatch.delenv("PRESSLUFT_DB", raising=False)
+    monkeypatch.setenv("PRESSLUFT_HOME", str(tmp_path / "data"))
+    db.upgrade()
+    assert (tmp_path / "data" / "pressluft.db").is_file()
+    engine = db.make_engine()
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == db.SQLITE_BUSY_TIMEOUT_MS
+    assert "jobs" in inspect(engine).get_table_names()
+    engine.dispose()
+
+
+def test_bad_urls_are_config_errors():
+    with pytest.raises(ConfigError, match="unsupported database"):
+        db.make_engine("mysql+pymysql://u@localhost/x")
+    with pytest.raises(ConfigError, match="invalid database URL"):
+        db.make_engine("not a url")
+
+
+def test_plain_postgresql_url_uses_psycopg():
+    assert db.make_engine("postgresql://u:p@127.0.0.1:1/x").dialect.driver == "psycopg"
+
+
+def _schema_diff(url: str) -> list:
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_migration_matches_models(tmp_path):
+    url = f"sqlite:///{tmp_path}/m.db"
+    db.upgrade(url)
+    assert _schema_diff(url) == []
+    db.upgrade(url)  # idempotent
+
+
+def test_postgresql_migration_matches_models(postgres_cluster):
+    url = postgres_cluster.create_database("pressluft_migration")
+    db.upgrade(url)
+    assert _schema_diff(url) == []
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+    engine.dispose()
+
+
+def test_foreign_keys_enforced_on_sqlite(tmp_path):
+    from sqlalchemy.exc import IntegrityError
+
+    from pressluft_lib.models import Site
+
+    url = f"sqlite:///{tmp_path}/fk.db"
+    db.upgrade(url)
+    with pytest.raises(IntegrityError), db.session_factory(url).begin() as s:
+        s.add(Site(name="blog", node_id=999))

@@ -1,0 +1,257 @@
+"""Queue semantics on SQLite and PostgreSQL: locks, fencing, claims, backoff, stalls, cancel, timeouts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from pressluft_lib import queue
+from pressluft_lib.errors import ConflictError, StaleFencingToken, TransitionError, ValidationError
+from pressluft_lib.models import Environment, Job, Node, Site, utcnow
+
+
+def enqueue(sf, type_="site_create", **kw) -> Job:
+    with sf.begin() as s:
+        return queue.enqueue(s, type_, **kw)
+
+
+def count_jobs(sf) -> int:
+    with sf() as s:
+        return s.scalar(select(func.count()).select_from(Job))
+
+
+def state_of(sf, model, ident) -> str:
+    with sf() as s:
+        return s.scalar(select(model.state).where(model.id == ident))
+
+
+def test_second_mutation_on_a_site_is_refused(sf, make_site):
+    make_site("blog", state="creating")
+    make_site("shop", state="creating")
+    first = enqueue(sf, site="blog", payload={"domains": ["blog.example.com"]})
+    with pytest.raises(ConflictError) as exc:
+        enqueue(sf, "site_delete", site="blog")
+    assert exc.value.details["job_id"] == first.id
+    assert f"job {first.id} (site_create, queued)" in exc.value.message
+    enqueue(sf, site="shop")  # another site is independent
+    assert count_jobs(sf) == 2
+
+
+def test_node_jobs_serialised_per_node(sf, make_site):
+    make_site("blog", state="creating", node="n1")
+    held = enqueue(sf, "node_provision", node="n1")
+    with pytest.raises(ConflictError, match=f"job {held.id}"):
+        enqueue(sf, "node_provision", node="n1")
+    enqueue(sf, site="blog")  # site jobs lock the site, not the node
+    assert state_of(sf, Node, held.node_id) == "provisioning"
+
+
+def test_invalid_enqueue_changes_nothing(sf, make_site):
+    make_site("blog", state="active")
+    with pytest.raises(ValidationError, match="unknown job type"):
+        enqueue(sf, "rm_rf", site="blog")
+    with pytest.raises(ValidationError, match="needs a site"):
+        enqueue(sf, "site_create")
+    with pytest.raises(ValidationError, match="needs a node"):
+        enqueue(sf, "node_provision")
+    with pytest.raises(ValidationError, match="secrets"):
+        enqueue(sf, "site_delete", site="blog", payload={"db": {"password": "hunter2"}})
+    with pytest.raises(TransitionError):  # an active site cannot be "created" again
+        enqueue(sf, "site_create", site="blog")
+    assert count_jobs(sf) == 0
+    with sf() as s:
+        assert s.get(Site, 1).state == "active"
+        assert s.get(Site, 1).last_fencing_token == 0
+
+
+def test_fencing_tokens_monotonic_per_site(sf, make_site):
+    make_site("blog", state="creating")
+    make_site("shop", state="creating")
+    tokens = []
+    for type_ in ("site_create", "site_delete"):
+        job = enqueue(sf, type_, site="blog")
+        tokens.append(job.fencing_token)
+        claimed = queue.claim(sf, "w1")
+        assert claimed.id == job.id
+        queue.finish(sf, claimed, "succeeded", worker_id="w1")
+    assert tokens == [1, 2]
+    assert enqueue(sf, site="shop").fencing_token == 1
+    assert state_of(sf, Site, 1) == "deleted"
+
+
+def test_claim_order_types_and_not_before(sf, make_site):
+    for name in ("aa", "bb", "cc"):
+        make_site(name, state="creating")
+    a = enqueue(sf, site="aa")
+    b = enqueue(sf, site="bb")
+    c = enqueue(sf, "node_provision", node="n1")
+    with sf.begin() as s:
+        s.get(Job, a.id).not_before = utcnow() + timedelta(hours=1)
+    assert queue.claim(sf, "w1", types=["node_provision"]).id == c.id
+    got = queue.claim(sf, "w1")
+    assert (got.id, got.state, got.attempts, got.worker_id) == (b.id, "running", 1, "w1")
+    assert got.deadline_at - got.started_at == timedelta(seconds=got.timeout_seconds) or (
+        abs((got.deadline_at - got.started_at).total_seconds() - got.timeout_seconds) < 1
+    )
+    assert queue.claim(sf, "w1") is None  # a is not due yet
+
+
+def test_concurrent_claims_never_double(sf, make_site):
+    ids = []
+    for i in range(30):
+        make_site(f"s{i:02d}", state="creating")
+        ids.append(enqueue(sf, site=f"s{i:02d}").id)
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def worker(name: str) -> None:
+        while (job := queue.claim(sf, name)) is not None:
+            with lock:
+                claimed.append(job.id)
+            queue.finish(sf, job, "succeeded", worker_id=name)
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(claimed) == ids
+
+
+def test_finish_releases_lock_and_settles(sf, make_site):
+    make_site("blog", state="creating", env="production")
+    job = enqueue(sf, site="blog", env="production")
+    running = queue.claim(sf, "w1")
+    assert queue.heartbeat(sf, running, "w1") is False
+    with pytest.raises(ConflictError):  # another worker cannot finish it
+        queue.finish(sf, running, "succeeded", worker_id="w2")
+    done = queue.finish(sf, running, "failed", "playbook_failed", "task X failed", worker_id="w1")
+    assert (done.state, done.lock_key, done.error_code) == ("failed", None, "playbook_failed")
+    assert state_of(sf, Site, job.site_id) == "failed"
+    assert state_of(sf, Environment, job.env_id) == "failed"
+    with sf() as s:
+        assert [e.data["to"] for e in queue.events(s, job.id)] == ["queued", "running", "failed"]
+    with pytest.raises(ConflictError, match="not running"):
+        queue.finish(sf, job, "succeeded")
+
+
+def test_stalled_safe_job_requeued_with_backoff_and_new_token(sf, make_site):
+    make_site("blog", state="creating")
+    job = enqueue(sf, site="blog")
+    first = queue.claim(sf, "w1")
+    later = utcnow() + timedelta(seconds=120)
+    assert queue.detect_stalled(sf, 60, backoff_base=0.3, now=later) == [(job.id, "requeued")]
+    with sf() as s:
+        j = s.get(Job, job.id)
+        assert (j.state, j.lock_key, j.fencing_token, j.worker_id) == (
+            "queued",
+            f"site:{job.site_id}",
+            2,
+            None,
+        )
+        assert j.not_before == later + timedelta(seconds=0.3)
+        with pytest.raises(StaleFencingToken):
+            queue.check_fencing(s, first)  # the zombie attempt lost its token
+        assert [e.data.get("to") for e in queue.events(s, job.id)] == [
+            "queued",
+            "running",
+            "stalled",
+            "queued",
+        ]
+    with pytest.raises(ConflictError, match="no longer running"):
+        queue.heartbeat(sf, first, "w1")
+    with pytest.raises(ConflictError):
+        enqueue(sf, "site_delete", site="blog")  # the requeued job still holds the site
+
+
+def test_backoff_delays_the_retry(sf, make_site):
+    make_site("blog", state="creating")
+    job = enqueue(sf, site="blog")
+    queue.claim(sf, "w1")
+    assert queue.detect_stalled(sf, 0, backoff_base=0.4, now=utcnow() + timedelta(seconds=0.05))
+    assert queue.claim(sf, "w2") is None  # not before the backoff (0.4 s)
+    deadline = time.monotonic() + 10
+    retry = None
+    while retry is None and time.monotonic() < deadline:
+        retry = queue.claim(sf, "w2")
+        time.sleep(0.05)
+    assert retry is not None and (retry.id, retry.attempts) == (job.id, 2)
+    assert queue.backoff(1, 30).total_seconds() == 30
+    assert queue.backoff(3, 30).total_seconds() == 120
+    assert queue.backoff(20, 30).total_seconds() == queue.BACKOFF_MAX
+
+
+def test_stalled_safe_job_out_of_attempts_fails(sf, make_site):
+    make_site("blog", state="creating")
+    job = enqueue(sf, site="blog", max_attempts=1)
+    queue.claim(sf, "w1")
+    assert queue.detect_stalled(sf, 60, now=utcnow() + timedelta(seconds=61)) == [(job.id, "failed")]
+    with sf() as s:
+        j = s.get(Job, job.id)
+        assert (j.state, j.lock_key, j.error_code) == ("failed", None, "stalled")
+    assert state_of(sf, Site, job.site_id) == "failed"
+
+
+def test_stalled_destructive_job_never_retried(sf, make_site):
+    make_site("blog", state="active")
+    job = enqueue(sf, "site_delete", site="blog")
+    assert state_of(sf, Site, job.site_id) == "deleting"
+    queue.claim(sf, "w1")
+    assert queue.detect_stalled(sf, 60, now=utcnow() + timedelta(seconds=30)) == []  # heartbeat still fresh
+    assert queue.detect_stalled(sf, 60, now=utcnow() + timedelta(seconds=61)) == [(job.id, "stalled")]
+    with sf() as s:
+        j = s.get(Job, job.id)
+        assert (j.state, j.lock_key, j.error_code) == ("stalled", None, "stalled")
+    assert state_of(sf, Site, job.site_id) == "failed"
+    assert queue.claim(sf, "w2") is None
+    assert queue.detect_stalled(sf, 60, now=utcnow() + timedelta(hours=1)) == []  # stays stalled
+    with pytest.raises(TransitionError):  # failed site: no create until reset
+        enqueue(sf, "site_create", site="blog")
+    assert queue.fail_stalled(sf, job.id, actor="ops").state == "failed"
+
+
+def test_cancel(sf, make_site):
+    make_site("blog", state="creating")
+    make_site("shop", state="creating")
+    queued = enqueue(sf, site="blog")
+    assert queue.request_cancel(sf, queued.id, actor="me").state == "cancelled"
+    assert state_of(sf, Site, queued.site_id) == "failed"
+    assert queue.claim(sf, "w1") is None
+    running_job = enqueue(sf, site="shop")
+    running = queue.claim(sf, "w1")
+    assert queue.request_cancel(sf, running.id).cancel_requested is True
+    assert queue.heartbeat(sf, running, "w1") is True
+    assert queue.finish(sf, running, "cancelled", worker_id="w1").state == "cancelled"
+    with pytest.raises(TransitionError, match="only queued or running"):
+        queue.request_cancel(sf, running_job.id)
+
+
+def test_deadline_times_out(sf, make_site):
+    make_site("blog", state="creating")
+    job = enqueue(sf, site="blog", timeout=5)
+    queue.claim(sf, "w1")
+    assert queue.expire_deadlines(sf) == []
+    assert queue.expire_deadlines(sf, now=utcnow() + timedelta(seconds=6)) == [job.id]
+    with sf() as s:
+        j = s.get(Job, job.id)
+        assert (j.state, j.lock_key, j.error_code) == ("timed_out", None, "timeout")
+    assert queue.sweep(sf, 60) == {"timed_out": [], "stalled": []}
+
+
+def test_reset(sf, make_site):
+    make_site("blog", state="failed", env="production")
+    assert queue.reset_env(sf, "blog", "production").state == "active"
+    assert state_of(sf, Environment, 1) == "active"
+    with pytest.raises(TransitionError, match="only a failed one"):
+        queue.reset_env(sf, "blog", "production")
+    job = enqueue(sf, "site_delete", site="blog")  # failed -> deleting is allowed
+    with pytest.raises(ConflictError, match=f"job {job.id}"):
+        queue.reset_site(sf, "blog")
+    queue.request_cancel(sf, job.id)
+    assert queue.reset_site(sf, "blog", actor="ops").state == "active"
+    with pytest.raises(TransitionError):
+        queue.reset_site(sf, "blog")
