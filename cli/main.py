@@ -1,11 +1,87 @@
-"""Entry point of the `pressluft` CLI."""
+"""Entry point of the `pressluft` CLI: the group, global options, error handling, db and completion."""
+
+from __future__ import annotations
 
 import click
+from pressluft_cli import output
+from sqlalchemy.engine import make_url
 
 from pressluft_lib import __version__
+from pressluft_lib.errors import PressluftError
 
 
-@click.group()
+class PressluftGroup(click.Group):
+    """Turns library errors into one message and the error's stable exit code (docs/cli.md)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except PressluftError as exc:
+            output.fail(exc.code, exc.message, exc.exit_code, exc.details)
+
+
+def control_plane(ctx: click.Context | None = None):
+    """The ControlPlane for --db / PRESSLUFT_DB (created on first use, so --help needs no database)."""
+    from pressluft_lib.services import ControlPlane
+
+    root = (ctx or click.get_current_context()).find_root()
+    obj = root.ensure_object(dict)
+    if "cp" not in obj:
+        obj["cp"] = ControlPlane(obj.get("db"))
+    return obj["cp"]
+
+
+@click.group(cls=PressluftGroup)
 @click.version_option(__version__, prog_name="pressluft")
-def cli() -> None:
+@click.option(
+    "--db",
+    "db_url",
+    envvar="PRESSLUFT_DB",
+    metavar="URL",
+    help="Control-plane database URL (default: SQLite in the Pressluft data dir). Env: PRESSLUFT_DB.",
+)
+@click.pass_context
+def cli(ctx: click.Context, db_url: str | None) -> None:
     """Pressluft: WordPress hosting on your own servers."""
+    ctx.ensure_object(dict)["db"] = db_url
+
+
+@cli.group()
+def db() -> None:
+    """The control-plane database."""
+
+
+@db.command("upgrade")
+@output.json_option
+def db_upgrade() -> None:
+    """Create the schema or migrate it to the current version."""
+    from pressluft_lib import db as dbmod
+
+    url = click.get_current_context().find_root().obj.get("db") or dbmod.default_url()
+    dbmod.upgrade(url)
+    shown = make_url(url).render_as_string(hide_password=True)
+    output.emit(
+        {"database": shown, "status": "up to date"},
+        lambda d: click.echo(f"database {d['database']} is up to date"),
+    )
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script, e.g. `eval "$(pressluft completion bash)"`."""
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    click.echo(cls(cli, {}, "pressluft", "_PRESSLUFT_COMPLETE").source())
+
+
+def _register() -> None:
+    from pressluft_cli import admin, jobs, nodes, sites
+
+    for group in (nodes.node, sites.site, jobs.jobs, admin.reset, admin.audit):
+        cli.add_command(group)
+    cli.add_command(admin.worker)
+
+
+_register()

@@ -1,0 +1,90 @@
+"""`pressluft reset ...`, `pressluft audit list` and `pressluft worker`."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+from pressluft_cli import output
+from pressluft_cli.main import control_plane
+
+
+@click.group()
+def reset() -> None:
+    """Return a failed site or environment to active after you checked it."""
+
+
+@reset.command("site")
+@click.argument("name")
+@output.json_option
+def reset_site(name) -> None:
+    """failed -> active for a site."""
+    output.emit(control_plane().reset_site(name), lambda d: click.echo(f"site {d['site']} is {d['state']}"))
+
+
+@reset.command("env")
+@click.argument("site")
+@click.argument("env")
+@output.json_option
+def reset_env(site, env) -> None:
+    """failed -> active for one environment of a site."""
+    output.emit(
+        control_plane().reset_env(site, env),
+        lambda d: click.echo(f"environment {d['site']}/{d['env']} is {d['state']}"),
+    )
+
+
+@click.group()
+def audit() -> None:
+    """Who changed what."""
+
+
+@audit.command("list")
+@click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
+@output.json_option
+def audit_list(limit) -> None:
+    """Most recent audit entries first."""
+    output.emit(
+        control_plane().audit_list(limit),
+        lambda rows: output.table(rows, ["id", "created_at", "actor", "action", "target", "result"]),
+    )
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Process jobs until none is due, then exit.")
+@click.option(
+    "--concurrency", type=click.IntRange(1, 64), default=1, show_default=True, help="Jobs run in parallel."
+)
+@click.option(
+    "--heartbeat-timeout",
+    type=click.FloatRange(min=5),
+    default=60,
+    show_default=True,
+    help="Seconds without heartbeat after which another worker's job counts as stalled.",
+)
+@click.option("--poll-interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True)
+@output.json_option
+def worker(once, concurrency, heartbeat_timeout, poll_interval) -> None:
+    """Claim and run queued jobs (SIGTERM: finish running jobs; twice: cancel them)."""
+    from pressluft_lib.services import job_dict
+    from pressluft_lib.worker import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+    def done(job) -> None:
+        if not output.wants_json():
+            click.echo(
+                f"job {job.id} {job.type}: {job.state}" + (f" ({job.error_code})" if job.error_code else "")
+            )
+
+    w = Worker(
+        control_plane().session_factory,
+        concurrency=concurrency,
+        heartbeat_timeout=heartbeat_timeout,
+        heartbeat_interval=min(5.0, heartbeat_timeout / 4),
+        poll_interval=poll_interval,
+        on_job_done=done,
+    )
+    processed = w.run(once=once)
+    if output.wants_json():
+        output.emit_json({"worker_id": w.worker_id, "jobs": [job_dict(j) for j in processed]})

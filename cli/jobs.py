@@ -1,0 +1,105 @@
+"""`pressluft jobs ...`: list, show, follow and cancel jobs."""
+
+from __future__ import annotations
+
+import time
+
+import click
+from pressluft_cli import output
+from pressluft_cli.main import control_plane
+
+from pressluft_lib.states import JOB, JOB_TERMINAL
+
+JOB_COLUMNS = ["id", "type", "state", "site", "node", "attempts", "error_code", "created_at", "finished_at"]
+
+
+@click.group()
+def jobs() -> None:
+    """Infrastructure jobs (one playbook run each)."""
+
+
+@jobs.command("list")
+@click.option("--state", type=click.Choice(sorted(JOB)), help="Only jobs in this state.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@output.json_option
+def jobs_list(state, limit) -> None:
+    """Most recent jobs first."""
+    output.emit(
+        control_plane().jobs_list(state=state, limit=limit), lambda rows: output.table(rows, JOB_COLUMNS)
+    )
+
+
+def _event_line(e: dict) -> str:
+    d = e["data"]
+    if e["kind"] == "state":
+        if "to" in d:
+            extra = f" ({d['error_code']})" if d.get("error_code") else ""
+            return f"[{e['seq']}] state {d.get('from') or '-'} -> {d['to']}{extra}"
+        return f"[{e['seq']}] " + ", ".join(f"{k}={v}" for k, v in d.items())
+    if "task" in d:
+        msg = f": {d['msg']}" if d.get("msg") else ""
+        return f"[{e['seq']}] {d['status']:<11} {d['host']}: {d['task']}{msg}"
+    if "play" in d:
+        return f"[{e['seq']}] PLAY {d['play']}"
+    return f"[{e['seq']}] {d.get('event', e['kind'])}"
+
+
+@jobs.command("show")
+@click.argument("job_id", type=int)
+@output.json_option
+def jobs_show(job_id) -> None:
+    """A job with its events."""
+
+    def human(d):
+        output.fields({k: v for k, v in d.items() if k != "events"})
+        for e in d["events"]:
+            click.echo(_event_line(e))
+
+    output.emit(control_plane().job_show(job_id), human)
+
+
+@jobs.command("follow")
+@click.argument("job_id", type=int)
+@click.option("--timeout", type=float, default=None, help="Give up after this many seconds.")
+@click.option("--interval", type=float, default=0.5, show_default=True, help="Polling interval.")
+@output.json_option
+def jobs_follow(job_id, timeout, interval) -> None:
+    """Print a job's events as they happen until it ends; exit 0 only if it succeeded.
+
+    With --json: one JSON object per line (events), then {"job_id", "state"}.
+    """
+    cp = control_plane()
+    deadline = time.monotonic() + timeout if timeout else None
+    seq = 0
+    while True:
+        state, events = cp.job_events(job_id, seq)
+        for e in events:
+            seq = e["seq"]
+            click.echo(output.json.dumps(e, sort_keys=True) if output.wants_json() else _event_line(e))
+        if state in JOB_TERMINAL or state == "stalled":
+            break
+        if deadline and time.monotonic() > deadline:
+            output.fail("follow_timeout", f"job {job_id} is still {state} after {timeout} s", 1)
+        time.sleep(interval)
+    if output.wants_json():
+        click.echo(output.json.dumps({"job_id": job_id, "state": state}))
+    else:
+        click.echo(f"job {job_id} {state}")
+    if state != "succeeded":
+        raise click.exceptions.Exit(output.EXIT_JOB_NOT_SUCCEEDED)
+
+
+@jobs.command("cancel")
+@click.argument("job_id", type=int)
+@output.json_option
+def jobs_cancel(job_id) -> None:
+    """Cancel a queued job at once, or ask a running one to stop."""
+    data = control_plane().job_cancel(job_id)
+    output.emit(
+        data,
+        lambda d: click.echo(
+            f"job {d['job_id']} cancelled"
+            if d["state"] == "cancelled"
+            else f"job {d['job_id']} asked to cancel (still {d['state']})"
+        ),
+    )

@@ -1,0 +1,75 @@
+"""`pressluft node ...`: register, list, show, remove and provision nodes."""
+
+from __future__ import annotations
+
+import click
+from pressluft_cli import output
+from pressluft_cli.main import control_plane
+
+from pressluft_lib.services import parse_vars
+
+NODE_COLUMNS = ["name", "host", "port", "user", "local", "state", "sites"]
+var_option = click.option(
+    "--var",
+    "variables",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Extra playbook variable for the job (repeatable; never secrets).",
+)
+
+
+@click.group()
+def node() -> None:
+    """Managed servers."""
+
+
+@node.command("add")
+@click.argument("name")
+@click.option("--host", help="Address Ansible connects to (IP or DNS name).")
+@click.option("--port", type=int, default=22, show_default=True)
+@click.option("--user", default="root", show_default=True, help="SSH user (with sudo when not root).")
+@click.option("--ssh-key", type=click.Path(dir_okay=False), help="Private key file for SSH.")
+@click.option("--local", is_flag=True, help="This machine, reached without SSH (single-server mode).")
+@output.json_option
+def node_add(name, host, port, user, ssh_key, local) -> None:
+    """Register a node (then: pressluft node provision NAME)."""
+    data = control_plane().node_add(name, host=host, port=port, user=user, ssh_key=ssh_key, local=local)
+    output.emit(
+        data,
+        lambda d: click.echo(
+            f"node {d['name']} added ({d['state']}); next: pressluft node provision {d['name']}"
+        ),
+    )
+
+
+@node.command("list")
+@output.json_option
+def node_list() -> None:
+    """All nodes."""
+    output.emit(control_plane().node_list(), lambda rows: output.table(rows, NODE_COLUMNS))
+
+
+@node.command("show")
+@click.argument("name")
+@output.json_option
+def node_show(name) -> None:
+    """One node and its sites."""
+    output.emit(control_plane().node_show(name), output.fields)
+
+
+@node.command("remove")
+@click.argument("name")
+@output.json_option
+def node_remove(name) -> None:
+    """Forget a node that hosts no sites (the server itself is left alone)."""
+    output.emit(control_plane().node_remove(name), lambda d: click.echo(f"node {d['name']} removed"))
+
+
+@node.command("provision")
+@click.argument("name")
+@var_option
+@output.json_option
+def node_provision(name, variables) -> None:
+    """Queue a node_provision job (nginx, PHP, MariaDB, Redis, WP-CLI, hardening)."""
+    data = control_plane().node_provision(name, parse_vars(variables))
+    output.emit(data, lambda d: click.echo(f"job {d['job_id']} queued: node_provision {d['node']}"))

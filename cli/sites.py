@@ -1,0 +1,74 @@
+"""`pressluft site ...`: create, list, show and delete sites."""
+
+from __future__ import annotations
+
+import click
+from pressluft_cli import output
+from pressluft_cli.main import control_plane
+from pressluft_cli.nodes import var_option
+
+from pressluft_lib.errors import ValidationError
+from pressluft_lib.services import parse_vars
+
+
+@click.group()
+def site() -> None:
+    """WordPress sites."""
+
+
+@site.command("create")
+@click.argument("name")
+@click.option("--node", required=True, help="Node the site lives on.")
+@click.option("--php", "php_version", metavar="VERSION", help="PHP version, e.g. 8.2 (default: the node's).")
+@click.option("--domain", "domains", multiple=True, help="Domain (repeatable; default NAME.localhost).")
+@click.option("--env", default="production", show_default=True, help="First environment.")
+@var_option
+@output.json_option
+def site_create(name, node, php_version, domains, env, variables) -> None:
+    """Queue a site_create job; prints the job id."""
+    data = control_plane().site_create(
+        name, node, php_version=php_version, domains=list(domains), env=env, variables=parse_vars(variables)
+    )
+    output.emit(
+        data,
+        lambda d: click.echo(
+            f"job {d['job_id']} queued: site_create {d['site']} on {d['node']} ({', '.join(d['domains'])})"
+        ),
+    )
+
+
+@site.command("list")
+@output.json_option
+def site_list() -> None:
+    """All sites."""
+    output.emit(
+        control_plane().site_list(),
+        lambda rows: output.table(rows, ["name", "node", "state", "php_version", "created_at"]),
+    )
+
+
+@site.command("show")
+@click.argument("name")
+@output.json_option
+def site_show(name) -> None:
+    """One site with its environments and domains."""
+
+    def human(d):
+        output.fields(d, ["name", "node", "state", "php_version", "fencing_token", "created_at"])
+        output.table(d["environments"], ["name", "state", "php_version", "domains"], title="environments")
+
+    output.emit(control_plane().site_show(name), human)
+
+
+@site.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@output.json_option
+def site_delete(name, yes) -> None:
+    """Queue a site_delete job: removes the site's files, database, users and configuration."""
+    if not yes:
+        if output.wants_json():
+            raise ValidationError("site delete --json needs --yes (no prompt in machine mode)")
+        click.confirm(f"Delete site {name} with its database and files?", abort=True)
+    data = control_plane().site_delete(name)
+    output.emit(data, lambda d: click.echo(f"job {d['job_id']} queued: site_delete {d['site']}"))

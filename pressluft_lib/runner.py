@@ -1,0 +1,154 @@
+"""Run a claimed job: its allowlisted playbook, events into job_events, cancel, timeout, finish.
+
+Extra vars follow docs/contracts.md: pressluft_target (the node), pressluft_site, pressluft_env,
+pressluft_domains, pressluft_php_version, pressluft_fencing_token, plus the job payload (never
+secret: queue.enqueue refuses secret-looking keys). The environment's secrets from the secret
+store reach Ansible as `pressluft_<name>` through ansible_exec's 0600 vars file only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from pressluft_lib import ansible_exec, jobtypes, queue
+from pressluft_lib.db import data_dir as default_data_dir
+from pressluft_lib.errors import PressluftError
+from pressluft_lib.models import Domain, Environment, Job, Node, Site, utcnow
+from pressluft_lib.secret_store import SecretStore
+from pressluft_lib.states import add_job_event
+
+log = logging.getLogger(__name__)
+# A deadline this close or past still gets a short run so the timeout path is taken by the runner.
+MIN_TIMEOUT = 1
+
+
+def secret_scope(site: str, env: str) -> str:
+    return f"env:{site}_{env}"
+
+
+def inventory_config(url: str) -> str:
+    """The dynamic inventory config the job runs against (the node it targets is pressluft_target)."""
+    return f"plugin: pressluft.wordpress.pressluft\ndb_url: {json.dumps(url)}\n"
+
+
+def job_vars(session: Session, job: Job) -> tuple[dict[str, Any], str | None, str | None]:
+    """(extra vars, site name, env name) for a job, from its rows and payload."""
+    site = session.get(Site, job.site_id) if job.site_id else None
+    env = session.get(Environment, job.env_id) if job.env_id else None
+    node = session.get(Node, job.node_id) if job.node_id else (site.node if site else None)
+    extravars: dict[str, Any] = dict(job.payload or {})
+    if node is not None:
+        extravars["pressluft_target"] = node.name
+    if site is not None:
+        extravars["pressluft_site"] = site.name
+        extravars["pressluft_fencing_token"] = job.fencing_token
+        php = (env.php_version if env else None) or site.php_version
+        if php:
+            extravars["pressluft_php_version"] = php
+    if env is not None:
+        extravars["pressluft_env"] = env.name
+        domains = session.scalars(
+            select(Domain.name).where(Domain.env_id == env.id).order_by(Domain.id)
+        ).all()
+        if domains:
+            extravars["pressluft_domains"] = list(domains)
+    return extravars, site.name if site else None, env.name if env else None
+
+
+def load_secrets(session: Session, url: str, site: str | None, env: str | None) -> dict[str, str]:
+    """The environment's secrets as pressluft_<name> variables (decrypted only for the run)."""
+    if site is None or env is None:
+        return {}
+    store = SecretStore(url=url)
+    scope = secret_scope(site, env)
+    return {f"pressluft_{name}": store.get(session, scope, name) for name in store.names(session, scope)}
+
+
+def _db_url(session_factory: sessionmaker) -> str:
+    """The URL the inventory plugin reads (a relative SQLite path made absolute: Ansible runs elsewhere)."""
+    url = session_factory.kw["bind"].url
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        url = url.set(database=str(Path(url.database).expanduser().absolute()))
+    return url.render_as_string(hide_password=False)
+
+
+def execute(
+    session_factory: sessionmaker,
+    job: Job,
+    worker_id: str,
+    *,
+    data_dir: Path | None = None,
+    playbook_dir: Path | None = None,
+) -> Job:
+    """Run a job claimed by `worker_id` to its end and record its final state; returns the finished job.
+
+    The playbook is the job type's (jobtypes is the allowlist): from the collection, or from
+    `playbook_dir` (tests) by the same name.
+    """
+    try:
+        jt = jobtypes.get(job.type)
+        url = _db_url(session_factory)
+        with session_factory() as session:
+            queue.check_fencing(session, job)
+            extravars, site, env = job_vars(session, job)
+            secret_vars = load_secrets(session, url, site, env)
+    except PressluftError as exc:
+        return queue.finish(session_factory, job, "failed", exc.code, exc.message, worker_id=worker_id)
+
+    def on_event(data: dict) -> None:
+        with session_factory.begin() as session:
+            add_job_event(session, job.id, "runner", data)
+
+    def should_cancel() -> bool:
+        with session_factory() as session:
+            return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job.id)))
+
+    timeout = jt.timeout
+    if job.deadline_at is not None:
+        timeout = max(MIN_TIMEOUT, int((job.deadline_at - utcnow()).total_seconds()))
+    playbook = Path(playbook_dir, jt.playbook) if playbook_dir else jt.name
+    try:
+        outcome = ansible_exec.run_playbook(
+            playbook,
+            data_dir=data_dir or default_data_dir(),
+            inventory=inventory_config(url),
+            extravars=extravars,
+            secret_vars=secret_vars,
+            on_event=on_event,
+            should_cancel=should_cancel,
+            timeout=timeout,
+            ident=f"job{job.id}",
+        )
+    except Exception as exc:  # the run could not even start: record why (these messages hold no secret)
+        log.exception("job %s could not run", job.id)
+        message = ansible_exec.redact(f"{type(exc).__name__}: {exc}", secret_vars.values())
+        return queue.finish(session_factory, job, "failed", "runner_error", message, worker_id=worker_id)
+    error = {
+        "succeeded": (None, None),
+        "failed": ("playbook_failed", f"the playbook failed (rc={outcome.rc})"),
+        "cancelled": ("cancelled", "cancelled on request"),
+        "timed_out": ("timeout", f"no result within {timeout} s"),
+    }[outcome.state]
+    with session_factory.begin() as session:
+        done = queue.finish(
+            session,
+            job,
+            outcome.state,
+            *error,
+            worker_id=worker_id,
+            event={"rc": outcome.rc, "runner_status": outcome.status},
+        )
+        after_job(session, done)
+    return done
+
+
+def after_job(session: Session, job: Job) -> None:
+    """Bookkeeping in the finishing transaction: a deleted environment frees its domain names."""
+    if job.type == "site_delete" and job.state == "succeeded" and job.env_id is not None:
+        session.execute(delete(Domain).where(Domain.env_id == job.env_id))
