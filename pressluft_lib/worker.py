@@ -36,6 +36,7 @@ class Worker:
         data_dir: Path | None = None,
         types: list[str] | None = None,
         on_job_done: Callable[[Job], None] | None = None,
+        playbook_dir: Path | None = None,
     ):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -48,6 +49,7 @@ class Worker:
         self.data_dir = data_dir
         self.types = types
         self.on_job_done = on_job_done
+        self.playbook_dir = playbook_dir  # tests: playbooks by job type name from here
         self.stopping = threading.Event()
         self.processed: list[Job] = []
         self._running: dict[int, Job] = {}
@@ -84,7 +86,13 @@ class Worker:
             self._running[job.id] = job
         beat.start()
         try:
-            finished = runner.execute(self.session_factory, job, self.worker_id, data_dir=self.data_dir)
+            finished = runner.execute(
+                self.session_factory,
+                job,
+                self.worker_id,
+                data_dir=self.data_dir,
+                playbook_dir=self.playbook_dir,
+            )
         except ConflictError as exc:  # someone else ended it meanwhile (deadline sweep, operator)
             log.warning("job %s: %s", job.id, exc.message)
             finished = job
