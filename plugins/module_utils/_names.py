@@ -12,6 +12,7 @@ __metaclass__ = type
 
 import re
 
+# Always use fullmatch(): with match(), '$' also accepts a trailing newline.
 SITE_RE = re.compile(r'^[a-z][a-z0-9]{1,19}$')
 ENV_RE = re.compile(r'^[a-z][a-z0-9]{1,10}$')
 DOMAIN_LABEL_RE = re.compile(r'^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$')
@@ -34,7 +35,7 @@ SECRETS_DIR = '/etc/pressluft/secrets'
 
 def validate_site(name):
     """Return the site name, or raise ValueError saying what is wrong with it."""
-    if not isinstance(name, str) or not SITE_RE.match(name):
+    if not isinstance(name, str) or not SITE_RE.fullmatch(name):
         raise ValueError('invalid site name %r: use 2-20 lowercase letters and digits, '
                          'starting with a letter' % (name,))
     if name in RESERVED:
@@ -44,7 +45,7 @@ def validate_site(name):
 
 def validate_env(name):
     """Return the environment name, or raise ValueError."""
-    if not isinstance(name, str) or not ENV_RE.match(name):
+    if not isinstance(name, str) or not ENV_RE.fullmatch(name):
         raise ValueError('invalid environment name %r: use 2-11 lowercase letters and digits, '
                          'starting with a letter' % (name,))
     return name
@@ -55,7 +56,7 @@ def validate_domain(name):
     if not isinstance(name, str) or not name or len(name) > 253:
         raise ValueError('invalid domain %r: must be 1-253 characters' % (name,))
     labels = name.split('.')
-    if len(labels) < 2 or not all(DOMAIN_LABEL_RE.match(label) for label in labels):
+    if len(labels) < 2 or not all(DOMAIN_LABEL_RE.fullmatch(label) for label in labels):
         raise ValueError('invalid domain %r: use lowercase labels of letters, digits and inner hyphens, '
                          'at least two labels separated by dots' % (name,))
     return name
@@ -63,7 +64,7 @@ def validate_domain(name):
 
 def validate_php_version(version):
     """Return a PHP version like '8.2', or raise ValueError."""
-    if not isinstance(version, str) or not PHP_VERSION_RE.match(version):
+    if not isinstance(version, str) or not PHP_VERSION_RE.fullmatch(version):
         raise ValueError('invalid PHP version %r: use major.minor such as "8.2"' % (version,))
     return version
 

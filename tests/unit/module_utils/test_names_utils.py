@@ -11,8 +11,8 @@ def test_valid_sites(name):
     assert _names.validate_site(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "a", "1abc", "Shop", "my-site", "my_site", "s" * 21, "shop ", "../x",
-                                  None, 5, "root", "pressluft", "mysql", "wwwdata"])
+@pytest.mark.parametrize("name", ["", "a", "1abc", "Shop", "my-site", "my_site", "s" * 21, "shop ", "shop\n",
+                                  "../x", None, 5, "root", "pressluft", "mysql", "wwwdata"])
 def test_invalid_sites(name):
     with pytest.raises(ValueError, match="site name"):
         _names.validate_site(name)
@@ -23,7 +23,7 @@ def test_valid_envs(name):
     assert _names.validate_env(name) == name
 
 
-@pytest.mark.parametrize("name", ["p", "e" * 12, "Prod", "prod-1", "2nd", "", None])
+@pytest.mark.parametrize("name", ["p", "prod\n", "e" * 12, "Prod", "prod-1", "2nd", "", None])
 def test_invalid_envs(name):
     with pytest.raises(ValueError, match="environment name"):
         _names.validate_env(name)
@@ -38,7 +38,7 @@ def test_valid_domains(name):
 
 @pytest.mark.parametrize("name", ["localhost", "Example.com", "-a.com", "a-.com", "a..com", ".a.com",
                                   "a.com.", ("a" * 64) + ".com", ".".join(["a" * 63] * 4), "ex ample.com",
-                                  "ex_ample.com", "", None])
+                                  "ex_ample.com", "a.com\n", "", None])
 def test_invalid_domains(name):
     with pytest.raises(ValueError, match="domain"):
         _names.validate_domain(name)
