@@ -17,7 +17,7 @@ DEFAULT_FENCING_DIR = '/var/lib/pressluft/fencing'
 LOCK_TIMEOUT = 600
 
 FENCING_ARGSPEC = dict(
-    fencing_token=dict(type='int'),
+    fencing_token=dict(type='int', no_log=False),  # a counter, not a secret (validate-modules asks)
     fencing_dir=dict(type='path', default=DEFAULT_FENCING_DIR),
 )
 
