@@ -177,7 +177,9 @@ def run_playbook(
             "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
             "ANSIBLE_COLLECTIONS_PATH": collections,
             "ANSIBLE_LOCAL_TEMP": str(private / "tmp"),
-            "ANSIBLE_HOST_KEY_CHECKING": "False",
+            # Trust on first use, remembered per control plane: a changed host key fails the job.
+            "ANSIBLE_SSH_COMMON_ARGS": "-o StrictHostKeyChecking=accept-new "
+            f"-o UserKnownHostsFile={data_dir / 'known_hosts'}",
             "ANSIBLE_RETRY_FILES_ENABLED": "False",
             "ANSIBLE_PIPELINING": "True",
             "ANSIBLE_NOCOLOR": "1",

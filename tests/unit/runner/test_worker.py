@@ -115,3 +115,23 @@ def test_stop_with_cancel_cancels_the_running_job(cp):
         w.stop(cancel_running=True)
         t.join(60)
     assert job(cp, first).state == "cancelled"
+
+
+def test_jobs_follow_streams_a_live_job(cp, monkeypatch):
+    from click.testing import CliRunner
+    from pressluft_cli.main import cli
+
+    job_id = enqueue(cp, "local", {"tiny_sleep": 2})
+    w = Worker(cp.sf, heartbeat_interval=0.5, data_dir=cp.data_dir, playbook_dir=PLAYBOOKS)
+    t = threading.Thread(target=w.run, kwargs={"once": True})
+    t.start()
+    try:
+        result = CliRunner().invoke(cli, ["--db", cp.url, "jobs", "follow", str(job_id), "--timeout", "120"])
+    finally:
+        t.join(120)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert any("queued -> running" in line for line in lines)
+    assert any("ok          local: Say hello" in line for line in lines)
+    assert any("skipped" not in line and "Sleep when asked" in line for line in lines)
+    assert lines[-1] == f"job {job_id} succeeded"
