@@ -14,13 +14,17 @@ import yaml
 from pressluft_lib import db
 from pressluft_lib.models import Domain, Environment, Node, Secret, Site
 from tests.rig.ansible import collections_path
+from tests.rig.postgres import postgres_cluster  # noqa: F401  (fixture)
 
 BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
 def dburl(tmp_path) -> str:
-    url = f"sqlite:///{tmp_path / 'cp.db'}"
+    return populate(f"sqlite:///{tmp_path / 'cp.db'}")
+
+
+def populate(url: str) -> str:
     db.upgrade(url)
     factory = db.session_factory(url)
     with factory() as s, s.begin():
@@ -221,3 +225,18 @@ def test_db_url_from_environment_and_missing_database(tmp_path, dburl, monkeypat
 def test_other_file_names_are_not_claimed(tmp_path, dburl):
     proc = inventory(tmp_path, {"db_url": dburl}, name="hosts.yml")
     assert proc.returncode != 0, "a file not named *.pressluft.yml must not be parsed by the plugin"
+
+
+def test_postgresql_gives_the_same_inventory(tmp_path, dburl, postgres_cluster):  # noqa: F811
+    pg_url = populate(postgres_cluster.create_database("inventory_test"))
+    from_pg = listed(inventory(tmp_path, {"db_url": pg_url}, name="pg.pressluft.yml"))
+    from_sqlite = listed(inventory(tmp_path, {"db_url": dburl}))
+    assert from_pg["_meta"]["hostvars"]["web1"]["ansible_user"] == "pressluft", (
+        '"user" is quoted for PostgreSQL'
+    )
+    assert from_pg == from_sqlite
+    wrong = pg_url.replace(postgres_cluster.password, "wrong-password-0123")
+    failed = inventory(tmp_path, {"db_url": wrong}, name="bad.pressluft.yml")
+    assert failed.returncode != 0
+    assert "cannot read the Pressluft database" in failed.stderr
+    assert "wrong-password-0123" not in failed.stderr + failed.stdout, "the URL's password is never shown"
