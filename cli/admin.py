@@ -71,8 +71,10 @@ def worker(once, concurrency, heartbeat_timeout, poll_interval) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
+    as_json = output.wants_json()  # read here: the callback runs in worker threads without a Click context
+
     def done(job) -> None:
-        if not output.wants_json():
+        if not as_json:
             click.echo(
                 f"job {job.id} {job.type}: {job.state}" + (f" ({job.error_code})" if job.error_code else "")
             )
@@ -86,5 +88,5 @@ def worker(once, concurrency, heartbeat_timeout, poll_interval) -> None:
         on_job_done=done,
     )
     processed = w.run(once=once)
-    if output.wants_json():
+    if as_json:
         output.emit_json({"worker_id": w.worker_id, "jobs": [job_dict(j) for j in processed]})

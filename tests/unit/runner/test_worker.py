@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -135,3 +136,27 @@ def test_jobs_follow_streams_a_live_job(cp, monkeypatch):
     assert any("ok          local: Say hello" in line for line in lines)
     assert any("skipped" not in line and "Sleep when asked" in line for line in lines)
     assert lines[-1] == f"job {job_id} succeeded"
+
+
+def test_cli_worker_once_json_is_pure_json(cp, monkeypatch):
+    from click.testing import CliRunner
+    from pressluft_cli.main import cli
+
+    import pressluft_lib.worker as worker_mod
+
+    job_id = enqueue(cp, "local")
+    # The CLI's worker runs playbooks from the collection: route the tiny type to this directory.
+    orig = worker_mod.Worker.__init__
+
+    def init(self, *a, **kw):
+        orig(self, *a, **{**kw, "playbook_dir": PLAYBOOKS, "data_dir": cp.data_dir})
+
+    monkeypatch.setattr(worker_mod.Worker, "__init__", init)
+    result = CliRunner().invoke(cli, ["--db", cp.url, "worker", "--once", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert [(j["id"], j["state"]) for j in out["jobs"]] == [(job_id, "succeeded")]
+    second = enqueue(cp, "local")
+    human = CliRunner().invoke(cli, ["--db", cp.url, "worker", "--once"])
+    assert human.exit_code == 0
+    assert f"job {second} tiny: succeeded" in human.stdout
