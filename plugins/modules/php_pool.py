@@ -248,7 +248,7 @@ def check_params(p):
             problems.append('php_admin_values name %r is not an ini directive name' % (key,))
         elif key in OWN_OPTIONS:
             problems.append('php_admin_values must not set %s: use the option %s' % (key, OWN_OPTIONS[key]))
-        if isinstance(value, (dict, list)) or any(c in str(value) for c in '\r\n\0'):
+        if value is None or isinstance(value, (dict, list)) or any(c in str(value) for c in '\r\n\0'):
             problems.append('php_admin_values[%s] must be a single-line scalar' % (key,))
     return names, problems
 
@@ -364,6 +364,11 @@ def main():
 
     result = dict(changed=False, reload_needed=False, pool_file=path, pool_name=names['pool_name'],
                   socket=names['pool_socket'], user=p['user'])
+    if os.path.isdir(path):
+        module.fail_json(msg='%s is a directory; remove it first' % path, **result)
+    irregular = os.path.lexists(path) and (os.path.islink(path) or not os.path.isfile(path))
+    if irregular and p['state'] == 'present':
+        module.fail_json(msg='%s exists but is not a regular file; remove it first' % path, **result)
     before = read(path)
     after = render(p, names) if p['state'] == 'present' else None
     if module._diff:

@@ -108,9 +108,16 @@ def test_php_fpm_rejects_bad_value_and_keeps_old_file(php_node, tmp_path):
     make_env(php_node, "rejected")
     path = f"{POOL_D}/pressluft-rejected_production.conf"
     listing = pool_dir(php_node)
-    good, bad, nouser = pools(php_node, tmp_path, {"site": "rejected"},
-                              {"site": "rejected", "php_admin_values": {"upload_max_filesize": "64M=x"}},
-                              {"site": "nouser"})
+    blocked = f"{POOL_D}/pressluft-blocked_production.conf"
+    php_node.exec("mkdir", blocked)
+    try:
+        good, bad, nouser, isdir = pools(
+            php_node, tmp_path, {"site": "rejected"},
+            {"site": "rejected", "php_admin_values": {"upload_max_filesize": "64M=x"}},
+            {"site": "nouser"}, {"site": "blocked", "state": "absent"})
+    finally:
+        php_node.exec("rmdir", blocked)
+    assert failed_with(isdir, "is a directory"), isdir
     assert good["changed"] is True, good
     assert failed_with(bad, "php-fpm rejected the pool") and "syntax error" in bad["msg"], bad
     assert "64M=x" not in php_node.exec("cat", path).stdout

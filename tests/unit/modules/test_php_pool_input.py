@@ -32,6 +32,7 @@ def run(capsys, tmp_path, **args) -> dict:
     ({"site": "shop", "php_admin_values": {"display_errors": "off\nuser = root"}}, "single-line"),
     ({"site": "shop", "php_admin_values": {"a]": "1"}}, "not an ini directive name"),
     ({"site": "shop", "php_admin_values": {"x": ["list"]}}, "single-line scalar"),
+    ({"site": "shop", "php_admin_values": {"x": None}}, "single-line scalar"),
     ({"site": "shop", "php_admin_values": {"open_basedir": "/"}}, "use the option open_basedir"),
     ({"site": "shop", "php_admin_values": {"session.save_path": "/tmp"}}, "use the option session_save_path"),
     ({"site": "shop", "open_basedir": ["relative/dir"]}, "must be absolute"),
