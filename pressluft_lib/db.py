@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
@@ -47,7 +48,57 @@ def _sqlite_begin(conn) -> None:
     # writes fails with SQLITE_BUSY (no waiting) when another writer committed in between.
     # Read-only callers may pass execution_options(sqlite_begin="DEFERRED").
     mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-    conn.exec_driver_sql(f"BEGIN {mode}")
+    info = conn.connection.info
+    if mode == "IMMEDIATE" and "writer_lock" in info:
+        # Queue writers on a flock first: the kernel wakes the next one at once, where SQLite's
+        # busy handler sleeps up to 100 ms between retries (measured: 8 workers spent most time asleep).
+        fcntl.flock(info["writer_lock"], fcntl.LOCK_EX)
+        info["writer_locked"] = True
+    try:
+        conn.exec_driver_sql(f"BEGIN {mode}")
+    except BaseException:
+        _writer_unlock(conn.connection)
+        raise
+
+
+def _writer_unlock(dbapi_conn) -> None:
+    try:
+        info = dbapi_conn.info
+    except (AttributeError, NotImplementedError):  # raw or ad-hoc connections never took the lock
+        return
+    if info.pop("writer_locked", False):
+        fcntl.flock(info["writer_lock"], fcntl.LOCK_UN)
+
+
+def _with_writer_lock(engine: Engine, lock_path: Path) -> None:
+    """Serialise this engine's write transactions on `lock_path` (see _sqlite_begin)."""
+
+    def on_connect(_dbapi_conn, record) -> None:
+        record.info["writer_lock"] = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def on_close(_dbapi_conn, record) -> None:
+        fd = record.info.pop("writer_lock", None)
+        if fd is not None:
+            os.close(fd)
+
+    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "close", on_close)
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(dbapi_conn) -> None:
+        try:
+            commit(dbapi_conn)
+        finally:
+            _writer_unlock(dbapi_conn)
+
+    def do_rollback(dbapi_conn) -> None:
+        try:
+            rollback(dbapi_conn)
+        finally:
+            _writer_unlock(dbapi_conn)
+
+    dialect.do_commit, dialect.do_rollback = do_commit, do_rollback
 
 
 def make_engine(url: str | None = None, **kwargs) -> Engine:
@@ -58,16 +109,19 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
         raise ConfigError(f"invalid database URL: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
         path = parsed.database
-        if path and path != ":memory:" and not path.startswith("file:"):
+        file_db = bool(path) and path != ":memory:" and not path.startswith("file:")
+        if file_db:
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         engine = create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+        if file_db:
+            _with_writer_lock(engine, Path(f"{Path(path).expanduser()}.writer-lock"))
         return engine
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("pool_recycle", 1800)  # no pre-ping: it costs a round trip per checkout
         return create_engine(parsed, **kwargs)
     raise ConfigError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql")
 

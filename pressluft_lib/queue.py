@@ -15,20 +15,14 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, text, update
+from sqlalchemy import Connection, and_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pressluft_lib import jobtypes
+from pressluft_lib import _fastpath, jobtypes
 from pressluft_lib.errors import ConflictError, NotFound, StaleFencingToken, TransitionError, ValidationError
 from pressluft_lib.models import Environment, Job, JobEvent, Node, Site, utcnow
-from pressluft_lib.states import (
-    NODE_MUTATING,
-    RESOURCE_MUTATING,
-    SETTLE_SUCCESS,
-    add_job_event,
-    transition,
-)
+from pressluft_lib.states import add_job_event, transition
 
 FINISH_STATES = ("succeeded", "failed", "cancelled", "timed_out")
 BACKOFF_BASE = 30.0  # seconds; retry n waits base * 2**(n-1), capped
@@ -37,6 +31,25 @@ BACKOFF_MAX = 3600.0
 _SECRET_KEY_RE = re.compile(r"pass(word)?|secret|api_?token|private_?key|credential", re.I)
 
 Db = Session | sessionmaker
+
+
+@contextmanager
+def _conn(db: Db) -> Iterator[Connection]:
+    """A Core connection in the caller's transaction (Session) or in a new committed one.
+
+    On PostgreSQL the hot-path statements are single atomic statements: they run in autocommit,
+    which saves the BEGIN and COMMIT round trips.
+    """
+    if isinstance(db, Session):
+        yield db.connection()
+        return
+    engine = db.kw["bind"]
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as conn:
+            yield conn
+    else:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            yield conn
 
 
 @contextmanager
@@ -181,50 +194,20 @@ def enqueue(
     return job
 
 
-def _claim_stmt(worker_id: str, now: datetime, types: list[str] | None, sqlite: bool):
-    cond = [Job.state == "queued", or_(Job.not_before.is_(None), Job.not_before <= now)]
-    if types:
-        cond.append(Job.type.in_(types))
-    pick = select(Job.id).where(*cond).order_by(Job.id).limit(1)
-    if sqlite:
-        deadline = text("datetime(:claim_now, '+' || jobs.timeout_seconds || ' seconds')")
-    else:
-        pick = pick.with_for_update(skip_locked=True)
-        deadline = text("CAST(:claim_now AS TIMESTAMP) + jobs.timeout_seconds * interval '1 second'")
-    return (
-        update(Job)
-        .where(Job.id == pick.scalar_subquery(), Job.state == "queued")
-        .values(
-            state="running",
-            worker_id=worker_id,
-            attempts=Job.attempts + 1,
-            started_at=now,
-            heartbeat_at=now,
-            updated_at=now,
-            deadline_at=deadline.bindparams(claim_now=now),
-            event_seq=Job.event_seq + 1,
-        )
-        .returning(Job)
-    )
-
-
 def claim(session_factory: sessionmaker, worker_id: str, types: list[str] | None = None) -> Job | None:
     """Take the oldest due queued job: one UPDATE (SKIP LOCKED on PostgreSQL, BEGIN IMMEDIATE on SQLite)."""
-    with session_factory.begin() as session:
-        sqlite = session.get_bind().dialect.name == "sqlite"
+    with _conn(session_factory) as conn:
         now = utcnow()
-        job = session.scalars(
-            _claim_stmt(worker_id, now, types, sqlite), execution_options={"synchronize_session": False}
-        ).one_or_none()
-        if job is None:
+        params: dict[str, Any] = {"worker": worker_id, "now": now}
+        if types:
+            params["types"] = list(types)
+        row = conn.execute(_fastpath.claim_sql(conn.dialect.name, bool(types)), params).first()
+        if row is None:
             return None
-        event = {"from": "queued", "to": "running", "worker_id": worker_id, "attempt": job.attempts}
-        session.execute(
-            insert(JobEvent).values(
-                job_id=job.id, seq=job.event_seq, kind="state", data=event, created_at=now
-            )
-        )
-    return job
+        if conn.dialect.name == "sqlite":  # PostgreSQL wrote the event in the claim statement
+            event = {"from": "queued", "to": "running", "worker_id": worker_id, "attempt": row.attempts}
+            _fastpath.add_event(conn, row.id, row.event_seq, event, now)
+    return _fastpath.to_job(row)
 
 
 def heartbeat(db: Db, job: Job | int, worker_id: str) -> bool:
@@ -246,17 +229,7 @@ def heartbeat(db: Db, job: Job | int, worker_id: str) -> bool:
 
 
 def _settle(session: Session, job: Job, success: bool, actor: str | None = None) -> None:
-    """Move the job's resources out of their mutating state: success -> active/deleted, else failed."""
-    targets: list[tuple[type, int | None, tuple[str, ...]]] = [(Node, job.node_id, NODE_MUTATING)]
-    if jobtypes.JOB_TYPES.get(job.type, jobtypes.JobType("", "site", False, 0)).scope == "site":
-        targets = [(Site, job.site_id, RESOURCE_MUTATING), (Environment, job.env_id, RESOURCE_MUTATING)]
-    for model, ident, mutating in targets:
-        if ident is None:
-            continue
-        obj = session.get(model, ident)
-        if obj is not None and obj.state in mutating:
-            new = SETTLE_SUCCESS[obj.state] if success else "failed"
-            transition(session, obj, new, actor=actor, event={"job_id": job.id, "job_type": job.type})
+    _fastpath.settle(session.connection(), job, success, utcnow(), actor)
 
 
 def finish(
@@ -274,27 +247,27 @@ def finish(
         raise ValidationError(f"a job finishes as one of {', '.join(FINISH_STATES)}, not {state!r}")
     job_id = job if isinstance(job, int) else job.id
     now = utcnow()
-    cond = [Job.id == job_id, Job.state == "running"]
-    if worker_id is not None:
-        cond.append(Job.worker_id == worker_id)
-    with _tx(db) as session:
-        done = session.scalars(
-            update(Job)
-            .where(*cond)
-            .values(
-                state=state,
-                lock_key=None,
-                finished_at=now,
-                updated_at=now,
-                error_code=error_code,
-                error_message=message,
-                event_seq=Job.event_seq + 1,
-            )
-            .returning(Job),
-            execution_options={"synchronize_session": False},
-        ).one_or_none()
-        if done is None:
-            current = session.get(Job, job_id)
+    data = {
+        "from": "running",
+        "to": state,
+        **({"error_code": error_code} if error_code else {}),
+        **(event or {}),
+    }
+    params = {
+        "state": state,
+        "now": now,
+        "code": error_code,
+        "msg": message,
+        "id": job_id,
+        "worker": worker_id,
+    }
+    with _conn(db) as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if not sqlite:  # PostgreSQL writes the state event and settles resources in the same statement
+            params.update(data=data, node_types=_fastpath.node_types())
+        row = conn.execute(_fastpath.finish_sql(conn.dialect.name, worker_id is not None), params).first()
+        if row is None:
+            current = conn.execute(select(Job.state, Job.worker_id).where(Job.id == job_id)).first()
             if current is None:
                 raise NotFound(f"job {job_id} does not exist")
             raise ConflictError(
@@ -302,19 +275,10 @@ def finish(
                 + (f" on {worker_id}" if worker_id else ""),
                 details={"job_id": job_id, "state": current.state},
             )
-        data = {
-            "from": "running",
-            "to": state,
-            **({"error_code": error_code} if error_code else {}),
-            **(event or {}),
-        }
-        session.execute(
-            insert(JobEvent).values(
-                job_id=job_id, seq=done.event_seq, kind="state", data=data, created_at=now
-            )
-        )
-        if done.site_id is not None or done.node_id is not None:
-            _settle(session, done, state == "succeeded")
+        done = _fastpath.to_job(row)
+        if sqlite:
+            _fastpath.add_event(conn, job_id, row.event_seq, data, now)
+            _fastpath.settle(conn, done, state == "succeeded", now)
     return done
 
 

@@ -155,8 +155,21 @@ def upgrade() -> None:
         sa.UniqueConstraint("lock_key", name=op.f("uq_jobs_lock_key")),
     )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
-        batch_op.create_index("ix_jobs_claim", ["state", "id"], unique=False)
+        batch_op.create_index(
+            "ix_jobs_claim",
+            ["id"],
+            unique=False,
+            postgresql_where=sa.text("state = 'queued'"),
+            sqlite_where=sa.text("state = 'queued'"),
+        )
         batch_op.create_index(batch_op.f("ix_jobs_node_id"), ["node_id"], unique=False)
+        batch_op.create_index(
+            "ix_jobs_running",
+            ["heartbeat_at"],
+            unique=False,
+            postgresql_where=sa.text("state = 'running'"),
+            sqlite_where=sa.text("state = 'running'"),
+        )
         batch_op.create_index(batch_op.f("ix_jobs_site_id"), ["site_id"], unique=False)
 
     op.create_table(
@@ -193,8 +206,17 @@ def downgrade() -> None:
     op.drop_table("releases")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_jobs_site_id"))
+        batch_op.drop_index(
+            "ix_jobs_running",
+            postgresql_where=sa.text("state = 'running'"),
+            sqlite_where=sa.text("state = 'running'"),
+        )
         batch_op.drop_index(batch_op.f("ix_jobs_node_id"))
-        batch_op.drop_index("ix_jobs_claim")
+        batch_op.drop_index(
+            "ix_jobs_claim",
+            postgresql_where=sa.text("state = 'queued'"),
+            sqlite_where=sa.text("state = 'queued'"),
+        )
 
     op.drop_table("jobs")
     with op.batch_alter_table("domains", schema=None) as batch_op:

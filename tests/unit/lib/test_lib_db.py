@@ -85,3 +85,40 @@ def test_foreign_keys_enforced_on_sqlite(tmp_path):
     db.upgrade(url)
     with pytest.raises(IntegrityError), db.session_factory(url).begin() as s:
         s.add(Site(name="blog", node_id=999))
+
+
+def test_sqlite_writer_lock_released_after_errors(tmp_path):
+    """The writer flock (fast hand-over between workers) is released on commit, rollback and errors."""
+    import fcntl
+
+    from sqlalchemy.exc import IntegrityError
+
+    from pressluft_lib.models import Node
+
+    url = f"sqlite:///{tmp_path}/w.db"
+    db.upgrade(url)
+    sf = db.session_factory(url)
+
+    def lock_is_free() -> bool:
+        with open(f"{tmp_path}/w.db.writer-lock") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            return True
+
+    with sf.begin() as s:
+        s.add(Node(name="n1", host="h"))
+        s.flush()
+        assert not lock_is_free()  # held for the whole write transaction
+    assert lock_is_free()
+    with pytest.raises(IntegrityError), sf.begin() as s:
+        s.add(Node(name="n1", host="h"))
+    assert lock_is_free()
+    with sf() as s:
+        s.connection()
+        s.rollback()
+    assert lock_is_free()
+    with sf.begin() as s:  # still usable
+        s.add(Node(name="n2", host="h"))

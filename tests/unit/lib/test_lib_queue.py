@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from pressluft_lib import queue
 from pressluft_lib.errors import ConflictError, StaleFencingToken, TransitionError, ValidationError
-from pressluft_lib.models import Environment, Job, Node, Site, utcnow
+from pressluft_lib.models import AuditLog, Environment, Job, Node, Site, utcnow
 
 
 def enqueue(sf, type_="site_create", **kw) -> Job:
@@ -134,7 +134,15 @@ def test_finish_releases_lock_and_settles(sf, make_site):
     assert state_of(sf, Site, job.site_id) == "failed"
     assert state_of(sf, Environment, job.env_id) == "failed"
     with sf() as s:
-        assert [e.data["to"] for e in queue.events(s, job.id)] == ["queued", "running", "failed"]
+        evs = queue.events(s, job.id)
+        assert [(e.seq, e.data["to"]) for e in evs] == [(1, "queued"), (2, "running"), (3, "failed")]
+        assert evs[1].data == {"from": "queued", "to": "running", "worker_id": "w1", "attempt": 1}
+        assert evs[2].data == {"from": "running", "to": "failed", "error_code": "playbook_failed"}
+        audit = s.scalars(select(AuditLog).where(AuditLog.result == "failed").order_by(AuditLog.target)).all()
+        assert [(a.target, a.detail["from"], a.detail["job_id"]) for a in audit] == [
+            ("environments:production", "creating", job.id),
+            ("sites:blog", "creating", job.id),
+        ]
     with pytest.raises(ConflictError, match="not running"):
         queue.finish(sf, job, "succeeded")
 

@@ -1,0 +1,130 @@
+"""Queue claim throughput: N worker processes claim + finish M jobs; prints claims/s and double claims.
+
+    .venv/bin/python benchmarks/claims.py [--jobs 10000] [--workers 8] [--backend sqlite|postgresql|both]
+
+PostgreSQL runs in a throwaway cluster of the host's PostgreSQL 15 (tests/rig/postgres.py) with
+durable defaults (fsync on); --fast turns fsync/synchronous_commit off. Every job belongs to its own
+site (as in production: one active job per site), so finish() also settles the site (creating -> active).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import func, insert, select
+
+from pressluft_lib import db, queue
+from pressluft_lib.models import Job, JobEvent, Node, Site, utcnow
+
+
+def seed(url: str, jobs: int) -> None:
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    now = utcnow()
+    with engine.begin() as conn:
+        node_id = conn.execute(
+            insert(Node).values(name="bench", host="127.0.0.1").returning(Node.id)
+        ).scalar_one()
+        conn.execute(
+            insert(Site),
+            [
+                {"name": f"s{i}", "node_id": node_id, "state": "creating", "last_fencing_token": 1}
+                for i in range(jobs)
+            ],
+        )
+        site_ids = conn.execute(select(Site.id).order_by(Site.id)).scalars().all()
+        conn.execute(
+            insert(Job),
+            [
+                {"type": "site_create", "site_id": sid, "node_id": node_id, "lock_key": f"site:{sid}",
+                 "fencing_token": 1, "payload": {}, "created_at": now, "updated_at": now}
+                for sid in site_ids
+            ],
+        )  # fmt: skip
+    if engine.dialect.name == "postgresql":  # planner statistics, as autovacuum would give
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE")
+    engine.dispose()
+
+
+def work(url: str, name: str, start, out) -> None:
+    sf = db.session_factory(db.make_engine(url, pool_size=1))
+    start.wait()
+    claimed = []
+    while (job := queue.claim(sf, name)) is not None:
+        claimed.append(job.id)
+        queue.finish(sf, job, "succeeded", worker_id=name)
+    out.put(claimed)
+
+
+def run(url: str, jobs: int, workers: int) -> dict:
+    seed(url, jobs)
+    ctx = mp.get_context("fork")
+    start, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=work, args=(url, f"w{i}", start, out)) for i in range(workers)]
+    for p in procs:
+        p.start()
+    time.sleep(1.0)  # let every worker connect before the clock starts
+    t0 = time.perf_counter()
+    start.set()
+    results = [out.get(timeout=3600) for _ in procs]
+    elapsed = time.perf_counter() - t0
+    for p in procs:
+        p.join()
+    ids = [i for r in results for i in r]
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        succeeded = conn.scalar(select(func.count()).select_from(Job).where(Job.state == "succeeded"))
+        max_attempts = conn.scalar(select(func.max(Job.attempts)))
+        events = conn.scalar(select(func.count()).select_from(JobEvent))
+        active_sites = conn.scalar(select(func.count()).select_from(Site).where(Site.state == "active"))
+    engine.dispose()
+    return {
+        "jobs": jobs,
+        "workers": workers,
+        "seconds": round(elapsed, 2),
+        "claims_per_s": round(len(ids) / elapsed, 1),
+        "double_claims": len(ids) - len(set(ids)) + (max_attempts - 1 if max_attempts else 0),
+        "claimed": len(set(ids)),
+        "succeeded": succeeded,
+        "events": events,
+        "sites_active": active_sites,
+        "per_worker": sorted(len(r) for r in results),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--jobs", type=int, default=10_000)
+    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    ap.add_argument("--fast", action="store_true", help="PostgreSQL with fsync and synchronous_commit off")
+    args = ap.parse_args()
+    ok = True
+    if args.backend in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory() as tmp:
+            res = run(f"sqlite:///{tmp}/bench.db", args.jobs, args.workers)
+        print("sqlite     ", res, flush=True)
+        ok &= res["double_claims"] == 0 and res["succeeded"] == args.jobs
+    if args.backend in ("postgresql", "both"):
+        from tests.rig.postgres import start_cluster
+
+        cluster = start_cluster(durable=not args.fast)
+        try:
+            res = run(cluster.create_database("bench"), args.jobs, args.workers)
+        finally:
+            cluster.stop()
+        print("postgresql ", res, flush=True)
+        ok &= res["double_claims"] == 0 and res["succeeded"] == args.jobs
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
