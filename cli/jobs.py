@@ -60,8 +60,12 @@ def jobs_show(job_id) -> None:
 
 @jobs.command("follow")
 @click.argument("job_id", type=int)
-@click.option("--timeout", type=float, default=None, help="Give up after this many seconds.")
-@click.option("--interval", type=float, default=0.5, show_default=True, help="Polling interval.")
+@click.option(
+    "--timeout", type=click.FloatRange(min=0), default=None, help="Give up after this many seconds."
+)
+@click.option(
+    "--interval", type=click.FloatRange(min=0.05), default=0.5, show_default=True, help="Polling interval."
+)
 @output.json_option
 def jobs_follow(job_id, timeout, interval) -> None:
     """Print a job's events as they happen until it ends; exit 0 only if it succeeded.
