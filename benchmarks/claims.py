@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
+import resource
 import sys
 import tempfile
 import time
@@ -69,6 +71,8 @@ def run(url: str, jobs: int, workers: int) -> dict:
     ctx = mp.get_context("fork")
     start, out = ctx.Event(), ctx.Queue()
     procs = [ctx.Process(target=work, args=(url, f"w{i}", start, out)) for i in range(workers)]
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu0 = usage.ru_utime + usage.ru_stime
     for p in procs:
         p.start()
     time.sleep(1.0)  # let every worker connect before the clock starts
@@ -78,6 +82,9 @@ def run(url: str, jobs: int, workers: int) -> dict:
     elapsed = time.perf_counter() - t0
     for p in procs:
         p.join()
+    # CPU the workers used (load-independent): tells what an idle machine could do.
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    worker_cpu = usage.ru_utime + usage.ru_stime - cpu0
     ids = [i for r in results for i in r]
     engine = db.make_engine(url)
     with engine.connect() as conn:
@@ -91,6 +98,8 @@ def run(url: str, jobs: int, workers: int) -> dict:
         "workers": workers,
         "seconds": round(elapsed, 2),
         "claims_per_s": round(len(ids) / elapsed, 1),
+        "worker_cpu_ms_per_job": round(worker_cpu * 1000 / max(len(ids), 1), 2),
+        "load_avg_1m": round(os.getloadavg()[0], 1),
         "double_claims": len(ids) - len(set(ids)) + (max_attempts - 1 if max_attempts else 0),
         "claimed": len(set(ids)),
         "succeeded": succeeded,
