@@ -175,6 +175,7 @@ root:
 '''
 
 import os
+import pwd
 import re
 
 from ansible.module_utils.basic import AnsibleModule
@@ -201,6 +202,9 @@ class WpCli(object):
         prefix = []
         if os.geteuid() == 0:
             prefix = [module.get_bin_path('runuser', required=True), '-u', user, '--']
+        elif pwd.getpwuid(os.geteuid()).pw_name != user:
+            module.fail_json(msg='WP-CLI must run as %s: run this module as root (become) or as that user'
+                             % user)
         # Core tasks only: no plugin or theme code runs (or breaks) during provisioning.
         self.base = [*prefix, wp_cli, '--path=%s' % path, '--skip-plugins', '--skip-themes']
 

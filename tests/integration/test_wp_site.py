@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
+import threading
 
 import pytest
 import yaml
@@ -122,8 +125,12 @@ def test_second_run_changes_nothing(installed, tmp_path):
 def test_check_mode_reports_and_changes_nothing(installed, tmp_path):
     node, _, _ = installed
     new_url = "https://shop.example.com"
-    checked, out = wp_site(tmp_path, node, check=True, **base_args(url=new_url, release="next"))
+    fresh = base_args(site="fresh")  # no user, tree or database yet: everything would be done
+    checked, (out, fresh_out) = wp_site_runs(tmp_path, node, (base_args(url=new_url, release="next"), True),
+                                             (fresh, True))
     assert not out.get("failed") and out["changed"] is True, checked.explain()
+    assert not fresh_out.get("failed") and fresh_out["changed"] is True, checked.explain()
+    assert node.exec("test", "-e", "/var/www/sites/fresh", check=False).returncode != 0
     assert out["diff"]["before"]["siteurl"] == URL and out["diff"]["after"]["siteurl"] == new_url
     assert out["diff"]["before"]["release"] is None
     assert wp(node, "option", "get", "siteurl").stdout.strip() == URL
@@ -133,14 +140,15 @@ def test_check_mode_reports_and_changes_nothing(installed, tmp_path):
 def test_url_follows_the_parameter(installed, tmp_path):
     node, _, _ = installed
     new_url = "https://shop.example.com/"
-    changed, out = wp_site(tmp_path, node, **base_args(url=new_url))
-    assert not out.get("failed") and out["changed"] is True, changed.explain()
-    assert out["diff"]["before"]["home"] == URL and out["diff"]["after"]["home"] == new_url.rstrip("/")
-    assert wp(node, "option", "get", "siteurl").stdout.strip() == new_url.rstrip("/")
-    assert wp(node, "option", "get", "home").stdout.strip() == new_url.rstrip("/")
-    back, out = wp_site(tmp_path, node, **base_args())
-    assert not out.get("failed") and out["changed"] is True, back.explain()
+    runs = ((base_args(url=new_url), False), (base_args(), False))
+    result, (there, back) = wp_site_runs(tmp_path, node, *runs)
+    assert not there.get("failed") and not back.get("failed"), result.explain()
+    assert there["changed"] is True and back["changed"] is True
+    assert there["diff"]["before"]["home"] == URL and there["diff"]["after"]["home"] == new_url.rstrip("/")
+    # The second run read what the first one wrote, through WP-CLI.
+    assert back["diff"]["before"]["siteurl"] == back["diff"]["before"]["home"] == new_url.rstrip("/")
     assert wp(node, "option", "get", "siteurl").stdout.strip() == URL
+    assert wp(node, "option", "get", "home").stdout.strip() == URL
 
 
 def test_bad_names_are_refused(installed, tmp_path):
@@ -185,3 +193,28 @@ def test_absent_removes_only_the_environment_tree(installed, tmp_path):
     assert (checked["changed"], removed["changed"], again["changed"]) == (True, True, False)
     assert node.exec("test", "-e", staging, check=False).returncode != 0
     assert node.exec("test", "-d", f"{ROOT}/current/wp-includes", check=False).returncode == 0
+
+
+def test_download_url_with_checksum(installed, tmp_path):
+    """download_url is fetched on the node (from an HTTP server on the host's loopback) and verified."""
+    node, _, _ = installed
+    archive = build()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(archive.path.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        # Nodes reach the host's loopback at 10.0.2.2 (slirp4netns allow_host_loopback).
+        url = f"http://10.0.2.2:{server.server_address[1]}/{archive.path.name}"
+        common = base_args(src=None, download_url=url)
+        del common["src"]
+        bad_run = {**common, "release": "bad", "checksum": "0" * 64}
+        good_run = {**common, "release": "dl", "checksum": f"sha256:{archive.sha256}"}
+        result, (bad, good) = wp_site_runs(tmp_path, node, (bad_run, False), (good_run, False))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert bad.get("failed") and "checksum mismatch" in bad["msg"], result.explain()
+    assert not good.get("failed") and good["changed"] is True, result.explain()
+    assert good["release"] == f"{ROOT}/releases/dl" and good["current"] == f"{ROOT}/releases/{VERSION}"
+    assert node.exec("ls", "-A", f"{ROOT}/releases").stdout.split() == [VERSION, "dl"]
+    assert node.exec("cat", f"{ROOT}/releases/dl/wp-includes/version.php").stdout.count(VERSION) >= 1
