@@ -122,3 +122,31 @@ def test_sqlite_writer_lock_released_after_errors(tmp_path):
     assert lock_is_free()
     with sf.begin() as s:  # still usable
         s.add(Node(name="n2", host="h"))
+
+
+def test_nested_write_in_one_thread_fails_fast_instead_of_hanging(tmp_path):
+    """A second write connection in the thread that holds the writer lock skips the flock and gets
+    SQLite's own busy error (here after 0.2 s) rather than waiting on itself."""
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    from pressluft_lib.models import Node
+
+    url = f"sqlite:///{tmp_path}/n.db"
+    db.upgrade(url)
+    inner = db.make_engine(url, pool_size=1, max_overflow=0)
+    raw = inner.raw_connection()
+    raw.driver_connection.execute("PRAGMA busy_timeout=200")
+    raw.close()
+    with db.session_factory(url).begin() as outer:
+        outer.add(Node(name="n1", host="h"))
+        outer.flush()
+        t0 = time.monotonic()
+        with pytest.raises(OperationalError, match="locked"), inner.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO audit_log (action, target, result, detail, created_at) "
+                "VALUES ('a', 'b', 'c', '{}', '2026-01-01')"
+            )
+        assert time.monotonic() - t0 < 5
+    inner.dispose()
