@@ -47,6 +47,11 @@ def image() -> str:
         with tempfile.TemporaryDirectory() as ctx:
             (Path(ctx) / "Containerfile").write_text(CONTAINERFILE)
             _podman("build", "-q", "--build-arg", f"BASE={rig.IMAGE}", "-t", tag, ctx, timeout=900)
+        # Drop images of older bases or recipes; one still in use by a running node stays (no --force).
+        listed = _podman("images", "--format", "{{.Repository}}:{{.Tag}}", "localhost/pressluft-wpnode")
+        old = listed.stdout.split()
+        for stale in set(old) - {tag}:
+            subprocess.run(["podman", "rmi", stale], check=False, capture_output=True, timeout=120)
     return tag
 
 
