@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import time
 from pathlib import Path
 
@@ -121,6 +122,17 @@ def test_nginx_refuses_unknown_hosts_and_passes_realpath_to_php(provisioned):
         node.exec("rm", "-rf", "/etc/nginx/pressluft-sites/h3test.conf",
                   "/etc/php/8.2/fpm/pool.d/h3test.conf", "/srv/h3test")
         node.exec("systemctl", "reload", "php8.2-fpm", "nginx")
+
+
+def test_php_pools_settings_and_local_fact(provisioned):
+    node = provisioned
+    assert node.exec("test", "-e", "/etc/php/8.2/fpm/pool.d/www.conf", check=False).returncode == 1
+    assert node.stat("/run/php/pressluft-idle-8.2.sock") == ("root", "root", "600")
+    settings = node.exec("php-fpm8.2", "-tt").stderr
+    assert "process_control_timeout = 30s" in settings, settings
+    fact = json.loads(node.exec("cat", "/etc/ansible/facts.d/pressluft_php.fact").stdout)
+    assert fact == {"versions": ["8.2"], "default_version": "8.2"}
+    assert node.stat("/var/log/php") == ("root", "root", "711")
 
 
 def test_mariadb_root_socket_and_settings(provisioned):
