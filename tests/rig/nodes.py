@@ -89,7 +89,8 @@ def _wait(predicate, timeout: float, what: str) -> None:
     raise RigError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def start_node(workdir: Path, caps: Iterable[str] = (), memory: str | None = None) -> Node:
+def start_node(workdir: Path, caps: Iterable[str] = (), memory: str | None = None,
+               image: str | None = None) -> Node:
     """Boot one node and return once systemd is running and SSH accepts our key."""
     name = f"pressluft-node-{uuid.uuid4().hex[:8]}"
     key = workdir / f"{name}.key"
@@ -103,7 +104,7 @@ def start_node(workdir: Path, caps: Iterable[str] = (), memory: str | None = Non
         args += ["--cap-add", cap]
     if memory:
         args += ["--memory", memory]
-    _run(*args, IMAGE, "/sbin/init")
+    _run(*args, image or IMAGE, "/sbin/init")
     node = Node(name, _published_port(name, 22), _published_port(name, 80), key)
     try:
         node.exec("install", "-m", "0600", "-o", SSH_USER, "-g", SSH_USER, "/dev/stdin",

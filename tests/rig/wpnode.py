@@ -57,11 +57,7 @@ def image() -> str:
 
 def start(workdir: Path) -> Node:
     """A booted node from image() with MariaDB up, WP-CLI stand-in and WordPress archive in place."""
-    base, rig.IMAGE = rig.IMAGE, image()
-    try:
-        node = rig.start_node(workdir)
-    finally:
-        rig.IMAGE = base  # start_node reads the module's image; restore it for every other test
+    node = rig.start_node(workdir, image=image())
     try:
         provision(node)
     except Exception:
