@@ -1,0 +1,217 @@
+"""End to end through the control plane: pressluft CLI -> queue -> worker -> ansible-runner -> a real node.
+
+node add (podman node) -> node provision -> worker -> site create -> worker -> HTTP 200 with the
+site's title; then: secrets appear in no job event, CLI output or leftover file; a stale fencing
+token is refused on the node; site delete frees the site's domain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from pressluft_cli.main import cli
+from sqlalchemy import select
+
+from pressluft_lib import db
+from pressluft_lib.models import JobEvent
+from pressluft_lib.secret_store import SecretStore
+from tests.rig.nodes import stop_nodes
+from tests.rig.wordpress import wordpress_archive
+
+pytestmark = pytest.mark.node
+
+ROOT = Path(__file__).resolve().parents[2]
+STANDIN = ROOT / "tests" / "wpcli" / "wp"
+TITLE = "Control Plane Shop"
+
+
+def run(*args: str, ok: bool = True):
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, (result.stdout, result.stderr)
+    return result
+
+
+def js(*args: str):
+    return json.loads(run(*args, "--json").stdout)
+
+
+def work(expect: str = "succeeded") -> list[dict]:
+    jobs = js("worker", "--once")["jobs"]
+    assert jobs, "the worker found nothing to do"
+    for job in jobs:
+        if job["state"] != expect:
+            shown = js("jobs", "show", str(job["id"]))
+            failed = [
+                e["data"] for e in shown["events"] if e["data"].get("status") in ("failed", "unreachable")
+            ]
+            pytest.fail(f"job {job['id']} {job['type']} is {job['state']} ({job['error_code']}): {failed}")
+    return jobs
+
+
+def http_get(node, host: str, timeout: float = 30) -> tuple[int, str]:
+    """GET / with a Host header through the node's published port; polls until nginx answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        req = urllib.request.Request(f"http://127.0.0.1:{node.http_port}/", headers={"Host": host})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, resp.read().decode(errors="replace")
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(errors="replace")
+        except (urllib.error.URLError, ConnectionError):  # 444 closes the connection
+            if time.monotonic() > deadline:
+                return 0, ""
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def control_plane(tmp_path_factory):
+    home = tmp_path_factory.mktemp("cp")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PRESSLUFT_HOME", str(home))
+        mp.setenv("PRESSLUFT_DB", f"sqlite:///{home / 'pressluft.db'}")
+        mp.delenv("PRESSLUFT_SECRET_KEY", raising=False)
+        run("db", "upgrade")
+        yield home
+
+
+@pytest.fixture(scope="module")
+def site(control_plane, tmp_path_factory):
+    """A provisioned podman node with site `shop`, created through the CLI and the worker."""
+    from tests.rig import nodes as rig
+
+    node = rig.start_node(tmp_path_factory.mktemp("nodes"))
+    try:
+        started = time.monotonic()
+        js(
+            "node",
+            "add",
+            node.name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(node.ssh_port),
+            "--user",
+            "pressluft",
+            "--ssh-key",
+            str(node.key_file),
+        )
+        sha = hashlib.sha512(STANDIN.read_bytes()).hexdigest()
+        job = js(
+            "node",
+            "provision",
+            node.name,
+            "--var",
+            f"node_wpcli_src={STANDIN}",
+            "--var",
+            f"node_wpcli_sha512={sha}",
+            "--var",
+            "pressluft_hardening_enabled=false",
+        )
+        assert work()[0]["id"] == job["job_id"]
+        provisioned = time.monotonic()
+        created = js(
+            "site",
+            "create",
+            "shop",
+            "--node",
+            node.name,
+            "--domain",
+            "shop.example.test",
+            "--var",
+            f"pressluft_wordpress_src={wordpress_archive()}",
+            "--var",
+            f"pressluft_wordpress_title={TITLE}",
+        )
+        assert work()[0]["id"] == created["job_id"]
+        node.timings = {"provision_s": provisioned - started, "site_create_s": time.monotonic() - provisioned}
+        print(f"control plane timings: {node.timings}")
+        yield node
+    finally:
+        stop_nodes([node])
+
+
+def test_site_serves_through_the_control_plane(site):
+    status, body = http_get(site, "shop.example.test")
+    assert status == 200, body[:500]
+    assert TITLE in body
+    assert js("node", "show", site.name)["state"] == "active"
+    shown = js("site", "show", "shop")
+    assert shown["state"] == "active"
+    assert shown["environments"][0]["state"] == "active"
+    assert site.unit_active("nginx")
+    owner = site.sh("ps -o user= -C php-fpm8.2 | sort -u")
+    assert "shop_production" in owner
+
+
+def test_secrets_appear_nowhere(site, control_plane):
+    url = f"sqlite:///{control_plane / 'pressluft.db'}"
+    sf = db.session_factory(url)
+    store = SecretStore(url=url)
+    with sf() as s:
+        secrets = [store.get(s, "env:shop_production", n) for n in store.names(s, "env:shop_production")]
+        events = json.dumps([e.data for e in s.scalars(select(JobEvent))])
+    node_secrets = json.loads(site.exec("cat", "/etc/pressluft/secrets/shop_production.json").stdout)
+    secrets += [v for v in node_secrets.values() if isinstance(v, str) and len(v) >= 12]
+    assert len(secrets) >= 3
+    outputs = "".join(
+        run(*args).stdout
+        for args in (
+            ["jobs", "list", "--json"],
+            ["jobs", "show", "1", "--json"],
+            ["jobs", "show", "2", "--json"],
+            ["site", "show", "shop", "--json"],
+            ["audit", "list", "--json"],
+            ["jobs", "show", "2"],
+        )
+    )
+    leftovers = [p for p in control_plane.rglob("*") if p.is_file() and p.name not in ("pressluft.db",)]
+    for secret in secrets:
+        assert secret not in events, "a secret reached job_events"
+        assert secret not in outputs, "a secret reached CLI output"
+        for path in leftovers:
+            assert secret.encode() not in path.read_bytes(), f"a secret was left in {path}"
+    assert not list((control_plane / "runs").iterdir()), "run directories are removed"
+    raw = (control_plane / "pressluft.db").read_bytes()
+    for secret in secrets:
+        assert secret.encode() not in raw, "secrets are stored encrypted only"
+
+
+def test_stale_fencing_token_refused_on_the_node(site):
+    # Another control plane (or a restored database) already applied token 100 to this site.
+    site.exec("sh", "-c", "echo 100 > /var/lib/pressluft/fencing/shop")
+    listing = "ls -l --time-style=+%s /etc/nginx/pressluft-sites/ /var/www/sites/shop/production/shared"
+    before = site.sh(listing)
+    job_id = js("site", "delete", "shop", "--yes")["job_id"]
+    done = js("worker", "--once")["jobs"]
+    assert [(j["id"], j["state"]) for j in done] == [(job_id, "failed")]
+    shown = js("jobs", "show", str(job_id))
+    assert shown["fencing_token"] < 100
+    messages = " ".join(str(e["data"].get("msg", "")) for e in shown["events"])
+    assert "stale fencing token" in messages
+    assert site.sh("cat /var/lib/pressluft/fencing/shop").strip() == "100"
+    assert site.sh(listing) == before, "nothing changed on the node"
+    assert site.exec("id", "shop_production", check=False).returncode == 0
+    status, body = http_get(site, "shop.example.test")
+    assert status == 200 and TITLE in body
+    assert js("site", "show", "shop")["state"] == "failed"
+    run("reset", "site", "shop")
+    run("reset", "env", "shop", "production")
+    site.exec("sh", "-c", "echo 0 > /var/lib/pressluft/fencing/shop")
+
+
+def test_site_delete_frees_the_site(site):
+    job = js("site", "delete", "shop", "--yes")
+    assert work()[0]["id"] == job["job_id"]
+    assert js("site", "show", "shop")["state"] == "deleted"
+    assert site.exec("id", "shop_production", check=False).returncode != 0
+    status, _ = http_get(site, "shop.example.test", timeout=5)
+    assert status != 200
