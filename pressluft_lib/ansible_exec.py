@@ -40,7 +40,7 @@ class RunOutcome:
     state: str  # succeeded | failed | cancelled | timed_out
     rc: int | None
     status: str
-    stats: dict
+    stats: dict  # per-host counts from the playbook_on_stats event (ok, changed, failures, dark)
 
 
 def collections_path(data_dir: Path) -> str:
@@ -166,8 +166,12 @@ def run_playbook(
                 last_check[0], last_check[1] = now, bool(should_cancel())
             return last_check[1]
 
+        final_stats: dict = {}
+
         def handle(event: dict) -> bool:
             summary = summarize_event(event, secrets)
+            if summary is not None and summary["event"] == "playbook_on_stats":
+                final_stats.update({k: v for k, v in summary.items() if k != "event"})
             if summary is not None and on_event is not None:
                 on_event(summary)
             return False  # never write event files (they hold result bodies)
@@ -202,7 +206,7 @@ def run_playbook(
         r.config.env = {k: v for k, v in r.config.env.items() if k in envvars or not _SECRET_ENV.search(k)}
         r.run()
         state = _FINAL.get(r.status, "failed")
-        return RunOutcome(state=state, rc=r.rc, status=r.status, stats=r.stats or {})
+        return RunOutcome(state=state, rc=r.rc, status=r.status, stats=final_stats)
     finally:
         shutil.rmtree(private, ignore_errors=True)
 

@@ -142,7 +142,11 @@ def execute(
             outcome.state,
             *error,
             worker_id=worker_id,
-            event={"rc": outcome.rc, "runner_status": outcome.status},
+            event={
+                "rc": outcome.rc,
+                "runner_status": outcome.status,
+                "changed": outcome.stats.get("changed", {}),
+            },
         )
         after_job(session, done)
     return done

@@ -58,6 +58,8 @@ def test_success_streams_events_and_cleans_up(cp):
     assert ("Sleep when asked", "local", "skipped") in tasks
     states = [(e["from"], e["to"]) for e in events if e["kind"] == "state" and "to" in e]
     assert states == [(None, "queued"), ("queued", "running"), ("running", "succeeded")]
+    final = events[-1]
+    assert (final["rc"], final["changed"]) == (0, {"local": 1}), "the finish event carries the run's summary"
     assert leftovers(cp) == [], "the private data dir is removed after the run"
 
 
