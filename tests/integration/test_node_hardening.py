@@ -7,6 +7,7 @@ network namespace joined to the node by a veth pair, inside the node's own names
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -117,54 +118,64 @@ def _failed_total(node: rig.Node) -> int:
     return int(re.search(r"Total failed:\s+(\d+)", _jail(node)).group(1))
 
 
+def _msg(result: PlaybookResult, host: str, task: str) -> str:
+    """The message a debug task printed for one host ('' if it did not run there)."""
+    for play in json.loads(result.stdout)["plays"]:
+        for t in play["tasks"]:
+            if t["task"]["name"].endswith(task):
+                return t["hosts"].get(host, {}).get("msg", "")
+    return ""
+
+
 @dataclass
-class Hardened:
-    node: rig.Node
+class Nodes:
+    caps: rig.Node  # with HARDENING_CAPS and writable net.* sysctls
+    plain: rig.Node  # without netfilter caps, as other suites' nodes
     tmp: Path
+
+
+@dataclass
+class Hardened(Nodes):
     first: PlaybookResult
     host_sysctls: dict
 
 
 @pytest.fixture(scope="module")
-def hardened(tmp_path_factory):
-    """A node with netfilter caps, hardened once. Its net.* sysctls (per network namespace) are made
-    writable, as on a VM; kernel.* and fs.* are global and stay read-only in the container."""
+def nodes(tmp_path_factory):
+    """Two nodes, not hardened yet. The caps node's net.* sysctls (per network namespace) are made
+    writable as on a VM; kernel.* and fs.* are the host kernel's and stay read-only in containers."""
     _require_podman()
     tmp = tmp_path_factory.mktemp("hardening")
-    node = rig.start_node(tmp, caps=rig.HARDENING_CAPS)
+    started: list[rig.Node] = []
     try:
-        _privileged(node, "mount --bind /proc/sys/net /proc/sys/net"
+        started.append(rig.start_node(tmp, caps=rig.HARDENING_CAPS))
+        started.append(rig.start_node(tmp))
+        _privileged(started[0], "mount --bind /proc/sys/net /proc/sys/net"
                     " && mount -o remount,bind,rw /proc/sys/net")
-        host_before = _host_sysctls()
-        t0 = time.monotonic()
-        first = run_playbook(PLAYBOOK, _inv(node), tmp)
-        print(f"\nnode_hardening first run: {time.monotonic() - t0:.1f}s, {first.changed} changed")
-        assert first.rc == 0, first.explain()
-        # For the firewall probe (ip); the role has just refreshed the package lists.
-        node.exec("apt-get", "install", "-y", "-q", "--no-install-recommends", "iproute2", timeout=300)
-        yield Hardened(node, tmp, first, host_before)
+        yield Nodes(started[0], started[1], tmp)
     finally:
-        rig.stop_nodes([node])
+        rig.stop_nodes(started)
 
 
 @pytest.fixture(scope="module")
-def plain_node(tmp_path_factory):
-    """A node without netfilter caps (as H3's provisioning tests use), not hardened yet."""
-    _require_podman()
-    tmp = tmp_path_factory.mktemp("hardening-plain")
-    node = rig.start_node(tmp)
-    try:
-        yield node, tmp
-    finally:
-        rig.stop_nodes([node])
+def hardened(nodes):
+    """Both nodes hardened by one run (Ansible works on them in parallel)."""
+    host_before = _host_sysctls()
+    t0 = time.monotonic()
+    first = run_playbook(PLAYBOOK, _inv(nodes.caps, nodes.plain), nodes.tmp)
+    print(f"\nnode_hardening first run (2 nodes): {time.monotonic() - t0:.1f}s, {first.changed} changed")
+    assert first.rc == 0, first.explain()
+    # For the firewall probe (ip); the role has just refreshed the package lists.
+    nodes.caps.exec("apt-get", "install", "-y", "-q", "--no-install-recommends", "iproute2", timeout=300)
+    return Hardened(nodes.caps, nodes.plain, nodes.tmp, first, host_before)
 
 
 # --- guards: each refusal must happen before anything changes -------------------------------------
 
-def test_guard_refuses_local_connection_and_stops_the_whole_play(plain_node):
-    node, tmp = plain_node
+def test_guard_refuses_local_connection_and_stops_the_whole_play(nodes):
+    node = nodes.plain
     host_before, node_before = _snapshot(_host_sh), _snapshot(node.sh)
-    result = run_playbook(PLAYBOOK, _inv(node, local=True), tmp)
+    result = run_playbook(PLAYBOOK, _inv(node, local=True), nodes.tmp)
     assert result.rc != 0, result.explain()
     refusal = "node_hardening refuses to run on localhost: the connection is local"
     assert refusal in result.stdout, result.explain()
@@ -174,8 +185,8 @@ def test_guard_refuses_local_connection_and_stops_the_whole_play(plain_node):
     assert _snapshot(node.sh) == node_before
 
 
-def test_guard_refuses_a_target_with_the_controllers_machine_id(plain_node):
-    node, tmp = plain_node
+def test_guard_refuses_a_target_with_the_controllers_machine_id(nodes):
+    node = nodes.plain
     controller_id = Path("/etc/machine-id").read_text().strip() if Path("/etc/machine-id").exists() else ""
     if not controller_id:
         pytest.skip("this controller has no /etc/machine-id, so the machine-id guard is inert here")
@@ -183,7 +194,7 @@ def test_guard_refuses_a_target_with_the_controllers_machine_id(plain_node):
     node_before = _snapshot(node.sh)
     node.exec("/bin/sh", "-c", "cat > /etc/machine-id", input=controller_id + "\n")
     try:
-        result = run_playbook(PLAYBOOK, _inv(node), tmp)
+        result = run_playbook(PLAYBOOK, _inv(node), nodes.tmp)
     finally:
         node.exec("/bin/sh", "-c", "cat > /etc/machine-id", input=own_id)
     assert result.rc != 0, result.explain()
@@ -191,40 +202,57 @@ def test_guard_refuses_a_target_with_the_controllers_machine_id(plain_node):
     assert _snapshot(node.sh) == node_before
 
 
-def test_guard_refuses_while_ansible_logs_in_with_a_password(plain_node):
-    node, tmp = plain_node
+def test_guard_refuses_while_ansible_logs_in_with_a_password(nodes):
+    node = nodes.plain
     node_before = _snapshot(node.sh)
-    result = run_playbook(PLAYBOOK, _inv(node, ansible_password="not-a-real-password"), tmp)
+    result = run_playbook(PLAYBOOK, _inv(node, ansible_password="not-a-real-password"), nodes.tmp)
     assert result.rc != 0, result.explain()
     assert "Ansible connects with a password" in result.stdout, result.explain()
     assert _snapshot(node.sh) == node_before
 
 
+def test_check_mode_on_a_fresh_node_previews_and_changes_nothing(nodes):
+    node = nodes.plain
+    node_before = _snapshot(node.sh)
+    result = run_playbook(PLAYBOOK, _inv(node), nodes.tmp, check=True)
+    assert result.rc == 0, result.explain()
+    if f"absent {ROLE_FILES[0]}" in node_before:  # fresh (tests run alone may find it hardened)
+        assert any(t.endswith("Write the key-only sshd drop-in") for t in result.changed_tasks())
+    assert _snapshot(node.sh) == node_before
+
+
 # --- a node without netfilter caps --------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def plain_hardened(plain_node):
-    node, tmp = plain_node
-    result = run_playbook(PLAYBOOK, _inv(node), tmp)
-    assert result.rc == 0, result.explain()
-    return node, tmp, result
-
-
-def test_without_netfilter_the_firewall_is_skipped_visibly(plain_hardened):
-    node, _, result = plain_hardened
-    assert "WARNING: firewall (ufw) SKIPPED" in result.stdout, result.explain()
+def test_without_netfilter_the_firewall_is_skipped_visibly(hardened):
+    node, first = hardened.plain, hardened.first
+    assert "WARNING: firewall (ufw) SKIPPED" in _msg(first, node.name, "Warn that the firewall is skipped")
     # ufw itself cannot even read the rules here; its config shows it was never enabled.
     assert "ENABLED=no" in node.exec("cat", "/etc/ufw/ufw.conf").stdout
     # Everything else still applies.
     assert "passwordauthentication no" in node.exec("sshd", "-T").stdout.splitlines()
     assert "Journal matches:\t_SYSTEMD_UNIT=ssh.service + _COMM=sshd" in _jail(node)
     # A plain container exposes all of /proc/sys read-only: every key is persisted for boot only.
-    assert "NOT applied now" in result.stdout and "net.ipv4.tcp_syncookies" in result.stdout
+    boot_only = _msg(first, node.name, "Say which kernel settings apply only at boot")
+    assert all(k in boot_only for k in [*NET_KEYS, *GLOBAL_KEYS]), boot_only
 
 
-def test_firewall_required_fails_without_netfilter(plain_hardened):
-    node, tmp, _ = plain_hardened
-    result = run_playbook(PLAYBOOK, _inv(node), tmp, extravars={"node_hardening_firewall_required": True})
+def test_an_earlier_sshd_dropin_that_wins_is_an_error(hardened):
+    node = hardened.plain
+    # sshd keeps the first value it reads; cloud images ship such a file.
+    node.exec("/bin/sh", "-c", "cat > /etc/ssh/sshd_config.d/50-cloud-init.conf",
+              input="PasswordAuthentication yes\n")
+    try:
+        result = run_playbook(PLAYBOOK, _inv(node), hardened.tmp)
+    finally:
+        node.exec("rm", "-f", "/etc/ssh/sshd_config.d/50-cloud-init.conf")
+    assert result.rc != 0
+    assert "does not use PasswordAuthentication no" in result.stdout, result.explain()
+
+
+def test_firewall_required_fails_without_netfilter(hardened):
+    node = hardened.plain
+    result = run_playbook(PLAYBOOK, _inv(node), hardened.tmp,
+                          extravars={"node_hardening_firewall_required": True})
     assert result.rc != 0
     assert "cannot manage its packet filter" in result.stdout, result.explain()
     assert "ENABLED=no" in node.exec("cat", "/etc/ufw/ufw.conf").stdout
@@ -234,11 +262,11 @@ def test_firewall_required_fails_without_netfilter(plain_hardened):
 
 def test_first_run_hardens(hardened):
     assert hardened.first.changed > 0
-    assert "firewall (ufw) SKIPPED" not in hardened.first.stdout
+    assert _msg(hardened.first, hardened.caps.name, "Warn that the firewall is skipped") == ""
 
 
 def test_firewall_denies_incoming_except_ssh_http_https(hardened):
-    node = hardened.node
+    node = hardened.caps
     status = node.exec("ufw", "status", "verbose").stdout
     assert "Status: active" in status and "Default: deny (incoming)" in status, status
     allowed = {line.split()[0] for line in status.splitlines() if "ALLOW IN" in line and "(v6)" not in line}
@@ -249,7 +277,7 @@ def test_firewall_denies_incoming_except_ssh_http_https(hardened):
 
 
 def test_sshd_is_key_only(hardened):
-    node = hardened.node
+    node = hardened.caps
     assert node.stat(ROLE_FILES[0]) == ("root", "root", "644")
     effective = node.exec("sshd", "-T").stdout.splitlines()
     for line in ("passwordauthentication no", "kbdinteractiveauthentication no",
@@ -264,7 +292,7 @@ def test_sshd_is_key_only(hardened):
 
 
 def test_sysctls_applied_where_the_node_allows(hardened):
-    node = hardened.node
+    node = hardened.caps
     persisted = dict(line.split(" = ") for line in node.exec("cat", ROLE_FILES[1]).stdout.splitlines()
                      if " = " in line)
     for key, value in {**NET_KEYS, "kernel.kptr_restrict": "2", "fs.protected_regular": "2"}.items():
@@ -272,21 +300,21 @@ def test_sysctls_applied_where_the_node_allows(hardened):
     # net.* applied now (writable here); kernel.*/fs.* are the host kernel's and reported as boot-only.
     for key, value in NET_KEYS.items():
         assert node.exec("sysctl", "-n", key).stdout.strip() == value, key
-    boot_only = next(line for line in hardened.first.stdout.splitlines() if "NOT applied now" in line)
+    boot_only = _msg(hardened.first, node.name, "Say which kernel settings apply only at boot")
     assert all(k in boot_only for k in GLOBAL_KEYS) and not any(k in boot_only for k in NET_KEYS), boot_only
     assert _host_sysctls() == hardened.host_sysctls
 
 
 def test_second_run_over_ssh_changes_nothing(hardened):
     t0 = time.monotonic()
-    again = run_playbook(PLAYBOOK, _inv(hardened.node), hardened.tmp)
-    print(f"\nnode_hardening second run: {time.monotonic() - t0:.1f}s")
+    again = run_playbook(PLAYBOOK, _inv(hardened.caps, hardened.plain), hardened.tmp)
+    print(f"\nnode_hardening second run (2 nodes): {time.monotonic() - t0:.1f}s")
     assert again.rc == 0, again.explain()
     assert again.changed_tasks() == []
 
 
 def test_fail2ban_counts_ssh_failures_and_bans(hardened):
-    node = hardened.node
+    node = hardened.caps
     assert node.unit_active("fail2ban")
     before = _failed_total(node)
     subprocess.run(["ssh", "-i", str(node.key_file), "-p", str(node.ssh_port), *SSH_OPTS,
@@ -303,7 +331,7 @@ def test_fail2ban_counts_ssh_failures_and_bans(hardened):
 
 
 def test_firewall_drift_is_reported_in_check_mode_then_repaired(hardened):
-    node, tmp = hardened.node, hardened.tmp
+    node, tmp = hardened.caps, hardened.tmp
     node.exec("ufw", "delete", "allow", "80/tcp")
     assert _probe(node, 80) == {80: "dropped"}
     check = run_playbook(PLAYBOOK, _inv(node), tmp, check=True)
@@ -313,4 +341,3 @@ def test_firewall_drift_is_reported_in_check_mode_then_repaired(hardened):
     fixed = run_playbook(PLAYBOOK, _inv(node), tmp)
     assert fixed.rc == 0, fixed.explain()
     assert _probe(node, 80) == {80: "open"}
-
