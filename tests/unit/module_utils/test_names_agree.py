@@ -1,0 +1,56 @@
+"""The control plane (pressluft_lib.names) and the node modules (module_utils/_names.py) validate names
+separately (the collection must not import the library); they must agree on every input."""
+
+from __future__ import annotations
+
+import pytest
+from ansible_collections.pressluft.wordpress.plugins.module_utils import _names as mod
+
+from pressluft_lib import names as lib
+from pressluft_lib.errors import ValidationError
+
+CANDIDATES = [
+    "a", "ab", "shop", "Shop", "shop1", "1shop", "sh-op", "sh_op", "sh.op", "shop\n", " shop", "",
+    "a" * 11, "a" * 12, "a" * 20, "a" * 21, "root", "mysql", "www-data", "nginx", "redis", "admin",
+    "production", "staging", "shop;rm", "$(id)", "ünï", "pressluft", "postgres", "x1",
+]
+DOMAINS = [
+    "demo.localhost", "example.com", "a.b.c.example.org", "Example.com", "example", "-a.com", "a-.com",
+    "a..com", "exa_mple.com", "x" * 63 + ".com", "x" * 64 + ".com", ("a" * 60 + ".") * 5 + "com",
+    "shop.example.com\n", "",
+]
+
+
+def _accepts(fn, exc, value) -> bool:
+    try:
+        fn(value)
+    except exc:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("value", CANDIDATES)
+def test_site_rules_agree(value):
+    ours = _accepts(lib.validate_site, ValidationError, value)
+    assert ours == _accepts(mod.validate_site, ValueError, value)
+
+
+@pytest.mark.parametrize("value", CANDIDATES)
+def test_env_rules_agree(value):
+    assert _accepts(lib.validate_env, ValidationError, value) == _accepts(mod.validate_env, ValueError, value)
+
+
+@pytest.mark.parametrize("value", DOMAINS)
+def test_domain_rules_agree(value):
+    assert _accepts(lib.validate_domain, ValidationError, value) == _accepts(mod.validate_domain, ValueError,
+                                                                             value)
+
+
+def test_env_user_agrees():
+    assert lib.env_user("shop", "staging") == mod.env_names("shop", "staging")["user"] == "shop_staging"
+
+
+def test_some_inputs_are_refused():
+    # Guards against both implementations accepting everything.
+    assert not _accepts(mod.validate_site, ValueError, "root")
+    assert not _accepts(lib.validate_site, ValidationError, "sh;op")
