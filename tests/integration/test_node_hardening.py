@@ -289,6 +289,11 @@ def test_sshd_is_key_only(hardened):
          "-o", "PreferredAuthentications=password,keyboard-interactive", f"{rig.SSH_USER}@127.0.0.1", "true"],
         capture_output=True, text=True, timeout=30)
     assert attempt.returncode == 255 and "Permission denied (publickey)." in attempt.stderr, attempt.stderr
+    # A new key login (no multiplexed master connection to ride on) still works after the reload.
+    login = subprocess.run(["ssh", "-i", str(node.key_file), "-p", str(node.ssh_port), *SSH_OPTS,
+                            "-o", "ControlPath=none", f"{rig.SSH_USER}@127.0.0.1", "sudo", "-n", "true"],
+                           capture_output=True, text=True, timeout=30)
+    assert login.returncode == 0, login.stderr
 
 
 def test_sysctls_applied_where_the_node_allows(hardened):
