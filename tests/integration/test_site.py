@@ -1,0 +1,230 @@
+"""site_create / site_delete on one provisioned node: serving, isolation, idempotence, fencing, recovery."""
+
+from __future__ import annotations
+
+import http.client
+import time
+
+import pytest
+
+from tests.rig.ansible import ROOT, run_playbook
+from tests.rig.nodes import inventory
+from tests.rig.wordpress import wordpress_archive
+
+pytestmark = pytest.mark.node
+
+WPCLI_STANDIN = ROOT / "tests" / "wpcli" / "wp"
+
+
+def http_get(node, host: str, path: str = "/") -> tuple[int, str]:
+    """One request through the node's nginx; (0, error) when nginx closes the connection (444)."""
+    conn = http.client.HTTPConnection("127.0.0.1", node.http_port, timeout=15)
+    try:
+        conn.request("GET", path, headers={"Host": host})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode("utf-8", "replace")
+    except (http.client.HTTPException, ConnectionError) as exc:
+        return 0, repr(exc)
+    finally:
+        conn.close()
+
+
+def wait_status(node, host: str, want: int, path: str = "/", timeout: float = 20) -> str:
+    """Poll until the node answers `want` for host (a fresh pool's socket appears just after reload)."""
+    deadline = time.monotonic() + timeout
+    status, body = http_get(node, host, path)
+    while status != want and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status, body = http_get(node, host, path)
+    assert status == want, f"{host}{path}: {status} {body[:500]}"
+    return body
+
+
+class Stack:
+    def __init__(self, node, tmp):
+        self.node, self.tmp = node, tmp
+        self.archive = wordpress_archive()
+
+    def site(self, playbook: str, site: str, check: bool = False, env: dict | None = None, **extra):
+        extravars = {"pressluft_target": "nodes", "pressluft_site": site}
+        if playbook == "site_create.yml":
+            extravars.update(pressluft_wordpress_src=str(self.archive),
+                             pressluft_wordpress_title=f"{site.capitalize()} Title 7Q")
+        extravars.update(extra)
+        return run_playbook(playbook, inventory([self.node]), self.tmp, extravars=extravars, check=check,
+                            env=env)
+
+    def snapshot(self) -> str:
+        """Everything a site run may touch, as text: compared before/after refused runs."""
+        return self.node.sh(
+            "getent passwd | sort; getent group | sort; "
+            "ls -la --time-style=full-iso /etc/nginx/pressluft-sites /etc/php/*/fpm/pool.d "
+            "/etc/pressluft/secrets /var/www/sites 2>&1; "
+            "mysql -N -e 'SELECT user FROM mysql.user ORDER BY 1; SHOW DATABASES'; "
+            "ls -la --time-style=full-iso /var/lib/pressluft/fencing /var/lib/pressluft/reload 2>&1; "
+            "REDISCLI_AUTH=$(cat /etc/redis/pressluft-admin.pass) redis-cli --no-auth-warning "
+            "-s /run/redis/redis-server.sock --user pressluft-admin ACL USERS")
+
+
+@pytest.fixture(scope="module")
+def stack(module_node, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("site")
+    prov = run_playbook("node_provision.yml", inventory([module_node]), tmp, extravars={
+        "pressluft_target": "nodes", "pressluft_hardening_enabled": False,
+        "node_wpcli_src": str(WPCLI_STANDIN), "node_wpcli_sha512": ""})
+    assert prov.rc == 0, prov.explain()
+    s = Stack(module_node, tmp)
+    for site in ("alpha", "beta"):
+        created = s.site("site_create.yml", site)
+        assert created.rc == 0, created.explain()
+    return s
+
+
+def test_site_serves_its_title_through_nginx(stack):
+    body = wait_status(stack.node, "alpha.localhost", 200)
+    assert "<title>Alpha Title 7Q" in body
+    assert "Beta Title 7Q" in wait_status(stack.node, "beta.localhost", 200)
+    assert http_get(stack.node, "unknown.localhost")[0] == 0  # the default server closes (444)
+
+
+def test_layout_and_permissions(stack):
+    node = stack.node
+    root = "/var/www/sites/alpha/production"
+    assert node.stat(root) == ("alpha_production", "www-data", "750")
+    assert node.stat(f"{root}/shared/uploads") == ("alpha_production", "www-data", "2750")
+    assert node.stat(f"{root}/shared/wp-config.php") == ("root", "alpha_production", "640")
+    assert node.stat("/etc/pressluft/secrets/alpha_production.json") == ("root", "root", "600")
+    passwd = node.exec("getent", "passwd", "alpha_production").stdout.split(":")
+    assert passwd[5] == root and passwd[6].strip() == "/usr/sbin/nologin"
+    uids = {node.exec("id", "-u", f"{s}_production").stdout for s in ("alpha", "beta")}
+    assert len(uids) == 2
+    assert "redis" in node.exec("id", "-nG", "alpha_production").stdout.split()
+
+
+def test_fpm_workers_run_as_the_env_user(stack):
+    wait_status(stack.node, "alpha.localhost", 200)
+    users = stack.node.sh("ps -o user:32=,args= -C php-fpm8.2 | grep 'pool alpha_production' || true")
+    assert users and all(line.split()[0] == "alpha_production" for line in users.splitlines()), users
+
+
+ISOLATION_PHP = r"""
+$out = [];
+$out['config'] = @file_get_contents('/var/www/sites/beta/production/shared/wp-config.php') !== false;
+$out['uploads'] = @scandir('/var/www/sites/beta/production/shared/uploads') !== false;
+$out['secrets'] = @file_get_contents('/etc/pressluft/secrets/beta_production.json') !== false;
+$cfg = file_get_contents('/var/www/sites/alpha/production/shared/wp-config.php');
+preg_match("/'DB_PASSWORD', '([^']*)'/", $cfg, $db);
+preg_match("/WP_REDIS_PASSWORD', array\('alpha_production', '([^']*)'/", $cfg, $rp);
+mysqli_report(MYSQLI_REPORT_OFF);
+$own = @new mysqli('localhost', 'alpha_production', $db[1], 'alpha_production');
+$out['own_db'] = !$own->connect_errno;
+$other = @new mysqli('localhost', 'alpha_production', $db[1], 'beta_production');
+$out['other_db'] = !$other->connect_errno;
+$r = new Redis();
+$r->connect('/run/redis/redis-server.sock');
+$out['redis_auth'] = $r->auth(['alpha_production', $rp[1]]);
+$out['own_key'] = $r->set('alpha_production:k', 'v');
+try { $out['other_key'] = $r->get('beta_production:secret') !== false; }
+catch (RedisException $e) { $out['other_key'] = false; }
+try { $k = $r->keys('*'); $out['keys'] = is_array($k) && count($k) > 0; }
+catch (RedisException $e) { $out['keys'] = false; }
+echo json_encode($out);
+"""
+
+
+def test_sites_are_isolated(stack):
+    import json
+
+    node = stack.node
+    admin = "REDISCLI_AUTH=$(cat /etc/redis/pressluft-admin.pass) redis-cli --no-auth-warning " \
+            "-s /run/redis/redis-server.sock --user pressluft-admin"
+    node.sh(f"{admin} SET beta_production:secret s3cret")
+    out = json.loads(node.exec("php", "-r", ISOLATION_PHP, user="alpha_production").stdout)
+    assert out == {"config": False, "uploads": False, "secrets": False, "own_db": True, "other_db": False,
+                   "redis_auth": True, "own_key": True, "other_key": False, "keys": False}, out
+
+
+def test_php_in_uploads_never_runs(stack):
+    node = stack.node
+    uploads = "/var/www/sites/alpha/production/shared/uploads"
+    node.exec("install", "-o", "alpha_production", "-g", "www-data", "-m", "0644", "/dev/stdin",
+              f"{uploads}/evil.php", input="<?php echo 'EXEC' . 'UTED';")
+    for path in ("/wp-content/uploads/evil.php", "/wp-content/uploads/evil.php/x",
+                 "/wp-content/uploads/EVIL.PHP"):
+        status, body = http_get(node, "alpha.localhost", path)
+        assert status in (403, 404) and "EXECUTED" not in body, (path, status, body[:200])
+    assert http_get(node, "alpha.localhost", "/wp-config.php")[0] == 403
+    assert http_get(node, "alpha.localhost", "/.htaccess")[0] == 403
+
+
+def test_second_run_and_check_mode_change_nothing(stack):
+    again = stack.site("site_create.yml", "alpha")
+    assert again.rc == 0 and again.changed_tasks() == [], again.explain()
+    check = stack.site("site_create.yml", "alpha", check=True)
+    assert check.rc == 0 and check.changed_tasks() == [], check.explain()
+
+
+@pytest.mark.parametrize("extra", [
+    {"pressluft_site": "Alpha"}, {"pressluft_site": "al.pha"}, {"pressluft_site": "a;touch /tmp/x"},
+    {"pressluft_site": "a" * 21}, {"pressluft_site": "root"}, {"pressluft_site": "mysql"},
+    {"pressluft_site": "www-data"}, {"pressluft_site": "nginx"}, {"pressluft_env": "Prod"},
+    {"pressluft_domains": ["gamma.localhost; evil"]}, {"pressluft_target": "all"},
+], ids=["upper", "dot", "shell", "long", "root", "mysql", "www-data", "nginx", "env", "domain", "target"])
+def test_bad_input_is_refused_before_the_node_is_touched(stack, extra):
+    before = stack.snapshot()
+    run = stack.site("site_create.yml", "gamma", **extra)
+    assert run.rc != 0, run.explain()
+    assert stack.node.name not in run.stats, run.explain()  # the node play never started
+    assert stack.snapshot() == before
+
+
+def test_stale_fencing_token_changes_nothing(stack):
+    stack.node.sh("mkdir -p /var/lib/pressluft/fencing && echo 10 > /var/lib/pressluft/fencing/delta")
+    before = stack.snapshot()
+    stale = stack.site("site_create.yml", "delta", pressluft_fencing_token=5)
+    assert stale.rc != 0 and "stale fencing token" in stale.stdout, stale.explain()
+    assert stack.snapshot() == before
+    # A stale delete of an existing site changes nothing either.
+    stack.node.sh("echo 10 > /var/lib/pressluft/fencing/alpha")
+    before = stack.snapshot()
+    stale = stack.site("site_delete.yml", "alpha", pressluft_fencing_token=9)
+    assert stale.rc != 0 and "stale fencing token" in stale.stdout, stale.explain()
+    assert stack.snapshot() == before
+    ok = stack.site("site_create.yml", "alpha", pressluft_fencing_token=11)
+    assert ok.rc == 0 and ok.changed_tasks() == [], ok.explain()
+
+
+def test_interrupted_run_converges(stack):
+    """Config written, reload never ran (the run died in between): the next run reloads."""
+    node = stack.node
+    cut = stack.site("site_create.yml", "gamma", env={"ANSIBLE_SKIP_TAGS": "pressluft_reload"})
+    assert cut.rc == 0, cut.explain()
+    assert node.exec("test", "-f", "/etc/nginx/pressluft-sites/gamma_production.conf").returncode == 0
+    assert http_get(node, "gamma.localhost")[0] == 0  # nginx has not loaded the server block
+    again = stack.site("site_create.yml", "gamma")
+    assert again.rc == 0, again.explain()
+    assert "Gamma Title 7Q" in wait_status(node, "gamma.localhost", 200)
+    # A lost marker only costs one extra reload.
+    node.exec("rm", "-rf", "/var/lib/pressluft/reload")
+    healed = stack.site("site_create.yml", "gamma")
+    assert healed.rc == 0 and any("Reload nginx" in t for t in healed.changed_tasks()), healed.explain()
+    wait_status(node, "gamma.localhost", 200)
+
+
+def test_delete_removes_everything_and_spares_the_other_site(stack):
+    node = stack.node
+    gone = stack.site("site_delete.yml", "beta")
+    assert gone.rc == 0, gone.explain()
+    assert node.exec("getent", "passwd", "beta_production", check=False).returncode != 0
+    assert node.exec("getent", "group", "beta_production", check=False).returncode != 0
+    for path in ("/etc/php/8.2/fpm/pool.d/pressluft-beta_production.conf",
+                 "/run/php/pressluft-beta_production.sock",
+                 "/etc/nginx/pressluft-sites/beta_production.conf", "/var/www/sites/beta",
+                 "/etc/pressluft/secrets/beta_production.json"):
+        assert node.exec("test", "-e", path, check=False).returncode != 0, path
+    assert "beta" not in node.sh("mysql -N -e 'SELECT user FROM mysql.user; SHOW DATABASES'")
+    assert "beta_production" not in stack.snapshot()
+    assert http_get(node, "beta.localhost")[0] == 0
+    assert "Alpha Title 7Q" in wait_status(node, "alpha.localhost", 200)
+    again = stack.site("site_delete.yml", "beta")
+    assert again.rc == 0 and again.changed_tasks() == [], again.explain()
