@@ -159,6 +159,14 @@ def test_redis_socket_and_acl(provisioned):
         "maxmemory-policy", "allkeys-lru"]
     wrong = node.exec(*admin[:-1], "wrong-password", "ping", check=False)
     assert "PONG" not in wrong.stdout
+    # Environment users reach the socket through group redis, and the group opens nothing else.
+    node.exec("useradd", "--groups", "redis", "h3member")
+    node.exec("useradd", "h3other")
+    assert node.exec(*admin, "ping", user="h3member").stdout.strip() == "PONG"
+    other = node.exec(*admin, "ping", user="h3other", check=False)
+    assert "PONG" not in other.stdout and "ermission denied" in other.stdout + other.stderr, other
+    assert node.exec("ls", "/etc/redis", user="h3member", check=False).returncode != 0
+    assert node.exec("ls", "/var/lib/redis", user="h3member", check=False).returncode != 0
 
 
 def test_wpcli_is_the_pinned_file(provisioned, wpcli_src):
@@ -179,10 +187,18 @@ def test_wpcli_with_a_wrong_checksum_fails_and_changes_nothing(provisioned, tmp_
     assert provisioned.exec("sha512sum", "/usr/local/bin/wp").stdout == before
 
 
-def test_second_run_changes_nothing(provisioned, extravars, tmp_path):
-    result = run_playbook("node_provision.yml", inventory([provisioned]), tmp_path, extravars=extravars)
+def test_second_run_changes_nothing_and_keeps_environment_acl_users(provisioned, extravars, tmp_path):
+    node = provisioned
+    password = node.exec("cat", "/etc/redis/pressluft-admin.pass").stdout.strip()
+    admin = ["redis-cli", "-s", SOCK, "--no-auth-warning", "--user", "pressluft-admin", "--pass", password]
+    # As a site role does it: ACL SAVE rewrites users.acl in Redis' own form, which must stay unchanged.
+    user = "h3test_production"
+    node.exec(*admin, "ACL", "SETUSER", user, "on", ">envpass", f"~{user}:*", "+@all")
+    assert node.exec(*admin, "ACL", "SAVE").stdout.strip() == "OK"
+    result = run_playbook("node_provision.yml", inventory([node]), tmp_path, extravars=extravars)
     assert result.rc == 0, result.explain()
     assert result.changed == 0, result.changed_tasks()
+    assert user in node.exec(*admin, "ACL", "USERS").stdout.split()
 
 
 def test_check_mode_on_a_provisioned_node_changes_nothing(provisioned, extravars, tmp_path):
