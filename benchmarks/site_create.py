@@ -1,0 +1,147 @@
+"""site_create benchmarks on one provisioned podman node (issue 3). Prints its figures.
+
+1. site_create (ansible-playbook, pipelining) vs benchmarks/site_env.sh (the same steps as a minimal
+   shell script over one SSH session) on the same node: ratio, target <= 3.
+2. site_create with 100 sites already on the node vs with none: ratio, target <= 1.15.
+3. Idle memory per site with 100 sites (all processes' RSS on the node, after every site served one
+   request and its ondemand workers idled out): target <= 2 MB/site.
+
+    .venv/bin/python -m benchmarks.site_create [--sites 100] [--samples 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.rig import nodes as rig  # noqa: E402
+from tests.rig.ansible import run_playbook  # noqa: E402
+from tests.rig.wordpress import wordpress_archive  # noqa: E402
+
+SCRIPT = ROOT / "benchmarks" / "site_env.sh"
+
+
+def ansible_site(node, tmp, site: str, archive: Path) -> float:
+    t0 = time.monotonic()
+    r = run_playbook("site_create.yml", rig.inventory([node]), tmp, extravars={
+        "pressluft_target": "nodes", "pressluft_site": site, "pressluft_wordpress_src": str(archive)})
+    elapsed = time.monotonic() - t0
+    if r.rc != 0:
+        raise SystemExit(f"site_create {site} failed:\n{r.explain()}")
+    return elapsed
+
+
+def ssh(node, *cmd: str, input: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["ssh", "-i", str(node.key_file), "-p", str(node.ssh_port), "-o", "BatchMode=yes",
+                           "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                           "-o", "LogLevel=ERROR", f"{rig.SSH_USER}@127.0.0.1", *cmd],
+                          input=input, capture_output=True, check=True, timeout=600)
+
+
+def shell_site(node, site: str, *extra: str) -> float:
+    t0 = time.monotonic()
+    ssh(node, "sudo", "bash", "-s", "--", site, *extra, input=SCRIPT.read_bytes())
+    return time.monotonic() - t0
+
+
+def rss_by_command(node) -> dict[str, float]:
+    """RSS (MB) of every process on the node, summed by command name."""
+    sums: dict[str, float] = {}
+    for line in node.exec("ps", "-eo", "rss=,comm=").stdout.splitlines():
+        rss, _, comm = line.strip().partition(" ")
+        sums[comm.strip()] = sums.get(comm.strip(), 0) + int(rss) / 1024
+    return sums
+
+
+def rss_mb(node) -> float:
+    return sum(rss_by_command(node).values())
+
+
+def idle_rss(node, sites: list[str]) -> float:
+    """RSS after one request per site, once the ondemand workers idled out (pm.process_idle_timeout 10s)."""
+    for s in sites:
+        conn = http.client.HTTPConnection("127.0.0.1", node.http_port, timeout=30)
+        conn.request("GET", "/", headers={"Host": f"{s}.localhost"})
+        status = conn.getresponse().status
+        conn.close()
+        if status != 200:
+            raise SystemExit(f"{s}.localhost answered {status}")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        workers = node.sh("pgrep -c -f 'php-fpm: pool' || true").strip()
+        if workers in ("", "0"):
+            break
+        time.sleep(1)
+    return rss_mb(node)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sites", type=int, default=100)
+    ap.add_argument("--samples", type=int, default=3)
+    args = ap.parse_args(argv)
+    tmp = Path(subprocess.run(["mktemp", "-d", "/tmp/pressluft-bench.XXXXXX"], capture_output=True, text=True,
+                              check=True).stdout.strip())
+    archive = wordpress_archive()
+    node = rig.start_node(tmp)
+    try:
+        t0 = time.monotonic()
+        prov = run_playbook("node_provision.yml", rig.inventory([node]), tmp, extravars={
+            "pressluft_target": "nodes", "pressluft_hardening_enabled": False,
+            "node_wpcli_src": str(ROOT / "tests/wpcli/wp"), "node_wpcli_sha512": ""})
+        if prov.rc != 0:
+            raise SystemExit(f"node_provision failed:\n{prov.explain()}")
+        print(f"node_provision: {time.monotonic() - t0:.1f} s")
+        ansible_site(node, tmp, "warmup", archive)  # copies the archive into the node's cache
+        base_rss = idle_rss(node, ["warmup"])
+        base_by = rss_by_command(node)
+
+        n = args.samples
+        t_none = [ansible_site(node, tmp, f"first{i}", archive) for i in range(n)]
+        t_shell = [shell_site(node, f"shell{i}") for i in range(n)]
+        # Interleave once more so a load change on the host hits both sides.
+        t_none.append(ansible_site(node, tmp, "firstx", archive))
+        t_shell.append(shell_site(node, "shellx"))
+        a, s = statistics.median(t_none), statistics.median(t_shell)
+        print(f"site_create, ansible-playbook: median {a:.2f} s of {[round(x, 2) for x in t_none]}")
+        print(f"same steps, shell script:      median {s:.2f} s of {[round(x, 2) for x in t_shell]}")
+        print(f"ratio ansible / shell: {a / s:.2f} (target <= 3)")
+
+        present = 2 * (n + 1) + 1
+        fill = [f"fill{i:03d}" for i in range(max(0, args.sites - present))]
+        t0 = time.monotonic()
+        for i, site in enumerate(fill):
+            shell_site(node, site, "noreload" if i < len(fill) - 1 else "")
+        print(f"filled {len(fill)} more sites by script in {time.monotonic() - t0:.0f} s "
+              f"({present + len(fill)} sites on the node)")
+        t_full = [ansible_site(node, tmp, f"last{i}", archive) for i in range(n)]
+        b = statistics.median(t_full)
+        print(f"site_create with {present + len(fill)} sites present: median {b:.2f} s of "
+              f"{[round(x, 2) for x in t_full]}")
+        print(f"ratio {args.sites} sites / none: {b / a:.2f} (target <= 1.15)")
+
+        sites = ["warmup"] + [f"first{i}" for i in range(n)] + ["firstx"] + [f"shell{i}" for i in range(n)] \
+            + ["shellx"] + fill + [f"last{i}" for i in range(n)]
+        full_rss = idle_rss(node, sites)
+        per = (full_rss - base_rss) / (len(sites) - 1)
+        full_by = rss_by_command(node)
+        growth = sorted(((full_by.get(c, 0) - base_by.get(c, 0), c) for c in set(full_by) | set(base_by)),
+                        reverse=True)[:4]
+        print("largest growth: " + ", ".join(f"{c} +{mb:.0f} MB" for mb, c in growth))
+        print(f"idle RSS on the node: {base_rss:.0f} MB with 1 site, {full_rss:.0f} MB with "
+              f"{len(sites)} sites: {per:.2f} MB/site (target <= 2)")
+    finally:
+        rig.stop_nodes([node])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
