@@ -41,6 +41,14 @@ options:
     description: Directory of the secrets files, created C(0700) root when missing.
     type: path
     default: /etc/pressluft/secrets
+  initial_secrets:
+    description:
+      - Values to use instead of generated ones for keys the file does not hold yet, for example
+        the passwords the Pressluft control plane keeps in its secret store.
+      - Only C(db_password), C(redis_password) and C(wp_admin_password) are accepted.
+        A value already in the file is never replaced.
+    type: dict
+    default: {}
 attributes:
   check_mode:
     description: Can run in check mode and predict changes without modifying the target.
@@ -93,12 +101,15 @@ def _token(length, alphabet=string.ascii_letters + string.digits):
     return ''.join(pysecrets.choice(alphabet) for dummy in range(length))
 
 
-def _complete(data):
-    """Add missing values to data in place; return True when something was added."""
+PASSWORD_KEYS = ('db_password', 'redis_password', 'wp_admin_password')
+
+
+def _complete(data, initial):
+    """Add missing values to data in place (from initial, else generated); True when something was added."""
     added = False
-    for key in ('db_password', 'redis_password', 'wp_admin_password'):
+    for key in PASSWORD_KEYS:
         if not isinstance(data.get(key), str) or not data[key]:
-            data[key] = _token(32)
+            data[key] = initial.get(key) or _token(32)
             added = True
     salts = data.get('salts')
     if not isinstance(salts, dict):
@@ -136,6 +147,7 @@ def main():
         env=dict(type='str', default='production'),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
         secrets_dir=dict(type='path', default='/etc/pressluft/secrets'),
+        initial_secrets=dict(type='dict', default={}, no_log=True),
     )
     argument_spec.update(FENCING_ARGSPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -144,6 +156,15 @@ def main():
         names = env_names(p['site'], p['env'])
     except ValueError as exc:
         module.fail_json(msg=str(exc))
+    initial = p['initial_secrets']
+    unknown = sorted(set(initial) - set(PASSWORD_KEYS))
+    if unknown:
+        module.fail_json(msg='initial_secrets accepts only %s, not %s'
+                             % (', '.join(PASSWORD_KEYS), ', '.join(unknown)))
+    for key, value in initial.items():
+        if not isinstance(value, str) or len(value) < 16 or any(c in value for c in '\'"\\\n'):
+            module.fail_json(msg='initial_secrets.%s must be a string of at least 16 characters '
+                                 'without quotes, backslashes or newlines' % key)
     fence(module, p['site'])
     path = os.path.join(p['secrets_dir'], names['name'] + '.json')
 
@@ -162,7 +183,7 @@ def main():
             module.fail_json(msg='%s is not valid JSON: fix or remove it by hand' % path, path=path)
         if not isinstance(data, dict):
             module.fail_json(msg='%s does not hold a JSON object' % path, path=path)
-    changed = _complete(data)
+    changed = _complete(data, initial)
     st = os.stat(path) if os.path.exists(path) else None
     if st is not None and (st.st_mode & 0o777 != 0o600 or st.st_uid != 0):
         changed = True

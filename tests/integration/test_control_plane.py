@@ -185,6 +185,18 @@ def test_secrets_appear_nowhere(site, control_plane):
         assert secret.encode() not in raw, "secrets are stored encrypted only"
 
 
+def test_control_plane_passwords_are_the_sites(site, control_plane):
+    """The passwords in the control plane's secret store are the ones the node uses."""
+    url = f"sqlite:///{control_plane / 'pressluft.db'}"
+    store = SecretStore(url=url)
+    with db.session_factory(url)() as s:
+        names = ("db_password", "wordpress_admin_password")
+        ours = {n: store.get(s, "env:shop_production", n) for n in names}
+    node_secrets = json.loads(site.exec("cat", "/etc/pressluft/secrets/shop_production.json").stdout)
+    assert ours["db_password"] == node_secrets["db_password"]
+    assert ours["wordpress_admin_password"] == node_secrets["wp_admin_password"]
+
+
 def test_stale_fencing_token_refused_on_the_node(site):
     # Another control plane (or a restored database) already applied token 100 to this site.
     site.exec("sh", "-c", "echo 100 > /var/lib/pressluft/fencing/shop")
