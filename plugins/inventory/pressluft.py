@@ -167,6 +167,8 @@ def build_hosts(nodes, envs, domains, include_states):
         if local:
             # The controller's own Python (inventory values are not templated, so no ansible_playbook_python).
             hostvars.update(ansible_connection="local", ansible_python_interpreter=sys.executable)
+            if os.geteuid() == 0:
+                hostvars["ansible_become"] = False  # already root; sudo may not be installed yet
         else:
             hostvars.update(ansible_host=host, ansible_port=int(port or 22))
             if user:
