@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +158,25 @@ def after_job(session: Session, job: Job) -> None:
     """Bookkeeping in the finishing transaction: a deleted environment frees its domain names."""
     if job.type == "site_delete" and job.state == "succeeded" and job.env_id is not None:
         session.execute(delete(Domain).where(Domain.env_id == job.env_id))
+
+
+_RUN_DIR = re.compile(r"job(\d+)-.+")
+
+
+def remove_stale_runs(session_factory: sessionmaker, data_dir: Path | None = None) -> int:
+    """Remove run directories of jobs that are no longer running; returns how many.
+
+    A worker killed with SIGKILL never reaches its cleanup, and its run directory keeps the job's
+    secrets in the 0600 vars file: the next worker removes it. Directories of running jobs stay.
+    """
+    runs = (data_dir or default_data_dir()) / "runs"
+    found = [(p, int(m.group(1))) for p in (runs.iterdir() if runs.is_dir() else ())
+             if (m := _RUN_DIR.fullmatch(p.name))]
+    if not found:
+        return 0
+    with session_factory() as s:
+        running = set(s.scalars(select(Job.id).where(Job.state == "running")))
+    stale = [p for p, job_id in found if job_id not in running]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(stale)

@@ -111,6 +111,7 @@ class Worker:
         while not self.stopping.is_set():
             try:
                 queue.sweep(self.session_factory, self.heartbeat_timeout)
+                runner.remove_stale_runs(self.session_factory, self.data_dir)
                 job = queue.claim(self.session_factory, self.worker_id, self.types)
             except Exception:
                 log.exception("claiming failed")

@@ -299,11 +299,11 @@ def test_worker_sigkill_converges(plane):
     assert strays(home) == [], "processes of killed runs are still running"
     assert running_jobs(sf) == [] and stale_locks(sf) == []
     assert not [j for j in js("jobs", "list", "--limit", "1000") if j["state"] == "running"]
-    leftovers = [p for p in (home / "runs").iterdir()]
-    # A SIGKILLed run cannot remove its private dir (with the vars file): it stays owner-only.
-    assert all(oct(p.stat().st_mode & 0o777) == "0o700" for p in leftovers), leftovers
+    # A SIGKILLed run cannot remove its private dir, whose vars file holds the job's secrets:
+    # the next worker does (runner.remove_stale_runs).
+    leftovers = list((home / "runs").iterdir())
+    assert leftovers == [], "run directories of killed runs (with their secrets) were left behind"
     print(
         f"summary: runs={RUNS} killed mid-job={mid_run} job had ended={after_finish} "
-        f"all converged=True; run dirs left by killed runs={len(leftovers)} "
-        f"(with vars.json: {sum((p / 'vars.json').exists() for p in leftovers)}) (seed {SEED})"
+        f"all converged=True; run dirs left behind=0 (seed {SEED})"
     )

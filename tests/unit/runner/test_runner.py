@@ -147,3 +147,17 @@ def test_stale_fencing_token_is_refused_before_running(cp):
     job = runner.execute(cp.sf, job, "w1", data_dir=cp.data_dir, playbook_dir=PLAYBOOKS)
     assert (job.id, job.state, job.error_code) == (job_id, "failed", "stale_fencing_token")
     assert not [e for e in runner_events(cp, job_id) if e["kind"] == "runner"], "nothing ran"
+
+
+def test_run_dirs_of_killed_runs_are_removed_but_not_running_ones(cp):
+    running = enqueue(cp, "tiny", node="local")
+    assert queue.claim(cp.sf, "w1").id == running
+    runs = cp.data_dir / "runs"
+    live, dead, other = runs / f"job{running}-abc", runs / "job999-def", runs / "scratch"
+    for path in (live, dead, other):
+        path.mkdir(parents=True)
+        (path / "vars.json").write_text('{"pressluft_db_password": "x"}')
+    # job 999 does not exist (or is no longer running): its directory is what a SIGKILL leaves behind.
+    assert runner.remove_stale_runs(cp.sf, cp.data_dir) == 1
+    assert live.exists() and other.exists() and not dead.exists()
+    assert runner.remove_stale_runs(cp.sf, cp.data_dir) == 0
