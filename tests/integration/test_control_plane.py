@@ -72,6 +72,16 @@ def http_get(node, host: str, timeout: float = 30) -> tuple[int, str]:
             time.sleep(0.5)
 
 
+def add_and_provision(node) -> None:
+    """node add + node provision (WP-CLI stand-in, no hardening) through the CLI, run by the worker."""
+    js("node", "add", node.name, "--host", "127.0.0.1", "--port", str(node.ssh_port), "--user", "pressluft",
+       "--ssh-key", str(node.key_file))
+    sha = hashlib.sha512(STANDIN.read_bytes()).hexdigest()
+    job = js("node", "provision", node.name, "--var", f"node_wpcli_src={STANDIN}",
+             "--var", f"node_wpcli_sha512={sha}", "--var", "pressluft_hardening_enabled=false")
+    assert work()[0]["id"] == job["job_id"]
+
+
 @pytest.fixture(scope="module")
 def control_plane(tmp_path_factory):
     home = tmp_path_factory.mktemp("cp")
@@ -91,32 +101,7 @@ def site(control_plane, tmp_path_factory):
     node = rig.start_node(tmp_path_factory.mktemp("nodes"))
     try:
         started = time.monotonic()
-        js(
-            "node",
-            "add",
-            node.name,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(node.ssh_port),
-            "--user",
-            "pressluft",
-            "--ssh-key",
-            str(node.key_file),
-        )
-        sha = hashlib.sha512(STANDIN.read_bytes()).hexdigest()
-        job = js(
-            "node",
-            "provision",
-            node.name,
-            "--var",
-            f"node_wpcli_src={STANDIN}",
-            "--var",
-            f"node_wpcli_sha512={sha}",
-            "--var",
-            "pressluft_hardening_enabled=false",
-        )
-        assert work()[0]["id"] == job["job_id"]
+        add_and_provision(node)
         provisioned = time.monotonic()
         created = js(
             "site",

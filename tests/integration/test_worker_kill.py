@@ -12,7 +12,6 @@ PRESSLUFT_KILL_SEED the random seed (printed).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -27,7 +26,7 @@ from sqlalchemy import select
 
 from pressluft_lib import db, queue
 from pressluft_lib.models import Job, Site
-from tests.integration.test_control_plane import STANDIN, http_get, js, run, work
+from tests.integration.test_control_plane import add_and_provision, http_get, js, run
 from tests.rig.nodes import start_node, stop_nodes
 from tests.rig.wordpress import wordpress_archive
 
@@ -51,32 +50,7 @@ def plane(tmp_path_factory):
         run("db", "upgrade")
         node = start_node(tmp_path_factory.mktemp("nodes"))
         try:
-            js(
-                "node",
-                "add",
-                node.name,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(node.ssh_port),
-                "--user",
-                "pressluft",
-                "--ssh-key",
-                str(node.key_file),
-            )
-            sha = hashlib.sha512(STANDIN.read_bytes()).hexdigest()
-            job = js(
-                "node",
-                "provision",
-                node.name,
-                "--var",
-                f"node_wpcli_src={STANDIN}",
-                "--var",
-                f"node_wpcli_sha512={sha}",
-                "--var",
-                "pressluft_hardening_enabled=false",
-            )
-            assert work()[0]["id"] == job["job_id"]
+            add_and_provision(node)
             yield home, node, db.session_factory(os.environ["PRESSLUFT_DB"])
         finally:
             stop_nodes([node])
