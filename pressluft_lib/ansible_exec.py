@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ansible_runner
@@ -41,6 +41,8 @@ class RunOutcome:
     rc: int | None
     status: str
     stats: dict  # per-host counts from the playbook_on_stats event (ok, changed, failures, dark)
+    # What the playbook returned with ansible.builtin.set_stats (aggregated, not per host), redacted.
+    artifacts: dict = field(default_factory=dict)
 
 
 def collections_path(data_dir: Path) -> str:
@@ -167,11 +169,13 @@ def run_playbook(
             return last_check[1]
 
         final_stats: dict = {}
+        artifacts: dict = {}
 
         def handle(event: dict) -> bool:
             summary = summarize_event(event, secrets)
             if summary is not None and summary["event"] == "playbook_on_stats":
                 final_stats.update({k: v for k, v in summary.items() if k != "event"})
+                artifacts.update(redact(event.get("event_data", {}).get("artifact_data") or {}, secrets))
             if summary is not None and on_event is not None:
                 on_event(summary)
             return False  # never write event files (they hold result bodies)
@@ -206,7 +210,7 @@ def run_playbook(
         r.config.env = {k: v for k, v in r.config.env.items() if k in envvars or not _SECRET_ENV.search(k)}
         r.run()
         state = _FINAL.get(r.status, "failed")
-        return RunOutcome(state=state, rc=r.rc, status=r.status, stats=final_stats)
+        return RunOutcome(state=state, rc=r.rc, status=r.status, stats=final_stats, artifacts=artifacts)
     finally:
         shutil.rmtree(private, ignore_errors=True)
 

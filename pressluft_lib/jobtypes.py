@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from pressluft_lib.errors import ValidationError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from pressluft_lib.models import Job
+
+# after(session, job, artifacts): bookkeeping in the transaction that finishes the job; job.state is
+# final, artifacts is what the playbook returned with ansible.builtin.set_stats ({} if it never ran).
+AfterHook = Callable[["Session", "Job", dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -17,10 +28,21 @@ class JobType:
     # State the job's primary resource (env if given, else site; node for node scope) enters at
     # enqueue; None leaves it alone. finish() settles it (success: active/deleted, else failed).
     marks: str | None = None
+    after: AfterHook | None = None
 
     @property
     def playbook(self) -> str:
         return f"{self.name}.yml"
+
+
+def free_domains(session: Session, job: Job, _artifacts: dict[str, Any]) -> None:
+    """After site_delete: a deleted environment frees its domain names for other sites."""
+    from sqlalchemy import delete
+
+    from pressluft_lib.models import Domain
+
+    if job.state == "succeeded" and job.env_id is not None:
+        session.execute(delete(Domain).where(Domain.env_id == job.env_id))
 
 
 JOB_TYPES: dict[str, JobType] = {
@@ -29,7 +51,10 @@ JOB_TYPES: dict[str, JobType] = {
         JobType("node_provision", "node", destructive=False, timeout=3600, marks="provisioning"),
         # Creating is idempotent (the roles converge), so a stalled site_create may be retried.
         JobType("site_create", "site", destructive=False, timeout=1800, marks="creating"),
-        JobType("site_delete", "site", destructive=True, timeout=1800, max_attempts=1, marks="deleting"),
+        JobType(
+            "site_delete", "site", destructive=True, timeout=1800, max_attempts=1, marks="deleting",
+            after=free_domains,
+        ),
     )
 }
 

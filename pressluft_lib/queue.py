@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from pressluft_lib import _fastpath, jobtypes
 from pressluft_lib.errors import ConflictError, NotFound, StaleFencingToken, TransitionError, ValidationError
 from pressluft_lib.models import Environment, Job, JobEvent, Node, Site, utcnow
-from pressluft_lib.states import add_job_event, transition
+from pressluft_lib.states import JOB_TERMINAL, add_job_event, transition
 
 FINISH_STATES = ("succeeded", "failed", "cancelled", "timed_out")
 BACKOFF_BASE = 30.0  # seconds; retry n waits base * 2**(n-1), capped
@@ -229,7 +229,11 @@ def heartbeat(db: Db, job: Job | int, worker_id: str) -> bool:
 
 
 def _settle(session: Session, job: Job, success: bool, actor: str | None = None) -> None:
+    """Settle the job's resources; a job that ends here (cancel, stall, deadline) never returned data."""
     _fastpath.settle(session.connection(), job, success, utcnow(), actor)
+    jt = jobtypes.JOB_TYPES.get(job.type)
+    if jt is not None and jt.after is not None and job.state in (*JOB_TERMINAL, "stalled"):
+        jt.after(session, job, {})
 
 
 def finish(

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from pressluft_lib import ansible_exec, jobtypes, queue
@@ -93,6 +93,15 @@ def execute(
     The playbook is the job type's (jobtypes is the allowlist): from the collection, or from
     `playbook_dir` (tests) by the same name.
     """
+    jt = jobtypes.JOB_TYPES.get(job.type)
+
+    def end(state: str, code: str | None, message: str | None, artifacts: dict, **event: Any) -> Job:
+        with session_factory.begin() as session:
+            done = queue.finish(session, job, state, code, message, worker_id=worker_id, event=event or None)
+            if jt is not None and jt.after is not None:
+                jt.after(session, done, artifacts)
+        return done
+
     try:
         jt = jobtypes.get(job.type)
         url = _db_url(session_factory)
@@ -101,7 +110,7 @@ def execute(
             extravars, site, env = job_vars(session, job)
             secret_vars = load_secrets(session, url, site, env)
     except PressluftError as exc:
-        return queue.finish(session_factory, job, "failed", exc.code, exc.message, worker_id=worker_id)
+        return end("failed", exc.code, exc.message, {})
 
     def on_event(data: dict) -> None:
         with session_factory.begin() as session:
@@ -130,34 +139,21 @@ def execute(
     except Exception as exc:  # the run could not even start: record why (these messages hold no secret)
         log.exception("job %s could not run", job.id)
         message = ansible_exec.redact(f"{type(exc).__name__}: {exc}", secret_vars.values())
-        return queue.finish(session_factory, job, "failed", "runner_error", message, worker_id=worker_id)
+        return end("failed", "runner_error", message, {})
     error = {
         "succeeded": (None, None),
         "failed": ("playbook_failed", f"the playbook failed (rc={outcome.rc})"),
         "cancelled": ("cancelled", "cancelled on request"),
         "timed_out": ("timeout", f"no result within {timeout} s"),
     }[outcome.state]
-    with session_factory.begin() as session:
-        done = queue.finish(
-            session,
-            job,
-            outcome.state,
-            *error,
-            worker_id=worker_id,
-            event={
-                "rc": outcome.rc,
-                "runner_status": outcome.status,
-                "changed": outcome.stats.get("changed", {}),
-            },
-        )
-        after_job(session, done)
-    return done
-
-
-def after_job(session: Session, job: Job) -> None:
-    """Bookkeeping in the finishing transaction: a deleted environment frees its domain names."""
-    if job.type == "site_delete" and job.state == "succeeded" and job.env_id is not None:
-        session.execute(delete(Domain).where(Domain.env_id == job.env_id))
+    return end(
+        outcome.state,
+        *error,
+        outcome.artifacts,
+        rc=outcome.rc,
+        runner_status=outcome.status,
+        changed=outcome.stats.get("changed", {}),
+    )
 
 
 _RUN_DIR = re.compile(r"job(\d+)-.+")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 
 from sqlalchemy import select, update
 
-from pressluft_lib import queue, runner
+from pressluft_lib import jobtypes, queue, runner
 from pressluft_lib.models import Environment, Job, JobEvent, Site
 from pressluft_lib.secret_store import SecretStore
 
@@ -161,3 +162,21 @@ def test_run_dirs_of_killed_runs_are_removed_but_not_running_ones(cp):
     assert runner.remove_stale_runs(cp.sf, cp.data_dir) == 1
     assert live.exists() and other.exists() and not dead.exists()
     assert runner.remove_stale_runs(cp.sf, cp.data_dir) == 0
+
+
+def test_after_hook_gets_final_state_and_redacted_artifacts(cp, monkeypatch):
+    seen: list[tuple[int, str, dict]] = []
+
+    def after(session, job, artifacts):
+        seen.append((job.id, job.state, artifacts))
+
+    hooked = replace(jobtypes.JOB_TYPES["tiny_site"], after=after)
+    monkeypatch.setitem(jobtypes.JOB_TYPES, "tiny_site", hooked)
+    make_site(cp)
+    ok = claim_and_run(cp, enqueue(cp, "tiny_site", site="shop", env="production"))
+    failed = claim_and_run(cp, enqueue(cp, "tiny_site", {"tiny_fail": True}, site="shop", env="production"))
+    queued = enqueue(cp, "tiny_site", site="shop", env="production")
+    queue.request_cancel(cp.sf, queued)
+    returned = {"tiny_result": {"host": "local", "leak": "********"}}
+    expected = [(ok.id, "succeeded", returned), (failed.id, "failed", returned), (queued, "cancelled", {})]
+    assert seen == expected, "every ending reaches the hook; a cancelled queued job returned nothing"
