@@ -29,6 +29,8 @@ class JobType:
     # enqueue; None leaves it alone. finish() settles it (success: active/deleted, else failed).
     marks: str | None = None
     after: AfterHook | None = None
+    # Secret-store scopes whose secrets this job type also gets as pressluft_<name> (e.g. backups).
+    secret_scopes: tuple[str, ...] = ()
 
     @property
     def playbook(self) -> str:
@@ -74,3 +76,6 @@ def register(job_type: JobType) -> JobType:
         raise ValidationError(f"job type scope must be 'site' or 'node', not {job_type.scope!r}")
     JOB_TYPES[job_type.name] = job_type
     return job_type
+
+
+from pressluft_lib import backups as _backups  # noqa: E402,F401  registers the backup job types

@@ -63,13 +63,20 @@ def job_vars(session: Session, job: Job) -> tuple[dict[str, Any], str | None, st
     return extravars, site.name if site else None, env.name if env else None
 
 
-def load_secrets(session: Session, url: str, site: str | None, env: str | None) -> dict[str, str]:
-    """The environment's secrets as pressluft_<name> variables (decrypted only for the run)."""
-    if site is None or env is None:
+def load_secrets(
+    session: Session, url: str, site: str | None, env: str | None, scopes: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """The environment's secrets, and those of the job type's `scopes`, as pressluft_<name> variables
+    (decrypted only for the run)."""
+    wanted = [*scopes, *([secret_scope(site, env)] if site is not None and env is not None else [])]
+    if not wanted:
         return {}
     store = SecretStore(url=url)
-    scope = secret_scope(site, env)
-    return {f"pressluft_{name}": store.get(session, scope, name) for name in store.names(session, scope)}
+    return {
+        f"pressluft_{name}": store.get(session, scope, name)
+        for scope in wanted
+        for name in store.names(session, scope)
+    }
 
 
 def _db_url(session_factory: sessionmaker) -> str:
@@ -108,7 +115,7 @@ def execute(
         with session_factory() as session:
             queue.check_fencing(session, job)
             extravars, site, env = job_vars(session, job)
-            secret_vars = load_secrets(session, url, site, env)
+            secret_vars = load_secrets(session, url, site, env, jt.secret_scopes)
     except PressluftError as exc:
         return end("failed", exc.code, exc.message, {})
 

@@ -1,0 +1,255 @@
+"""Backups on the control plane: job types, their `after` hooks, ids, repository settings, cleanup plans.
+
+A backup row is created (pending) when its job is queued; the job's `after` hook records what the
+playbook returned (set_stats `pressluft_backup`) through the BACKUP state machine:
+pending -> running -> completed | failed; completed -> expired (retention) -> deleted (cleanup).
+The `manifest` JSON column holds the control plane's data about the backup:
+  backup_id, trigger (manual | schedule | pre_restore), include_core, job_id, repository,
+  manifest (the node's manifest), restic_snapshot, restic_data_added, completed_at, error, restore.
+Backup ids are `<created_at as yyyymmddThhmmssZ>-<row id>`: unique, sortable, stable across retries.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from pressluft_lib import jobtypes, states  # states as a module: it imports jobtypes, which imports us
+from pressluft_lib.errors import NotFound, ValidationError
+from pressluft_lib.models import AuditLog, Backup, Environment, Job, JobEvent, Site, utcnow
+from pressluft_lib.retention import PRE_RESTORE_GRACE, Candidate, Policy, expired
+
+SCOPES = ("full", "db", "files")
+TRIGGERS = ("manual", "schedule", "pre_restore")
+# The restic repository's secrets (restic_password, s3_access_key_id, s3_secret_access_key) live in
+# the secret store under SECRET_SCOPE; the runner passes them (as pressluft_<name>) to backup jobs
+# only. The repository URL is not secret: it is stored beside them and goes into each job's payload,
+# so every backup row records the repository that holds it.
+SECRET_SCOPE = "global:backup"
+REPO_SCOPE = "global:backup-repo"
+REPO_URL = "restic_repository"
+REPO_SECRETS = ("restic_password", "s3_access_key_id", "s3_secret_access_key")
+_ID_RE = re.compile(r"(\d{8}T\d{6}Z)-([1-9]\d{0,17})")
+_ROW_RE = re.compile(r"[1-9]\d{0,17}")
+_ACTIVE_BACKUP = ("pending", "running")
+
+
+def make_id(row: Backup) -> str:
+    return f"{row.created_at:%Y%m%dT%H%M%SZ}-{row.id}"
+
+
+def parse_ref(ref: object) -> tuple[int, str | None]:
+    """A backup reference (`20261202T023000Z-5` or the row id `5`) -> (row id, timestamp part or None)."""
+    text = str(ref) if isinstance(ref, int) and not isinstance(ref, bool) else ref
+    if isinstance(text, str):
+        if m := _ID_RE.fullmatch(text):
+            return int(m.group(2)), m.group(1)
+        if _ROW_RE.fullmatch(text):
+            return int(text), None
+    raise ValidationError(
+        f"invalid backup id {ref!r}: expected e.g. 20261202T023000Z-5 (or its number, 5)",
+        details={"backup_id": repr(ref)},
+    )
+
+
+def get_row(session: Session, ref: object) -> Backup:
+    row_id, stamp = parse_ref(ref)
+    row = session.get(Backup, row_id)
+    if row is None or (stamp is not None and make_id(row) != ref):
+        raise NotFound(f"backup {ref} does not exist", details={"backup_id": str(ref)})
+    return row
+
+
+def new_row(session: Session, env: Environment, scope: str, trigger: str, include_core: bool,
+            repository: str | None) -> Backup:
+    """A pending backup row with its id (created_at to the second, so the id names it exactly)."""
+    if scope not in SCOPES:
+        raise ValidationError(f"invalid backup scope {scope!r}: one of {', '.join(SCOPES)}")
+    row = Backup(env_id=env.id, state="pending", scope=scope, created_at=utcnow().replace(microsecond=0))
+    session.add(row)
+    session.flush()
+    row.manifest = {"backup_id": make_id(row), "trigger": trigger, "include_core": bool(include_core),
+                    "repository": repository}
+    session.flush()
+    return row
+
+
+def set_job(session: Session, row: Backup, job_id: int) -> None:
+    row.manifest = {**(row.manifest or {}), "job_id": job_id}
+    session.flush()
+
+
+# -- after hooks (run in the transaction that finishes the job) --------------------------------------
+def _failure_message(session: Session, job: Job) -> str:
+    """The last failed task's message (already redacted by the runner), else the job's own error."""
+    events = session.scalars(
+        select(JobEvent.data).where(JobEvent.job_id == job.id, JobEvent.kind == "runner")
+        .order_by(JobEvent.seq.desc())
+    )
+    for data in events:
+        if data.get("status") in ("failed", "unreachable") and data.get("msg"):
+            return f"{data.get('task')}: {data['msg']}"[:2000]
+    return job.error_message or job.error_code or f"job {job.state}"
+
+
+def _row_from_payload(session: Session, job: Job, key: str) -> Backup | None:
+    ref = (job.payload or {}).get(key)
+    try:
+        row = get_row(session, ref)
+    except (ValidationError, NotFound):
+        return None
+    session.refresh(row)
+    return row
+
+
+def record(session: Session, row: Backup, job: Job, result: Any) -> None:
+    """Settle a pending/running backup row from its job's end and the playbook's `pressluft_backup`."""
+    if row.state not in _ACTIVE_BACKUP:
+        return
+    if row.state == "pending":
+        states.transition(session, row, "running", event={"job_id": job.id})
+    result = result if isinstance(result, dict) and result.get("id") == make_id(row) else None
+    data = dict(row.manifest or {}, job_id=job.id)
+    if result is not None:
+        data.update(manifest=result.get("manifest"), restic_snapshot=result.get("restic_snapshot"),
+                    restic_data_added=result.get("restic_data_added"))
+    values = {"manifest": data, "location": (result or {}).get("location")}
+    if job.state == "succeeded" and result is not None:
+        data["completed_at"] = utcnow().isoformat(timespec="seconds") + "Z"
+        states.transition(session, row, "completed", values=values, event={"job_id": job.id})
+    else:
+        if job.state == "failed":
+            data["error"] = _failure_message(session, job)
+        elif job.state != "succeeded":
+            data["error"] = f"the job ended {job.state}"
+        else:
+            data["error"] = "the playbook returned no result for this backup"
+        event = {"job_id": job.id, "job_state": job.state}
+        states.transition(session, row, "failed", values=values, event=event)
+
+
+def after_backup_create(session: Session, job: Job, artifacts: dict) -> None:
+    row = _row_from_payload(session, job, "pressluft_backup_id")
+    if row is not None:
+        record(session, row, job, artifacts.get("pressluft_backup"))
+
+
+def after_backup_cleanup(session: Session, job: Job, artifacts: dict) -> None:
+    asked = set((job.payload or {}).get("pressluft_backup_remove") or ())
+    removed = artifacts.get("pressluft_backup_removed") or []
+    for ref in removed if isinstance(removed, list) else ():
+        if ref not in asked:
+            continue
+        try:
+            row = get_row(session, ref)
+        except (ValidationError, NotFound):
+            continue
+        session.refresh(row)
+        if row.state in ("completed", "expired", "failed"):
+            states.transition(session, row, "deleted", event={"job_id": job.id})
+
+
+def after_env_restore(session: Session, job: Job, artifacts: dict) -> None:
+    pre = _row_from_payload(session, job, "pressluft_pre_restore_backup_id")
+    restore = artifacts.get("pressluft_restore")
+    source = (job.payload or {}).get("pressluft_backup_id")
+    restored = bool(isinstance(restore, dict) and restore.get("id") == source and restore.get("restored"))
+    restored = restored and job.state == "succeeded"
+    if pre is not None:
+        record(session, pre, job, artifacts.get("pressluft_backup"))
+        info = {"job_id": job.id, "source": source, "restored": restored, "job_state": job.state}
+        pre.manifest = {**(pre.manifest or {}), "restore": info}
+        session.flush()
+    env = session.get(Environment, job.env_id) if job.env_id else None
+    target = f"env:{env.site.name}_{env.name}" if env else f"job:{job.id}"
+    session.execute(insert(AuditLog).values(
+        actor=job.actor, action="env.restore", target=target, result="restored" if restored else job.state,
+        detail={"job_id": job.id, "source": source, "pre_restore_backup": (job.payload or {}).get(
+            "pressluft_pre_restore_backup_id")},
+        created_at=utcnow()))
+
+
+# Backup jobs get the repository's secrets; the rest of the job types never see them.
+jobtypes.register(jobtypes.JobType(
+    "backup_create", "site", destructive=False, timeout=3600, after=after_backup_create,
+    secret_scopes=(SECRET_SCOPE,)))
+jobtypes.register(jobtypes.JobType(
+    "backup_cleanup", "site", destructive=True, timeout=1800, max_attempts=1, after=after_backup_cleanup,
+    secret_scopes=(SECRET_SCOPE,)))
+jobtypes.register(jobtypes.JobType(
+    "env_restore", "site", destructive=True, timeout=3600, max_attempts=1, marks="restoring",
+    after=after_env_restore, secret_scopes=(SECRET_SCOPE,)))
+
+
+# -- reconciliation and retention ------------------------------------------------------------------
+def reconcile(session: Session, actor: str | None = None) -> list[str]:
+    """Fail pending/running backups whose job ended without settling them; returns their ids.
+
+    The hooks settle rows at every job end the runner and the queue see; this catches the rest
+    (e.g. a job removed by hand) so that a row never stays pending forever.
+    """
+    out = []
+    for row in session.scalars(select(Backup).where(Backup.state.in_(_ACTIVE_BACKUP))).all():
+        job_id = (row.manifest or {}).get("job_id")
+        job = session.get(Job, job_id) if isinstance(job_id, int) else None
+        if job is None or job.state in states.JOB_TERMINAL:
+            if row.state == "pending":
+                states.transition(session, row, "running", actor=actor, event={"reconcile": True})
+            data = {**(row.manifest or {}), "error": f"job {job_id} ended without a result"}
+            states.transition(session, row, "failed", actor=actor, values={"manifest": data},
+                       event={"reconcile": True, "job_id": job_id})
+            out.append(make_id(row))
+    return out
+
+
+def policy(site: Site) -> Policy:
+    d, w, m = Policy()
+    return Policy(
+        d if site.backup_keep_daily is None else site.backup_keep_daily,
+        w if site.backup_keep_weekly is None else site.backup_keep_weekly,
+        m if site.backup_keep_monthly is None else site.backup_keep_monthly,
+    )
+
+
+def cleanup_plan(session: Session, site: Site, env: Environment, now: datetime | None = None
+                 ) -> tuple[list[Backup], list[Backup]]:
+    """(completed backups the ladder expires now, every backup a cleanup should remove).
+
+    Removed: expired ones (also those a previous cleanup did not get to) and failed ones older than
+    PRE_RESTORE_GRACE with a newer completed backup (they may have left local artefacts behind).
+    """
+    now = now or utcnow()
+    rows = session.scalars(
+        select(Backup).where(Backup.env_id == env.id, Backup.state.in_(("completed", "expired", "failed")))
+        .order_by(Backup.id)
+    ).all()
+    completed = [r for r in rows if r.state == "completed"]
+    expiring: set[int] = set()
+    rule = policy(site)
+    for scope in SCOPES:
+        candidates = [Candidate(r.id, r.created_at, (r.manifest or {}).get("trigger") == "pre_restore")
+                      for r in completed if r.scope == scope]
+        expiring |= expired(candidates, rule, now)
+    newest = max((r.created_at for r in completed), default=None)
+    remove = [r for r in rows if r.state == "expired" or r.id in expiring
+              or (r.state == "failed" and newest is not None and r.created_at < newest
+                  and now - r.created_at >= PRE_RESTORE_GRACE)]
+    return [r for r in completed if r.id in expiring], remove
+
+
+def last_backup_at(session: Session, env: Environment) -> datetime | None:
+    """When the newest full backup that counts (pending, running or completed) was taken."""
+    return session.scalar(
+        select(Backup.created_at).where(Backup.env_id == env.id, Backup.scope == "full",
+                                        Backup.state.in_(("pending", "running", "completed")))
+        .order_by(Backup.created_at.desc()).limit(1)
+    )
+
+
+def due(session: Session, env: Environment, interval: timedelta, now: datetime) -> bool:
+    last = last_backup_at(session, env)
+    return last is None or now - last >= interval
