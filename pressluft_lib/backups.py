@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from pressluft_lib import jobtypes, states  # states as a module: it imports jobtypes, which imports us
 from pressluft_lib.errors import NotFound, ValidationError
 from pressluft_lib.models import AuditLog, Backup, Environment, Job, JobEvent, Site, utcnow
-from pressluft_lib.retention import PRE_RESTORE_GRACE, Candidate, Policy, expired
+from pressluft_lib.retention import DEFAULT_KEEP, PRE_RESTORE_GRACE, Candidate, Policy, expired
 
 SCOPES = ("full", "db", "files")
 TRIGGERS = ("manual", "schedule", "pre_restore")
@@ -64,16 +64,21 @@ def get_row(session: Session, ref: object) -> Backup:
     return row
 
 
-def new_row(session: Session, env: Environment, scope: str, trigger: str, include_core: bool,
-            repository: str | None) -> Backup:
+def new_row(
+    session: Session, env: Environment, scope: str, trigger: str, include_core: bool, repository: str | None
+) -> Backup:
     """A pending backup row with its id (created_at to the second, so the id names it exactly)."""
     if scope not in SCOPES:
         raise ValidationError(f"invalid backup scope {scope!r}: one of {', '.join(SCOPES)}")
     row = Backup(env_id=env.id, state="pending", scope=scope, created_at=utcnow().replace(microsecond=0))
     session.add(row)
     session.flush()
-    row.manifest = {"backup_id": make_id(row), "trigger": trigger, "include_core": bool(include_core),
-                    "repository": repository}
+    row.manifest = {
+        "backup_id": make_id(row),
+        "trigger": trigger,
+        "include_core": bool(include_core),
+        "repository": repository,
+    }
     session.flush()
     return row
 
@@ -87,7 +92,8 @@ def set_job(session: Session, row: Backup, job_id: int) -> None:
 def _failure_message(session: Session, job: Job) -> str:
     """The last failed task's message (already redacted by the runner), else the job's own error."""
     events = session.scalars(
-        select(JobEvent.data).where(JobEvent.job_id == job.id, JobEvent.kind == "runner")
+        select(JobEvent.data)
+        .where(JobEvent.job_id == job.id, JobEvent.kind == "runner")
         .order_by(JobEvent.seq.desc())
     )
     for data in events:
@@ -106,8 +112,11 @@ def _row_from_payload(session: Session, job: Job, key: str) -> Backup | None:
     return row
 
 
-def record(session: Session, row: Backup, job: Job, result: Any) -> None:
-    """Settle a pending/running backup row from its job's end and the playbook's `pressluft_backup`."""
+def record(session: Session, row: Backup, job: Job, result: Any, done: bool | None = None) -> None:
+    """Settle a pending/running backup row from its job's end and the playbook's `pressluft_backup`.
+
+    The backup is completed when the playbook returned it and `done` (default: the job succeeded).
+    """
     if row.state not in _ACTIVE_BACKUP:
         return
     if row.state == "pending":
@@ -115,10 +124,13 @@ def record(session: Session, row: Backup, job: Job, result: Any) -> None:
     result = result if isinstance(result, dict) and result.get("id") == make_id(row) else None
     data = dict(row.manifest or {}, job_id=job.id)
     if result is not None:
-        data.update(manifest=result.get("manifest"), restic_snapshot=result.get("restic_snapshot"),
-                    restic_data_added=result.get("restic_data_added"))
+        data.update(
+            manifest=result.get("manifest"),
+            restic_snapshot=result.get("restic_snapshot"),
+            restic_data_added=result.get("restic_data_added"),
+        )
     values = {"manifest": data, "location": (result or {}).get("location")}
-    if job.state == "succeeded" and result is not None:
+    if (job.state == "succeeded" if done is None else done) and result is not None:
         data["completed_at"] = utcnow().isoformat(timespec="seconds") + "Z"
         states.transition(session, row, "completed", values=values, event={"job_id": job.id})
     else:
@@ -160,29 +172,69 @@ def after_env_restore(session: Session, job: Job, artifacts: dict) -> None:
     restored = bool(isinstance(restore, dict) and restore.get("id") == source and restore.get("restored"))
     restored = restored and job.state == "succeeded"
     if pre is not None:
-        record(session, pre, job, artifacts.get("pressluft_backup"))
+        # The playbook reports the restore only after its pre-restore backup is complete.
+        record(
+            session,
+            pre,
+            job,
+            artifacts.get("pressluft_backup"),
+            done=job.state == "succeeded" or (isinstance(restore, dict) and restore.get("id") == source),
+        )
         info = {"job_id": job.id, "source": source, "restored": restored, "job_state": job.state}
         pre.manifest = {**(pre.manifest or {}), "restore": info}
         session.flush()
     env = session.get(Environment, job.env_id) if job.env_id else None
     target = f"env:{env.site.name}_{env.name}" if env else f"job:{job.id}"
-    session.execute(insert(AuditLog).values(
-        actor=job.actor, action="env.restore", target=target, result="restored" if restored else job.state,
-        detail={"job_id": job.id, "source": source, "pre_restore_backup": (job.payload or {}).get(
-            "pressluft_pre_restore_backup_id")},
-        created_at=utcnow()))
+    session.execute(
+        insert(AuditLog).values(
+            actor=job.actor,
+            action="env.restore",
+            target=target,
+            result="restored" if restored else job.state,
+            detail={
+                "job_id": job.id,
+                "source": source,
+                "pre_restore_backup": (job.payload or {}).get("pressluft_pre_restore_backup_id"),
+            },
+            created_at=utcnow(),
+        )
+    )
 
 
 # Backup jobs get the repository's secrets; the rest of the job types never see them.
-jobtypes.register(jobtypes.JobType(
-    "backup_create", "site", destructive=False, timeout=3600, after=after_backup_create,
-    secret_scopes=(SECRET_SCOPE,)))
-jobtypes.register(jobtypes.JobType(
-    "backup_cleanup", "site", destructive=True, timeout=1800, max_attempts=1, after=after_backup_cleanup,
-    secret_scopes=(SECRET_SCOPE,)))
-jobtypes.register(jobtypes.JobType(
-    "env_restore", "site", destructive=True, timeout=3600, max_attempts=1, marks="restoring",
-    after=after_env_restore, secret_scopes=(SECRET_SCOPE,)))
+jobtypes.register(
+    jobtypes.JobType(
+        "backup_create",
+        "site",
+        destructive=False,
+        timeout=3600,
+        after=after_backup_create,
+        secret_scopes=(SECRET_SCOPE,),
+    )
+)
+jobtypes.register(
+    jobtypes.JobType(
+        "backup_cleanup",
+        "site",
+        destructive=True,
+        timeout=1800,
+        max_attempts=1,
+        after=after_backup_cleanup,
+        secret_scopes=(SECRET_SCOPE,),
+    )
+)
+jobtypes.register(
+    jobtypes.JobType(
+        "env_restore",
+        "site",
+        destructive=True,
+        timeout=3600,
+        max_attempts=1,
+        marks="restoring",
+        after=after_env_restore,
+        secret_scopes=(SECRET_SCOPE,),
+    )
+)
 
 
 # -- reconciliation and retention ------------------------------------------------------------------
@@ -200,14 +252,20 @@ def reconcile(session: Session, actor: str | None = None) -> list[str]:
             if row.state == "pending":
                 states.transition(session, row, "running", actor=actor, event={"reconcile": True})
             data = {**(row.manifest or {}), "error": f"job {job_id} ended without a result"}
-            states.transition(session, row, "failed", actor=actor, values={"manifest": data},
-                       event={"reconcile": True, "job_id": job_id})
+            states.transition(
+                session,
+                row,
+                "failed",
+                actor=actor,
+                values={"manifest": data},
+                event={"reconcile": True, "job_id": job_id},
+            )
             out.append(make_id(row))
     return out
 
 
 def policy(site: Site) -> Policy:
-    d, w, m = Policy()
+    d, w, m = DEFAULT_KEEP
     return Policy(
         d if site.backup_keep_daily is None else site.backup_keep_daily,
         w if site.backup_keep_weekly is None else site.backup_keep_weekly,
@@ -215,8 +273,9 @@ def policy(site: Site) -> Policy:
     )
 
 
-def cleanup_plan(session: Session, site: Site, env: Environment, now: datetime | None = None
-                 ) -> tuple[list[Backup], list[Backup]]:
+def cleanup_plan(
+    session: Session, site: Site, env: Environment, now: datetime | None = None
+) -> tuple[list[Backup], list[Backup]]:
     """(completed backups the ladder expires now, every backup a cleanup should remove).
 
     Removed: expired ones (also those a previous cleanup did not get to) and failed ones older than
@@ -224,29 +283,47 @@ def cleanup_plan(session: Session, site: Site, env: Environment, now: datetime |
     """
     now = now or utcnow()
     rows = session.scalars(
-        select(Backup).where(Backup.env_id == env.id, Backup.state.in_(("completed", "expired", "failed")))
+        select(Backup)
+        .where(Backup.env_id == env.id, Backup.state.in_(("completed", "expired", "failed")))
         .order_by(Backup.id)
     ).all()
     completed = [r for r in rows if r.state == "completed"]
     expiring: set[int] = set()
     rule = policy(site)
     for scope in SCOPES:
-        candidates = [Candidate(r.id, r.created_at, (r.manifest or {}).get("trigger") == "pre_restore")
-                      for r in completed if r.scope == scope]
+        candidates = [
+            Candidate(r.id, r.created_at, (r.manifest or {}).get("trigger") == "pre_restore")
+            for r in completed
+            if r.scope == scope
+        ]
         expiring |= expired(candidates, rule, now)
     newest = max((r.created_at for r in completed), default=None)
-    remove = [r for r in rows if r.state == "expired" or r.id in expiring
-              or (r.state == "failed" and newest is not None and r.created_at < newest
-                  and now - r.created_at >= PRE_RESTORE_GRACE)]
+    remove = [
+        r
+        for r in rows
+        if r.state == "expired"
+        or r.id in expiring
+        or (
+            r.state == "failed"
+            and newest is not None
+            and r.created_at < newest
+            and now - r.created_at >= PRE_RESTORE_GRACE
+        )
+    ]
     return [r for r in completed if r.id in expiring], remove
 
 
 def last_backup_at(session: Session, env: Environment) -> datetime | None:
     """When the newest full backup that counts (pending, running or completed) was taken."""
     return session.scalar(
-        select(Backup.created_at).where(Backup.env_id == env.id, Backup.scope == "full",
-                                        Backup.state.in_(("pending", "running", "completed")))
-        .order_by(Backup.created_at.desc()).limit(1)
+        select(Backup.created_at)
+        .where(
+            Backup.env_id == env.id,
+            Backup.scope == "full",
+            Backup.state.in_(("pending", "running", "completed")),
+        )
+        .order_by(Backup.created_at.desc())
+        .limit(1)
     )
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from pressluft_lib import db, queue, schemas
+from pressluft_lib.backup_service import BackupsMixin
 from pressluft_lib.errors import ConflictError, NotFound, PressluftError, ValidationError
 from pressluft_lib.models import AuditLog, Domain, Environment, Job, JobEvent, Node, Site, utcnow
 from pressluft_lib.runner import secret_scope
@@ -88,7 +89,7 @@ def parse_vars(pairs: list[str] | tuple[str, ...] | None) -> dict[str, str]:
     return out
 
 
-class ControlPlane:
+class ControlPlane(BackupsMixin):
     """One control-plane database and the actor whose calls are audited."""
 
     def __init__(self, url: str | None = None, actor: str | None = None):

@@ -1,0 +1,407 @@
+"""ControlPlane use cases for backups (mixed into services.ControlPlane): create, list, show, restore,
+retention, repository settings, cleanup and the scheduler.
+
+Every call validates its input before it writes; a refused call writes nothing but its audit row.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pressluft_lib import backups, names, queue, schemas
+from pressluft_lib.errors import ConflictError, NotFound, PressluftError, ValidationError
+from pressluft_lib.models import Backup, Environment, Job, Site, utcnow
+from pressluft_lib.secret_store import SecretStore
+from pressluft_lib.states import transition
+
+# Local paths, sftp:, s3:, rest: (restic's own syntax); no whitespace, no password in the URL.
+_REPO_RE = re.compile(r"(/|local:/|sftp:|s3:https?://|rest:https?://)[^\s\x00-\x1f]{1,1000}")
+_URL_PASSWORD_RE = re.compile(r"://[^/@]*:[^/@]*@")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") + "Z" if value else None
+
+
+def backup_dict(row: Backup, site: str, env: str, full: bool = False) -> dict[str, Any]:
+    m = row.manifest or {}
+    node_manifest = m.get("manifest") if isinstance(m.get("manifest"), dict) else {}
+    artefacts = node_manifest.get("artifacts") or node_manifest.get("artefacts") or {}
+    sizes = [
+        a.get("size")
+        for a in (artefacts.values() if isinstance(artefacts, dict) else artefacts)
+        if isinstance(a, dict) and isinstance(a.get("size"), int)
+    ]
+    out = {
+        "id": m.get("backup_id") or backups.make_id(row),
+        "site": site,
+        "env": env,
+        "scope": row.scope,
+        "state": row.state,
+        "trigger": m.get("trigger"),
+        "include_core": bool(m.get("include_core")),
+        "job_id": m.get("job_id"),
+        "location": row.location,
+        "repository": m.get("repository"),
+        "restic_snapshot": m.get("restic_snapshot"),
+        "size_bytes": sum(sizes) if sizes else None,
+        "error": m.get("error"),
+        "created_at": _iso(row.created_at),
+        "completed_at": m.get("completed_at"),
+    }
+    if full:
+        out.update(
+            manifest=m.get("manifest"), restic_data_added=m.get("restic_data_added"), restore=m.get("restore")
+        )
+    return out
+
+
+def _check_repository(url: str) -> str:
+    if not isinstance(url, str) or not _REPO_RE.fullmatch(url):
+        raise ValidationError(
+            "invalid restic repository: an absolute path, sftp:user@host:/path, s3:https://host/bucket "
+            "or rest:https://host/path",
+            details={"repository": "<refused>"},
+        )
+    if _URL_PASSWORD_RE.search(url):
+        raise ValidationError(
+            "the repository URL must not contain a password: use --password-stdin and the S3 key options",
+            details={"repository": "<refused>"},
+        )
+    return url
+
+
+class BackupsMixin:
+    """Needs ControlPlane's session_factory, url, actor, _mutation and _site."""
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _env(self, session: Session, site: str, env: str) -> tuple[Site, Environment]:
+        names.validate_site(site)
+        names.validate_env(env)
+        site_row = self._site(session, site)
+        env_row = session.scalar(
+            select(Environment).where(Environment.site_id == site_row.id, Environment.name == env)
+        )
+        if env_row is None or env_row.state == "deleted":
+            raise NotFound(f"site {site} has no environment {env}", details={"site": site, "env": env})
+        return site_row, env_row
+
+    @staticmethod
+    def _require_active(site: Site, env: Environment, what: str) -> None:
+        for obj, label in ((site, f"site {site.name}"), (env, f"environment {site.name}/{env.name}")):
+            if obj.state != "active":
+                raise ConflictError(
+                    f"{label} is {obj.state}: {what} needs it active", details={"state": obj.state}
+                )
+
+    def _repository(self, session: Session) -> str | None:
+        store = SecretStore(url=self.url)
+        if backups.REPO_URL not in store.names(session, backups.REPO_SCOPE):
+            return None
+        return store.get(session, backups.REPO_SCOPE, backups.REPO_URL)
+
+    def _enqueue_backup(
+        self, session: Session, site: Site, env: Environment, scope: str, include_core: bool, trigger: str
+    ) -> tuple[Backup, Job]:
+        repository = self._repository(session)
+        row = backups.new_row(session, env, scope, trigger, include_core, repository)
+        payload: dict[str, Any] = {
+            "pressluft_backup_id": backups.make_id(row),
+            "pressluft_backup_scope": scope,
+            "pressluft_backup_include_core": bool(include_core),
+        }
+        if repository:
+            payload["pressluft_restic_repository"] = repository
+        job = queue.enqueue(session, "backup_create", site=site, env=env, payload=payload, actor=self.actor)
+        backups.set_job(session, row, job.id)
+        return row, job
+
+    # -- backups ------------------------------------------------------------------------------
+    def backup_create(
+        self,
+        site: str,
+        env: str = names.DEFAULT_ENV,
+        scope: str = "full",
+        include_core: bool = False,
+        trigger: str = "manual",
+    ) -> dict[str, Any]:
+        if scope not in backups.SCOPES:
+            raise ValidationError(f"invalid backup scope {scope!r}: one of {', '.join(backups.SCOPES)}")
+        if not isinstance(include_core, bool):
+            raise ValidationError("include_core must be true or false")
+        with self._mutation("backup.create", f"env:{site}_{env}", {"scope": scope}) as (session, audit):
+            site_row, env_row = self._env(session, site, env)
+            self._require_active(site_row, env_row, "a backup")
+            row, job = self._enqueue_backup(session, site_row, env_row, scope, include_core, trigger)
+            audit["result"] = f"job:{job.id}"
+            return {
+                "job_id": job.id,
+                "backup_id": backups.make_id(row),
+                "site": site,
+                "env": env,
+                "scope": scope,
+                "include_core": include_core,
+            }
+
+    def backup_list(self, site: str | None = None, env: str | None = None) -> list[dict[str, Any]]:
+        with self.session_factory() as session:
+            stmt = (
+                select(Backup, Site.name, Environment.name)
+                .join(Environment, Environment.id == Backup.env_id)
+                .join(Site, Site.id == Environment.site_id)
+                .where(Backup.state != "deleted")
+            )
+            if site is not None:
+                names.validate_site(site)
+                self._site(session, site)
+                stmt = stmt.where(Site.name == site)
+            if env is not None:
+                stmt = stmt.where(Environment.name == names.validate_env(env))
+            rows = session.execute(stmt.order_by(Backup.created_at.desc(), Backup.id.desc())).all()
+            return [backup_dict(b, s, e) for b, s, e in rows]
+
+    def backup_show(self, ref: str) -> dict[str, Any]:
+        with self.session_factory() as session:
+            row = backups.get_row(session, ref)
+            return backup_dict(row, row.environment.site.name, row.environment.name, full=True)
+
+    def restore(self, site: str, env: str, ref: str) -> dict[str, Any]:
+        with self._mutation("env.restore", f"env:{site}_{env}", {"backup": str(ref)}) as (session, audit):
+            site_row, env_row = self._env(session, site, env)
+            source = backups.get_row(session, ref)
+            source_id = backups.make_id(source)
+            if source.env_id != env_row.id:
+                other = source.environment
+                raise ValidationError(
+                    f"backup {source_id} belongs to {other.site.name}/{other.name}, not {site}/{env}",
+                    details={"backup_id": source_id},
+                )
+            if source.state != "completed":
+                raise ConflictError(
+                    f"backup {source_id} is {source.state}: only a completed backup is restored",
+                    details={"backup_id": source_id, "state": source.state},
+                )
+            self._require_active(site_row, env_row, "a restore")
+            repository = self._repository(session)
+            pre = backups.new_row(session, env_row, "full", "pre_restore", False, repository)
+            payload: dict[str, Any] = {
+                "pressluft_backup_id": source_id,
+                "pressluft_pre_restore_backup_id": backups.make_id(pre),
+                "pressluft_backup_scope": source.scope,
+            }
+            if repository:
+                payload["pressluft_restic_repository"] = repository
+            job = queue.enqueue(
+                session, "env_restore", site=site_row, env=env_row, payload=payload, actor=self.actor
+            )
+            backups.set_job(session, pre, job.id)
+            audit["result"] = f"job:{job.id}"
+            return {
+                "job_id": job.id,
+                "site": site,
+                "env": env,
+                "backup_id": source_id,
+                "pre_restore_backup_id": backups.make_id(pre),
+            }
+
+    # -- retention ----------------------------------------------------------------------------
+    def backup_retention(
+        self, site: str, daily: int | None = None, weekly: int | None = None, monthly: int | None = None
+    ) -> dict[str, Any]:
+        """Show (no arguments) or change a site's retention; unset values keep their current setting."""
+        change = schemas.parse(schemas.Retention, {"daily": daily, "weekly": weekly, "monthly": monthly})
+        names.validate_site(site)
+        if change.daily is None and change.weekly is None and change.monthly is None:
+            with self.session_factory() as session:
+                return self._retention_dict(self._site(session, site))
+        with self._mutation("backup.retention", f"site:{site}", change.model_dump()) as (session, _audit):
+            row = self._site(session, site)
+            for key in ("daily", "weekly", "monthly"):
+                if getattr(change, key) is not None:
+                    setattr(row, f"backup_keep_{key}", getattr(change, key))
+            session.flush()
+            return self._retention_dict(row)
+
+    @staticmethod
+    def _retention_dict(site: Site) -> dict[str, Any]:
+        p = backups.policy(site)
+        return {"site": site.name, "daily": p.daily, "weekly": p.weekly, "monthly": p.monthly}
+
+    # -- repository ---------------------------------------------------------------------------
+    def backup_repo_set(
+        self,
+        url: str,
+        password: str | None = None,
+        s3_access_key_id: str | None = None,
+        s3_secret_access_key: str | None = None,
+    ) -> dict[str, Any]:
+        _check_repository(url)
+        given = {
+            "restic_password": password,
+            "s3_access_key_id": s3_access_key_id,
+            "s3_secret_access_key": s3_secret_access_key,
+        }
+        for key, value in given.items():
+            if value is not None and (not isinstance(value, str) or not value or "\n" in value):
+                raise ValidationError(f"{key} must be a non-empty single line")
+        if url.startswith("s3:") and (s3_access_key_id is None) != (s3_secret_access_key is None):
+            raise ValidationError("an S3 repository needs both the access key id and the secret access key")
+        with self._mutation(
+            "backup.repo.set",
+            "global:backup",
+            {"secrets": sorted(k for k, v in given.items() if v is not None)},
+        ) as (session, _audit):
+            store = SecretStore(url=self.url)
+            have = set(store.names(session, backups.SECRET_SCOPE))
+            if password is None and "restic_password" not in have:
+                raise ValidationError("a restic repository needs a password (--password-stdin)")
+            store.put(session, backups.REPO_SCOPE, backups.REPO_URL, url)
+            for key, value in given.items():
+                if value is not None:
+                    store.put(session, backups.SECRET_SCOPE, key, value)
+            return self._repo_dict(session)
+
+    def backup_repo_unset(self) -> dict[str, Any]:
+        with self._mutation("backup.repo.unset", "global:backup") as (session, _audit):
+            store = SecretStore(url=self.url)
+            store.delete(session, backups.REPO_SCOPE, backups.REPO_URL)
+            for key in backups.REPO_SECRETS:
+                store.delete(session, backups.SECRET_SCOPE, key)
+            return self._repo_dict(session)
+
+    def backup_repo_show(self) -> dict[str, Any]:
+        with self.session_factory() as session:
+            return self._repo_dict(session)
+
+    def _repo_dict(self, session: Session) -> dict[str, Any]:
+        have = set(SecretStore(url=self.url).names(session, backups.SECRET_SCOPE))
+        return {
+            "repository": self._repository(session),
+            **{f"{k}_set": k in have for k in backups.REPO_SECRETS},
+        }
+
+    # -- cleanup and scheduling ---------------------------------------------------------------
+    def backup_cleanup(
+        self, site: str, env: str = names.DEFAULT_ENV, dry_run: bool = False, now: datetime | None = None
+    ) -> dict[str, Any]:
+        """Expire what the retention ladder lets go and queue a backup_cleanup job removing it."""
+        with self._mutation("backup.cleanup", f"env:{site}_{env}") as (session, audit):
+            site_row, env_row = self._env(session, site, env)
+            expiring, remove = backups.cleanup_plan(session, site_row, env_row, now)
+            out: dict[str, Any] = {
+                "job_id": None,
+                "site": site,
+                "env": env,
+                "expired": [backups.make_id(r) for r in expiring],
+                "remove": [backups.make_id(r) for r in remove],
+            }
+            if dry_run or not remove:
+                audit["result"] = "dry_run" if dry_run else "nothing"
+                return out
+            payload: dict[str, Any] = {"pressluft_backup_remove": out["remove"]}
+            repository = self._repository(session)
+            if repository:
+                payload["pressluft_restic_repository"] = repository
+            job = queue.enqueue(
+                session, "backup_cleanup", site=site_row, env=env_row, payload=payload, actor=self.actor
+            )
+            for r in expiring:
+                transition(
+                    session, r, "expired", actor=self.actor, event={"job_id": job.id, "reason": "retention"}
+                )
+            audit["result"] = f"job:{job.id}"
+            return {**out, "job_id": job.id}
+
+    def backup_schedule(
+        self,
+        interval_hours: float = 24,
+        sites: list[str] | None = None,
+        dry_run: bool = False,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Queue due backups, else due cleanups: at most one job per site per call, busy sites skipped.
+
+        A full backup of an environment is due when it has no pending, running or completed full
+        backup taken within `interval_hours`. A failed one does not count: the next call retries.
+        """
+        if (
+            not isinstance(interval_hours, int | float)
+            or isinstance(interval_hours, bool)
+            or not 0 < interval_hours <= 24 * 366
+        ):
+            raise ValidationError("interval must be between 0 and 8784 hours")
+        interval = timedelta(hours=interval_hours)
+        for name in sites or ():
+            names.validate_site(name)
+        now = now or utcnow()
+        with self.session_factory.begin() as session:
+            failed = backups.reconcile(session, actor=self.actor)
+            stmt = select(Site).where(Site.state != "deleted").order_by(Site.name)
+            if sites:
+                stmt = stmt.where(Site.name.in_(sites))
+            candidates = [(s.id, s.name, s.state) for s in session.scalars(stmt)]
+        missing = sorted(set(sites or ()) - {name for _, name, _ in candidates})
+        if missing:
+            raise NotFound(f"no such site: {', '.join(missing)}", details={"sites": missing})
+        enqueued: list[dict[str, Any]] = []
+        skipped: list[dict[str, Any]] = []
+        for site_id, name, state in candidates:
+            try:
+                item = self._schedule_site(site_id, name, state, interval, now, dry_run)
+            except PressluftError as exc:  # lost a race for the site's lock, or a state changed
+                item = {"site": name, "skipped": exc.code, "reason": exc.message}
+            if item is None:
+                continue
+            (skipped if "skipped" in item else enqueued).append(item)
+        return {"enqueued": enqueued, "skipped": skipped, "reconciled": failed, "dry_run": dry_run}
+
+    def _schedule_site(
+        self, site_id: int, name: str, state: str, interval: timedelta, now: datetime, dry_run: bool
+    ) -> dict[str, Any] | None:
+        if state != "active":
+            return {"site": name, "skipped": "inactive", "reason": f"site is {state}"}
+        with self.session_factory() as session:
+            holder = session.scalar(select(Job).where(Job.lock_key == f"site:{site_id}"))
+            if holder is not None:
+                return {
+                    "site": name,
+                    "skipped": "busy",
+                    "reason": f"job {holder.id} ({holder.type}, {holder.state}) holds the site",
+                }
+            envs = session.scalars(
+                select(Environment).where(Environment.site_id == site_id, Environment.state == "active")
+            ).all()
+            envs = sorted(envs, key=lambda e: (e.name != names.DEFAULT_ENV, e.name))
+            due = next((e.name for e in envs if backups.due(session, e, interval, now)), None)
+            site_row = session.get(Site, site_id)
+            tidy = (
+                None
+                if due
+                else next((e.name for e in envs if backups.cleanup_plan(session, site_row, e, now)[1]), None)
+            )
+        if due:
+            if dry_run:
+                return {"site": name, "env": due, "type": "backup_create", "job_id": None}
+            made = self.backup_create(name, due, trigger="schedule")
+            return {
+                "site": name,
+                "env": due,
+                "type": "backup_create",
+                "job_id": made["job_id"],
+                "backup_id": made["backup_id"],
+            }
+        if tidy:
+            made = self.backup_cleanup(name, tidy, dry_run=dry_run, now=now)
+            return {
+                "site": name,
+                "env": tidy,
+                "type": "backup_cleanup",
+                "job_id": made["job_id"],
+                "remove": made["remove"],
+            }
+        return None
