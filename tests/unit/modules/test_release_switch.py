@@ -1,0 +1,355 @@
+"""pressluft.wordpress.release_switch run for real (main() in process) against temporary environment trees."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.pressluft.wordpress.plugins.module_utils import _fencing, _releases
+from ansible_collections.pressluft.wordpress.plugins.modules import release_switch
+
+STATE = ".pressluft-releases.json"
+ROOT = Path(__file__).resolve().parents[3]
+
+
+class Env:
+    """A tree like site_env/wp_site make: releases/<name>/, current -> absolute release path."""
+
+    def __init__(self, root):
+        self.root = root
+        (root / "releases").mkdir(parents=True)
+
+    def release(self, name: str) -> str:
+        path = self.root / "releases" / name
+        path.mkdir()
+        (path / "index.php").write_text(f"<?php echo '{name}';\n")
+        return name
+
+    def link(self, name: str) -> None:
+        os.symlink(str(self.root / "releases" / name), str(self.root / "current"))
+
+    def current(self) -> str | None:
+        link = self.root / "current"
+        return os.readlink(link) if link.is_symlink() else None
+
+    def state(self) -> dict:
+        return json.loads((self.root / STATE).read_text())
+
+    def snapshot(self) -> tuple:
+        """Everything the module may change: the state file's bytes, the link, the directories."""
+        state = self.root / STATE
+        return (state.read_bytes() if state.exists() else None, self.current(),
+                sorted(os.listdir(self.root)), sorted(os.listdir(self.root / "releases")))
+
+
+@pytest.fixture
+def env(tmp_path):
+    return Env(tmp_path / "shop" / "production")
+
+
+def run(capsys, tree: Env | SimpleNamespace, state: str, **args) -> dict:
+    """One module run, as a process would do it: the locks die with it."""
+    args = {"site": "shop", "root": str(tree.root), "state": state,
+            "_ansible_tmpdir": str(tree.root.parent), "_ansible_remote_tmp": str(tree.root.parent),
+            "_ansible_keep_remote_files": False, **args}
+    capsys.readouterr()
+    try:
+        with patch_module_args(args), pytest.raises(SystemExit):
+            release_switch.main()
+    finally:
+        for held in (_fencing._HELD, _releases._HELD):
+            for fd in held.values():
+                os.close(fd)
+            held.clear()
+    return json.loads(capsys.readouterr().out)
+
+
+def ok(result: dict, changed: bool) -> dict:
+    assert not result.get("failed"), result
+    assert result["changed"] is changed, result
+    return result
+
+
+def refused(result: dict, message: str) -> dict:
+    assert result.get("failed") is True and message in result["msg"], result
+    return result
+
+
+def test_first_deploy_creates_current_and_is_idempotent(capsys, env):
+    ok(run(capsys, env, "unfinished", release="r1"), True)  # before its directory exists
+    assert env.state()["releases"]["r1"]["mark"] == "unfinished"
+    env.release("r1")
+    refused(run(capsys, env, "current", release="r1"), "it is marked unfinished")
+    assert env.current() is None
+    ok(run(capsys, env, "healthy", release="r1"), True)
+    r = ok(run(capsys, env, "current", release="r1"), True)
+    assert (r["current"], r["previous"], r["last_known_good"]) == ("r1", None, None)
+    assert env.current() == str(env.root / "releases" / "r1"), "absolute, as wp_site makes it"
+    r = ok(run(capsys, env, "good"), True)
+    assert r["last_known_good"] == "r1" and r["release"] == "r1"
+    before = env.snapshot()
+    for state in ("current", "healthy", "good"):
+        ok(run(capsys, env, state, release="r1"), False)
+    assert env.snapshot() == before
+    mode = os.stat(env.root / STATE)
+    assert stat.S_IMODE(mode.st_mode) == 0o640 and mode.st_uid == os.geteuid()
+    assert [n for n in os.listdir(env.root) if ".tmp" in n] == []
+
+
+def test_adopts_what_wp_site_made(capsys, env):
+    env.release("6.1.9")
+    env.link("6.1.9")
+    r = ok(run(capsys, env, "unfinished", release="r2"), True)
+    assert r["releases"] == {"6.1.9": "healthy", "r2": "unfinished"}
+    assert (r["current"], r["previous"], r["last_known_good"]) == ("6.1.9", None, "6.1.9")
+    saved = env.state()
+    assert saved["current"] == "6.1.9" and saved["last_known_good"] == "6.1.9"
+    assert saved["releases"]["6.1.9"]["created"] < saved["releases"]["r2"]["created"]
+    # Found later (made without the module): adopted as healthy, the bookkeeping does not move.
+    env.release("r3")
+    r = ok(run(capsys, env, "current", release="r3"), True)
+    assert (r["current"], r["previous"], r["last_known_good"]) == ("r3", "6.1.9", "6.1.9")
+
+
+def test_switch_records_previous_and_refuses_bad_releases(capsys, env):
+    for name in ("a", "b", "c", "d"):
+        env.release(name)
+    env.link("a")
+    ok(run(capsys, env, "unhealthy", release="c", reason="pre-switch check: HTTP 500"), True)
+    ok(run(capsys, env, "unfinished", release="d"), True)
+    r = ok(run(capsys, env, "current", release="b"), True)
+    assert (r["current"], r["previous"]) == ("b", "a")
+    before = env.snapshot()
+    refused(run(capsys, env, "current", release="c"), "it is marked unhealthy (pre-switch check: HTTP 500)")
+    refused(run(capsys, env, "current", release="d"), "it is marked unfinished")
+    refused(run(capsys, env, "current", release="zz"), "does not exist")
+    refused(run(capsys, env, "unfinished", release="b"), "is current (live)")
+    assert env.snapshot() == before
+    ok(run(capsys, env, "current", release="b"), False)
+    assert env.snapshot() == before
+
+
+def test_rollback_to_previous_marks_the_bad_release(capsys, env):
+    env.release("a")
+    env.release("b")
+    env.link("a")
+    ok(run(capsys, env, "current", release="b"), True)
+    r = ok(run(capsys, env, "rollback", reason="GET / answered 500"), True)
+    assert (r["current"], r["previous"], r["release"]) == ("a", "b", "a")
+    assert env.current() == str(env.root / "releases" / "a")
+    assert env.state()["releases"]["b"] == {**env.state()["releases"]["b"], "mark": "unhealthy",
+                                            "reason": "GET / answered 500"}
+    before = env.snapshot()
+    # A second rollback would go back to the bad one: refused. Naming the live one changes nothing.
+    refused(run(capsys, env, "rollback"), "switch to the previous release b: it is marked unhealthy")
+    ok(run(capsys, env, "rollback", release="a"), False)
+    assert env.snapshot() == before
+
+
+def test_rollback_to_a_named_release_and_default_reason(capsys, env):
+    for name in ("a", "b", "c"):
+        env.release(name)
+    env.link("a")
+    ok(run(capsys, env, "current", release="b"), True)
+    ok(run(capsys, env, "current", release="c"), True)
+    r = ok(run(capsys, env, "rollback", release="a"), True)
+    assert (r["current"], r["previous"]) == ("a", "c")
+    assert env.state()["releases"]["c"]["reason"] == "rolled back to a"
+    assert r["releases"] == {"a": "healthy", "b": "healthy", "c": "unhealthy"}
+    before = env.snapshot()
+    refused(run(capsys, env, "rollback", release="c"), "refusing to switch to the rollback release c")
+    refused(run(capsys, env, "rollback", release="gone"), "does not exist")
+    assert env.snapshot() == before
+
+
+def test_rollback_without_current_or_previous_fails_clearly(capsys, env):
+    env.release("a")
+    refused(run(capsys, env, "rollback"), "nothing to roll back")
+    assert env.snapshot()[:2] == (None, None)
+    env.link("a")
+    refused(run(capsys, env, "rollback"), "no previous release to roll back to from a")
+    assert env.snapshot()[:2] == (None, str(env.root / "releases" / "a"))
+
+
+def test_good_needs_a_healthy_existing_release(capsys, env):
+    refused(run(capsys, env, "good"), "no current release")
+    env.release("a")
+    env.release("b")
+    env.link("a")
+    ok(run(capsys, env, "unhealthy", release="b"), True)
+    before = env.snapshot()
+    refused(run(capsys, env, "good", release="b"), "is marked unhealthy")
+    refused(run(capsys, env, "good", release="nope"), "does not exist")
+    assert env.snapshot() == before
+    ok(run(capsys, env, "good"), False)  # a, adopted as the last known good when the file was made
+
+
+def test_prune_removes_failed_first_and_never_the_pointers(capsys, env):
+    names = [env.release(f"r{i}") for i in range(1, 9)]
+    env.link("r1")
+    ok(run(capsys, env, "good"), True)  # r1: last known good, the oldest
+    for name in names[1:]:
+        ok(run(capsys, env, "current", release=name), True)
+    ok(run(capsys, env, "unhealthy", release="r3"), True)
+    ok(run(capsys, env, "unfinished", release="r5"), True)
+    (env.root / "releases" / ".pruning-r0").mkdir()  # a prune that stopped half-way
+    # current r8, previous r7, lkg r1; good: r1 r2 r4 r6 r7 r8; failed: r3 r5.
+    planned = ok(run(capsys, env, "pruned", keep=4, _ansible_check_mode=True, _ansible_diff=True), True)
+    assert planned["removed"] == ["r3", "r5", "r2", "r4"]
+    assert planned["diff"]["before"]["removed"] == []
+    assert planned["diff"]["after"]["removed"] == planned["removed"]
+    assert os.path.isdir(env.root / "releases" / "r3")
+    r = ok(run(capsys, env, "pruned", keep=4), True)
+    assert r["removed"] == ["r3", "r5", "r2", "r4"]
+    assert sorted(os.listdir(env.root / "releases")) == ["r1", "r6", "r7", "r8"]
+    assert sorted(env.state()["releases"]) == ["r1", "r6", "r7", "r8"]
+    assert ok(run(capsys, env, "pruned", keep=4), False)["removed"] == []
+    # keep=1 still never removes current, previous or the last known good.
+    assert ok(run(capsys, env, "pruned", keep=1), True)["removed"] == ["r6"]
+    assert sorted(os.listdir(env.root / "releases")) == ["r1", "r7", "r8"]
+    refused(run(capsys, env, "pruned", keep=0), "keep must be at least 1")
+
+
+def test_many_failed_deploys_never_prune_the_last_good_release(capsys, env):
+    env.release("good")
+    env.link("good")
+    for i in range(8):
+        post, pre = f"post{i}", f"pre{i}"
+        # Broken after the switch: rolled back.
+        ok(run(capsys, env, "unfinished", release=post), True)
+        env.release(post)
+        ok(run(capsys, env, "healthy", release=post), True)
+        ok(run(capsys, env, "current", release=post), True)
+        ok(run(capsys, env, "rollback", release="good", reason="health check failed"), True)
+        # Broken before the switch: never live.
+        ok(run(capsys, env, "unfinished", release=pre), True)
+        env.release(pre)
+        ok(run(capsys, env, "unhealthy", release=pre), True)
+        ok(run(capsys, env, "pruned", keep=1), True)
+        left = sorted(os.listdir(env.root / "releases"))
+        assert left == sorted({"good", post}), left  # post stays only as previous
+    r = ok(run(capsys, env, "good"), False)
+    assert (r["current"], r["last_known_good"]) == ("good", "good")
+
+
+def test_stale_fencing_token_changes_nothing(capsys, env, tmp_path):
+    fencing = tmp_path / "fencing"
+    env.release("a")
+    env.release("b")
+    env.link("a")
+    ok(run(capsys, env, "healthy", release="b", fencing_token=7, fencing_dir=str(fencing)), True)
+    before = env.snapshot()
+    for state, extra in (("current", {"release": "b"}), ("rollback", {}), ("pruned", {"keep": 1}),
+                         ("unhealthy", {"release": "a"})):
+        r = refused(run(capsys, env, state, fencing_token=6, fencing_dir=str(fencing), **extra),
+                    "stale fencing token 6")
+        assert r["stale_fencing_token"] is True
+    assert env.snapshot() == before
+    assert (fencing / "shop").read_text() == "7\n"
+    ok(run(capsys, env, "current", release="b", fencing_token=8, fencing_dir=str(fencing)), True)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ({"site": "root"}, "reserved"),
+    ({"site": "Shop"}, "invalid site name"),
+    ({"env": "x"}, "invalid environment name"),
+    ({"release": "../etc"}, "invalid release name"),
+    ({"release": "a..b"}, "invalid release name"),
+    ({"release": ".hidden"}, "invalid release name"),
+    ({"release": "a/b"}, "invalid release name"),
+    ({"release": "x" * 65}, "invalid release name"),
+    ({"release": "ok\n"}, "invalid release name"),
+    ({"state": "healthy"}, "missing: release"),
+    ({"state": "pruned", "keep": 0}, "keep must be at least 1"),
+    ({"state": "live", "release": "a"}, "value of state must be one of"),
+])
+def test_bad_input_fails_before_any_change(capsys, env, tmp_path, args, message):
+    fencing = tmp_path / "fencing"
+    env.release("a")
+    before = env.snapshot()
+    refused(run(capsys, env, args.pop("state", "good"), fencing_token=3, fencing_dir=str(fencing), **args),
+            message)
+    assert not fencing.exists(), "input is checked before the fencing token is recorded"
+    assert env.snapshot() == before
+
+
+def test_check_mode_changes_nothing(capsys, env):
+    for name in ("a", "b", "c"):
+        env.release(name)
+    env.link("a")
+    ok(run(capsys, env, "current", release="b"), True)
+    ok(run(capsys, env, "unhealthy", release="c"), True)
+    before = env.snapshot()
+    check = {"_ansible_check_mode": True, "_ansible_diff": True}
+    r = ok(run(capsys, env, "rollback", **check), True)
+    assert r["diff"]["before"]["current"] == "b" and r["diff"]["after"]["current"] == "a"
+    assert r["diff"]["after"]["releases"]["b"] == "unhealthy"
+    ok(run(capsys, env, "current", release="a", **check), True)
+    ok(run(capsys, env, "healthy", release="c", **check), True)
+    ok(run(capsys, env, "unfinished", release="new", **check), True)
+    ok(run(capsys, env, "good", release="b", **check), True)
+    assert ok(run(capsys, env, "pruned", keep=1, **check), True)["removed"] == ["c"]
+    ok(run(capsys, env, "current", release="b", **check), False)
+    assert env.snapshot() == before
+
+
+def test_check_mode_on_a_tree_without_state_file(capsys, env):
+    env.release("a")
+    env.link("a")
+    before = env.snapshot()
+    r = ok(run(capsys, env, "good", _ansible_check_mode=True), True)  # the file would be written
+    assert r["last_known_good"] == "a"
+    assert env.snapshot() == before
+
+
+def test_current_moved_outside_the_module_is_adopted(capsys, env):
+    """A run that stopped between the switch and the write: the link wins, what it replaced is previous."""
+    for name in ("a", "b"):
+        env.release(name)
+    env.link("a")
+    ok(run(capsys, env, "good"), True)
+    os.unlink(env.root / "current")
+    env.link("b")
+    r = ok(run(capsys, env, "current", release="b"), True)
+    assert (r["current"], r["previous"], r["last_known_good"]) == ("b", "a", "a")
+
+
+@pytest.mark.parametrize(("setup", "message"), [
+    ("dir", "is not a symlink"),
+    ("outside", "is not a release directory"),
+    ("json", "is not valid JSON"),
+    ("shape", "is not a release state file"),
+])
+def test_broken_trees_are_refused_unchanged(capsys, env, tmp_path, setup, message):
+    env.release("a")
+    if setup == "dir":
+        (env.root / "current").mkdir()
+    elif setup == "outside":
+        os.symlink(str(tmp_path), str(env.root / "current"))
+    elif setup == "json":
+        (env.root / STATE).write_text("{")
+    else:
+        (env.root / STATE).write_text(json.dumps({"releases": {"a": {"mark": "great"}}}))
+    before = env.snapshot()
+    refused(run(capsys, env, "current", release="a"), message)
+    assert env.snapshot() == before
+
+
+def test_missing_root_is_refused(capsys, tmp_path):
+    r = run(capsys, SimpleNamespace(root=tmp_path / "nope"), "current", release="a")
+    refused(r, "does not exist: create the environment first")
+    assert not (tmp_path / "nope").exists()
+
+
+def test_state_file_is_outside_what_nginx_serves():
+    """nginx's root is current (a release); the state file sits beside it in the environment root."""
+    template = (ROOT / "roles/site_env/templates/nginx-site.conf.j2").read_text()
+    roots = [line.split(None, 1)[1] for line in template.splitlines() if line.strip().startswith("root ")]
+    assert roots == ["{{ site_env_names.current }};"]
+    rel = _releases.Releases("/var/www/sites/shop/production")
+    assert os.path.dirname(rel.path) == rel.root and rel.current_link == rel.root + "/current"
