@@ -82,6 +82,10 @@ def _register() -> None:
     for group in (nodes.node, sites.site, jobs.jobs, admin.reset, admin.audit):
         cli.add_command(group)
     cli.add_command(admin.worker)
+    from pressluft_cli import backups
+
+    cli.add_command(backups.backup)
+    cli.add_command(backups.restore)
 
 
 _register()
