@@ -214,9 +214,8 @@ class Releases(object):
 
     def point_current(self, name):
         """Atomically replace C(current) by a link to the release (absolute, as wp_site makes it)."""
+        self._clean('.current.tmp-')
         tmp = os.path.join(self.root, '.current.tmp-%d' % os.getpid())
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
         os.symlink(self.release_dir(name), tmp)
         try:
             os.rename(tmp, self.current_link)
@@ -240,8 +239,16 @@ class Releases(object):
     def dirty(self):
         return self.saved != self.state
 
+    def _clean(self, prefix):
+        """Remove temporary files of runs that died (under the lock, no other run is writing)."""
+        for name in os.listdir(self.root):
+            path = os.path.join(self.root, name)
+            if name.startswith(prefix) and (os.path.islink(path) or os.path.isfile(path)):
+                os.unlink(path)
+
     def save(self):
         """Write the state file atomically: 0640, root-owned when run as root."""
+        self._clean(STATE_FILE + '.tmp-')
         fd, tmp = tempfile.mkstemp(prefix=STATE_FILE + '.tmp-', dir=self.root)
         try:
             with os.fdopen(fd, 'w') as f:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.pressluft.wordpress.plugins.module_utils import _fencing, _releases
 from ansible_collections.pressluft.wordpress.plugins.modules import release_switch
+
+from tests.rig.ansible import run_playbook
 
 STATE = ".pressluft-releases.json"
 ROOT = Path(__file__).resolve().parents[3]
@@ -353,3 +358,70 @@ def test_state_file_is_outside_what_nginx_serves():
     assert roots == ["{{ site_env_names.current }};"]
     rel = _releases.Releases("/var/www/sites/shop/production")
     assert os.path.dirname(rel.path) == rel.root and rel.current_link == rel.root + "/current"
+
+
+def test_relative_link_and_leftovers_of_dead_runs(capsys, env):
+    env.release("a")
+    env.release("b")
+    os.symlink("releases/a", str(env.root / "current"))  # relative: still understood
+    (env.root / ".current.tmp-99999").symlink_to("releases/b")
+    (env.root / f"{STATE}.tmp-dead").write_text("{")
+    r = ok(run(capsys, env, "current", release="b"), True)
+    assert (r["current"], r["previous"]) == ("b", "a")
+    assert env.current() == str(env.root / "releases" / "b")
+    assert sorted(os.listdir(env.root)) == [STATE, "current", "releases"]
+
+
+def test_a_second_run_waits_for_the_first(capsys, env):
+    """Runs on one environment never interleave: the module waits for the lock on the root."""
+    env.release("a")
+    env.link("a")
+    fd = os.open(env.root, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    released = threading.Event()
+
+    def release_lock():
+        released.set()
+        os.close(fd)
+
+    timer = threading.Timer(0.6, release_lock)
+    timer.start()
+    try:
+        r = ok(run(capsys, env, "good"), True)
+        assert released.is_set(), "the module ran while another holder had the lock"
+    finally:
+        timer.join()
+    assert r["last_known_good"] == "a"
+
+
+def test_through_ansible_playbook_with_check_and_diff(tmp_path):
+    """The module as users run it: ansible-playbook, module_utils shipped by Ansible, --check/--diff."""
+    env = Env(tmp_path / "tree")
+    env.release("old")
+    env.release("new")
+    env.link("old")
+    base = {"site": "shop", "root": str(env.root)}
+    steps = [({"release": "new", "state": "healthy"}, {}),
+             ({"release": "new", "state": "current"}, {"check_mode": True, "diff": True}),
+             ({"release": "new", "state": "current"}, {"diff": True}),
+             ({"release": "new", "state": "current"}, {}),
+             ({"state": "rollback", "reason": "smoke test"}, {}),
+             ({"state": "rollback"}, {"ignore_errors": True})]
+    tasks = [{"name": f"Step {i}", "pressluft.wordpress.release_switch": {**base, **args}, **keywords}
+             for i, (args, keywords) in enumerate(steps)]
+    book = tmp_path / "release.yml"
+    book.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
+    local = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+    r = run_playbook(book, {"all": {"hosts": {"localhost": local}}}, tmp_path)
+    assert r.rc == 0, r.explain()
+    healthy, planned, switched, again, rolled, refused_again = (
+        t["hosts"]["localhost"] for t in json.loads(r.stdout)["plays"][0]["tasks"])
+    assert healthy["changed"] is True  # creates the state file (old adopted as healthy and last known good)
+    assert planned["changed"] is True and planned["diff"]["after"]["current"] == "new"
+    assert switched["changed"] is True and switched["diff"]["before"]["current"] == "old"
+    assert (switched["current"], switched["previous"], switched["last_known_good"]) == ("new", "old", "old")
+    assert again["changed"] is False
+    assert (rolled["current"], rolled["previous"], rolled["releases"]) == (
+        "old", "new", {"old": "healthy", "new": "unhealthy"})
+    assert refused_again["failed"] is True and "marked unhealthy (smoke test)" in refused_again["msg"]
+    assert env.current() == str(env.root / "releases" / "old")
