@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 
@@ -139,7 +140,21 @@ class Releases(object):
                                % (link, target, self.releases_dir))
         return name
 
+    def _check_owner(self):
+        """The file decides what may go live: only root may have written it (the env user owns the root)."""
+        try:
+            st = os.lstat(self.path)
+        except OSError:
+            return
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
+            raise ReleaseError('%s is not a regular file: move it away' % self.path)
+        if os.geteuid() == 0 and (st.st_uid != 0 or st.st_mode & 0o022):
+            raise ReleaseError('%s is not owned and writable by root only (uid %d, mode %o): someone else '
+                               'wrote it; check it, then remove it or chown root and chmod 0640'
+                               % (self.path, st.st_uid, stat.S_IMODE(st.st_mode)))
+
     def load(self):
+        self._check_owner()
         try:
             with open(self.path) as f:
                 raw = f.read()

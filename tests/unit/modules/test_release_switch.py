@@ -329,6 +329,11 @@ def test_current_moved_outside_the_module_is_adopted(capsys, env):
     ("outside", "is not a release directory"),
     ("json", "is not valid JSON"),
     ("shape", "is not a release state file"),
+    ("symlink", "is not a regular file"),
+    pytest.param("owner", "is not owned and writable by root only", marks=pytest.mark.skipif(
+        os.geteuid() != 0, reason="only a root run refuses a state file owned by another user")),
+    pytest.param("mode", "is not owned and writable by root only", marks=pytest.mark.skipif(
+        os.geteuid() != 0, reason="only a root run checks the state file's owner and mode")),
 ])
 def test_broken_trees_are_refused_unchanged(capsys, env, tmp_path, setup, message):
     env.release("a")
@@ -338,8 +343,16 @@ def test_broken_trees_are_refused_unchanged(capsys, env, tmp_path, setup, messag
         os.symlink(str(tmp_path), str(env.root / "current"))
     elif setup == "json":
         (env.root / STATE).write_text("{")
-    else:
+    elif setup == "shape":
         (env.root / STATE).write_text(json.dumps({"releases": {"a": {"mark": "great"}}}))
+    elif setup == "symlink":
+        (env.root / STATE).symlink_to("/etc/passwd")
+    else:
+        ok(run(capsys, env, "healthy", release="a"), True)
+        if setup == "owner":
+            os.chown(env.root / STATE, 65534, 0)
+        else:
+            os.chmod(env.root / STATE, 0o660)
     before = env.snapshot()
     refused(run(capsys, env, "current", release="a"), message)
     assert env.snapshot() == before
