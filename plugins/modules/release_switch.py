@@ -285,11 +285,12 @@ def _apply(module, rel, plan):
     """Disk changes in crash-safe order: link or directories first, then the file that describes them."""
     if plan.get('switch'):
         rel.point_current(plan['switch'])
-    for name in plan.get('removed', []):
-        rel.remove(name, module.run_command)
+    # Leftovers first: one may carry the hidden name a removal is about to use.
     for hidden in plan.get('leftovers', []):
         module.run_command(['rm', '-rf', '--one-file-system', '--', os.path.join(rel.releases_dir, hidden)],
                            check_rc=True)
+    for name in plan.get('removed', []):
+        rel.remove(name, module.run_command)
 
 
 def main():

@@ -202,7 +202,8 @@ def test_prune_removes_failed_first_and_never_the_pointers(capsys, env):
         ok(run(capsys, env, "current", release=name), True)
     ok(run(capsys, env, "unhealthy", release="r3"), True)
     ok(run(capsys, env, "unfinished", release="r5"), True)
-    (env.root / "releases" / ".pruning-r0").mkdir()  # a prune that stopped half-way
+    for hidden in (".pruning-r0", ".pruning-r2"):  # prunes that stopped half-way (r2 was made again)
+        (env.root / "releases" / hidden / "wp-includes").mkdir(parents=True)
     # current r8, previous r7, lkg r1; good: r1 r2 r4 r6 r7 r8; failed: r3 r5.
     planned = ok(run(capsys, env, "pruned", keep=4, _ansible_check_mode=True, _ansible_diff=True), True)
     assert planned["removed"] == ["r3", "r5", "r2", "r4"]
