@@ -112,10 +112,11 @@ def _row_from_payload(session: Session, job: Job, key: str) -> Backup | None:
     return row
 
 
-def record(session: Session, row: Backup, job: Job, result: Any, done: bool | None = None) -> None:
+def record(session: Session, row: Backup, job: Job, result: Any, trust_result: bool = False) -> None:
     """Settle a pending/running backup row from its job's end and the playbook's `pressluft_backup`.
 
-    The backup is completed when the playbook returned it and `done` (default: the job succeeded).
+    Completed when the playbook returned this backup without an `error` and the job succeeded (or,
+    with `trust_result`, whatever came after the backup step: env_restore's restore may fail later).
     """
     if row.state not in _ACTIVE_BACKUP:
         return
@@ -130,18 +131,20 @@ def record(session: Session, row: Backup, job: Job, result: Any, done: bool | No
             restic_data_added=result.get("restic_data_added"),
         )
     values = {"manifest": data, "location": (result or {}).get("location")}
-    if (job.state == "succeeded" if done is None else done) and result is not None:
+    good = result is not None and not result.get("error")
+    if good and (trust_result or job.state == "succeeded"):
         data["completed_at"] = utcnow().isoformat(timespec="seconds") + "Z"
         states.transition(session, row, "completed", values=values, event={"job_id": job.id})
+        return
+    if result is not None and result.get("error"):
+        data["error"] = str(result["error"])[:2000]
+    elif job.state == "failed":
+        data["error"] = _failure_message(session, job)
+    elif job.state != "succeeded":
+        data["error"] = f"the job ended {job.state}"
     else:
-        if job.state == "failed":
-            data["error"] = _failure_message(session, job)
-        elif job.state != "succeeded":
-            data["error"] = f"the job ended {job.state}"
-        else:
-            data["error"] = "the playbook returned no result for this backup"
-        event = {"job_id": job.id, "job_state": job.state}
-        states.transition(session, row, "failed", values=values, event=event)
+        data["error"] = "the playbook returned no result for this backup"
+    states.transition(session, row, "failed", values=values, event={"job_id": job.id, "job_state": job.state})
 
 
 def after_backup_create(session: Session, job: Job, artifacts: dict) -> None:
@@ -172,14 +175,8 @@ def after_env_restore(session: Session, job: Job, artifacts: dict) -> None:
     restored = bool(isinstance(restore, dict) and restore.get("id") == source and restore.get("restored"))
     restored = restored and job.state == "succeeded"
     if pre is not None:
-        # The playbook reports the restore only after its pre-restore backup is complete.
-        record(
-            session,
-            pre,
-            job,
-            artifacts.get("pressluft_backup"),
-            done=job.state == "succeeded" or (isinstance(restore, dict) and restore.get("id") == source),
-        )
+        # The pre-restore backup step reports its own outcome; the restore after it may still fail.
+        record(session, pre, job, artifacts.get("pressluft_backup"), trust_result=True)
         info = {"job_id": job.id, "source": source, "restored": restored, "job_state": job.state}
         pre.manifest = {**(pre.manifest or {}), "restore": info}
         session.flush()

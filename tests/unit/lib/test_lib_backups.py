@@ -159,10 +159,20 @@ def test_success_records_manifest_location_and_snapshot(cp):
 
 def test_failure_keeps_the_local_location_and_a_wrong_id_is_no_result(cp):
     made = cp.backup_create("shop")
-    finish(cp, made["job_id"], "failed", result(made["backup_id"], restic_snapshot=None))
+    finish(
+        cp, made["job_id"], "failed", result(made["backup_id"], restic_snapshot=None, error="S3 unreachable")
+    )
     b = row(cp, made["backup_id"])
     assert (b.state, b.location) == ("failed", f"/var/backups/pressluft/shop_production/{made['backup_id']}")
-    assert b.manifest["error"]
+    assert b.manifest["error"] == "S3 unreachable"
+    assert b.manifest["manifest"]["artifacts"], "the local copy's manifest is kept"
+    succeeded_with_error = cp.backup_create("shop")
+    finish(
+        cp, succeeded_with_error["job_id"], "succeeded", result(succeeded_with_error["backup_id"], error="x")
+    )
+    assert row(cp, succeeded_with_error["backup_id"]).state == "failed", (
+        "a result with an error never completes"
+    )
     other = cp.backup_create("shop")
     finish(cp, other["job_id"], "succeeded", result(made["backup_id"]))  # a result for another backup
     b = row(cp, other["backup_id"])
