@@ -77,9 +77,9 @@ def completion(shell: str) -> None:
 
 
 def _register() -> None:
-    from pressluft_cli import admin, jobs, nodes, sites
+    from pressluft_cli import admin, jobs, nodes, releases, sites
 
-    for group in (nodes.node, sites.site, jobs.jobs, admin.reset, admin.audit):
+    for group in (nodes.node, sites.site, jobs.jobs, admin.reset, admin.audit, *releases.COMMANDS):
         cli.add_command(group)
     cli.add_command(admin.worker)
     from pressluft_cli import backups

@@ -79,3 +79,4 @@ def register(job_type: JobType) -> JobType:
 
 
 from pressluft_lib import backups as _backups  # noqa: E402,F401  registers the backup job types
+from pressluft_lib import releases as _releases  # noqa: E402,F401  registers the deploy job types

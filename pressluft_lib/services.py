@@ -20,6 +20,7 @@ from pressluft_lib import db, queue, schemas
 from pressluft_lib.backup_service import BackupsMixin
 from pressluft_lib.errors import ConflictError, NotFound, PressluftError, ValidationError
 from pressluft_lib.models import AuditLog, Domain, Environment, Job, JobEvent, Node, Site, utcnow
+from pressluft_lib.releases import ReleasesMixin
 from pressluft_lib.runner import secret_scope
 from pressluft_lib.secret_store import SecretStore
 from pressluft_lib.states import JOB_ACTIVE, transition
@@ -89,7 +90,7 @@ def parse_vars(pairs: list[str] | tuple[str, ...] | None) -> dict[str, str]:
     return out
 
 
-class ControlPlane(BackupsMixin):
+class ControlPlane(BackupsMixin, ReleasesMixin):
     """One control-plane database and the actor whose calls are audited."""
 
     def __init__(self, url: str | None = None, actor: str | None = None):

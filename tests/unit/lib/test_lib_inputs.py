@@ -139,6 +139,9 @@ def test_job_type_registry():
         "backup_create": ("site", False, "backup_create.yml"),
         "backup_cleanup": ("site", True, "backup_cleanup.yml"),
         "env_restore": ("site", True, "env_restore.yml"),
+        "env_deploy": ("site", False, "env_deploy.yml"),
+        "release_rollback": ("site", True, "release_rollback.yml"),
+        "health_check": ("site", False, "health_check.yml"),
     }
     with pytest.raises(errors.ValidationError):
         jobtypes.register(jobtypes.JobType("x", "cluster", False, 1))

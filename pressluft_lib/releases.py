@@ -1,0 +1,351 @@
+"""Releases on the control plane: deploy, rollback and health_check job types, their `after` hooks, history.
+
+A release row is created (building) when its env_deploy job is queued; the job's `after` hook records
+what playbooks/env_deploy.yml returned (set_stats `pressluft_release`) through the RELEASE machine:
+building -> checking -> healthy -> live; live -> healthy when superseded, live -> rolled_back;
+failed. The `health` JSON column holds: job_id, source, reason, checks (last health check), checked_at.
+Release ids are `<queued at as yyyymmddThhmmssZ>-<job id>`: unique, sortable, stable across retries.
+
+The environment is `deploying` while a deploy or rollback runs. A deploy that failed but left the site
+serving a healthy release (never switched, or rolled back to a release that passed its health check)
+returns the environment to active: the job failed, the site did not.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+# Modules, not names: jobtypes imports this module while states and queue may still be importing.
+from pressluft_lib import jobtypes, states
+from pressluft_lib.errors import ConflictError, NotFound, ValidationError
+from pressluft_lib.models import Environment, Job, Release, Site, utcnow
+
+if TYPE_CHECKING:
+    from pressluft_lib.services import ControlPlane
+
+RELEASE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+GIT_URL_RE = re.compile(r"(https?|ssh|git|file)://[^\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+")
+GIT_REF_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}")
+URL_PATH_RE = re.compile(r"/[^\s]*")
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+
+
+def _env_ref(ref: str) -> tuple[str, str]:
+    """`SITE` or `SITE/ENV` -> (site, env); env defaults to production."""
+    if not isinstance(ref, str) or ref.count("/") > 1 or not ref:
+        raise ValidationError(f"invalid environment {ref!r}: use SITE or SITE/ENV", details={"env": str(ref)})
+    site, _sep, env = ref.partition("/")
+    return site, env or "production"
+
+
+def parse_env(ref: str) -> tuple[str, str]:
+    from pressluft_lib import names
+
+    site, env = _env_ref(ref)
+    return names.validate_site(site), names.validate_env(env)
+
+
+def _check_release(name: str) -> str:
+    if not isinstance(name, str) or not RELEASE_RE.fullmatch(name) or ".." in name:
+        raise ValidationError(
+            f"invalid release {name!r}: 1-64 letters, digits, dots, dashes, underscores",
+            details={"release": str(name)},
+        )
+    return name
+
+
+def _check_health(urls: list[str] | None, marker: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if urls:
+        bad = [u for u in urls if not isinstance(u, str) or not URL_PATH_RE.fullmatch(u)]
+        if bad:
+            raise ValidationError(f"health URLs are paths starting with / without spaces: {bad}")
+        out["pressluft_health_urls"] = list(urls)
+    if marker is not None:
+        if not isinstance(marker, str) or not marker or "\n" in marker:
+            raise ValidationError("the health marker must be a non-empty single-line string")
+        out["pressluft_health_marker"] = marker
+    return out
+
+
+def _source(source: str | None, git: str | None, ref: str | None) -> dict[str, Any]:
+    if (source is None) == (git is None):
+        raise ValidationError("give exactly one source: --source PATH or --git URL")
+    if source is not None:
+        path = Path(source).expanduser().absolute()
+        if not path.exists():
+            raise ValidationError(f"source {path} does not exist", details={"source": str(path)})
+        if not path.is_dir() and not str(path).endswith(ARCHIVE_SUFFIXES):
+            kinds = ", ".join(ARCHIVE_SUFFIXES)
+            raise ValidationError(f"source {path} must be a directory or a {kinds} archive")
+        if ref is not None:
+            raise ValidationError("--ref goes with --git only")
+        return {"pressluft_release_src": str(path)}
+    if not GIT_URL_RE.fullmatch(git or ""):
+        raise ValidationError(
+            f"invalid git URL {git!r}: use https://, ssh://, git://, file:// or user@host:path",
+            details={"git": str(git)},
+        )
+    if ref is not None and not GIT_REF_RE.fullmatch(ref):
+        raise ValidationError(f"invalid git ref {ref!r}")
+    return {"pressluft_release_git": git, "pressluft_release_git_version": ref or "HEAD"}
+
+
+def _enqueue(session: Session, *args: Any, **kw: Any) -> Job:
+    from pressluft_lib import queue  # queue -> _fastpath -> states -> jobtypes -> here: import on use
+
+    return queue.enqueue(session, *args, **kw)
+
+
+def _env(session: Session, site: str, env: str) -> tuple[Site, Environment]:
+    site_row = session.scalar(select(Site).where(Site.name == site))
+    if site_row is None:
+        raise NotFound(f"site {site!r} does not exist", details={"site": site})
+    env_row = session.scalar(
+        select(Environment).where(Environment.site_id == site_row.id, Environment.name == env)
+    )
+    if env_row is None:
+        raise NotFound(f"environment {site}/{env} does not exist", details={"site": site, "env": env})
+    return site_row, env_row
+
+
+def _require_active(env_row: Environment, site: str) -> None:
+    if env_row.state != "active":
+        raise ConflictError(
+            f"environment {site}/{env_row.name} is {env_row.state}; deploys need an active environment",
+            details={"state": env_row.state},
+        )
+
+
+# -- control-plane calls (ControlPlane delegates here) -----------------------------------------------
+def deploy(cp: ControlPlane, ref: str, source: str | None = None, git: str | None = None,
+           git_ref: str | None = None, health_urls: list[str] | None = None, marker: str | None = None,
+           keep: int | None = None) -> dict[str, Any]:
+    site, env = parse_env(ref)
+    payload = {**_source(source, git, git_ref), **_check_health(health_urls, marker)}
+    if keep is not None:
+        if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
+            raise ValidationError("keep must be a positive integer")
+        payload["pressluft_release_keep"] = keep
+    with cp._mutation("release.deploy", f"env:{site}_{env}", {"source": source or git}) as (session, audit):
+        _site, env_row = _env(session, site, env)
+        _require_active(env_row, site)
+        job = _enqueue(session, "env_deploy", site=_site, env=env_row, payload=payload, actor=cp.actor)
+        release_id = f"{job.created_at:%Y%m%dT%H%M%SZ}-{job.id}"
+        job.payload = {**payload, "pressluft_release": release_id}
+        session.add(Release(env_id=env_row.id, release_id=release_id, state="building",
+                            health={"job_id": job.id, "source": source or f"{git}#{git_ref or 'HEAD'}"}))
+        session.flush()
+        audit["result"] = f"job:{job.id}"
+        return {"job_id": job.id, "site": site, "env": env, "release": release_id}
+
+
+def rollback(cp: ControlPlane, ref: str, to: str | None = None) -> dict[str, Any]:
+    site, env = parse_env(ref)
+    payload = {"pressluft_release": _check_release(to)} if to is not None else {}
+    with cp._mutation("release.rollback", f"env:{site}_{env}", {"to": to}) as (session, audit):
+        _site, env_row = _env(session, site, env)
+        _require_active(env_row, site)
+        if to is not None:
+            row = _row(session, env_row, to)
+            if row is not None and row.state not in ("healthy", "live"):
+                raise ConflictError(f"release {to} is {row.state}; roll back to a healthy release",
+                                    details={"release": to, "state": row.state})
+        job = _enqueue(
+            session, "release_rollback", site=_site, env=env_row, payload=payload, actor=cp.actor
+        )
+        audit["result"] = f"job:{job.id}"
+        return {"job_id": job.id, "site": site, "env": env, "to": to}
+
+
+def health_check(cp: ControlPlane, ref: str, urls: list[str] | None = None, marker: str | None = None
+                 ) -> dict[str, Any]:
+    site, env = parse_env(ref)
+    payload = _check_health(urls, marker)
+    with cp._mutation("release.health_check", f"env:{site}_{env}") as (session, audit):
+        _site, env_row = _env(session, site, env)
+        job = _enqueue(session, "health_check", site=_site, env=env_row, payload=payload, actor=cp.actor)
+        audit["result"] = f"job:{job.id}"
+        return {"job_id": job.id, "site": site, "env": env}
+
+
+def release_list(cp: ControlPlane, ref: str) -> list[dict[str, Any]]:
+    site, env = parse_env(ref)
+    with cp.session_factory() as session:
+        _site, env_row = _env(session, site, env)
+        stmt = select(Release).where(Release.env_id == env_row.id).order_by(Release.id.desc())
+        rows = session.scalars(stmt)
+        return [release_dict(r) for r in rows]
+
+
+def release_dict(r: Release) -> dict[str, Any]:
+    health = r.health or {}
+    return {
+        "release": r.release_id,
+        "state": r.state,
+        "job_id": health.get("job_id"),
+        "source": health.get("source"),
+        "reason": health.get("reason"),
+        "healthy": health.get("healthy"),
+        "created_at": r.created_at.isoformat() if r.created_at else None,
+        "updated_at": r.updated_at.isoformat() if r.updated_at else None,
+    }
+
+
+# -- after hooks ------------------------------------------------------------------------------------
+def _row(session: Session, env: Environment, release_id: str) -> Release | None:
+    return session.scalar(select(Release).where(Release.env_id == env.id, Release.release_id == release_id))
+
+
+def _walk(session: Session, row: Release, target: str, event: dict[str, Any]) -> None:
+    """Move a release to `target` through the RELEASE machine (shortest path, every step audited)."""
+    if row.state == target:
+        return
+    paths, seen = deque([[row.state]]), {row.state}
+    while paths:
+        path = paths.popleft()
+        for nxt in sorted(states.RELEASE.get(path[-1], ())):
+            if nxt in seen:
+                continue
+            if nxt == target:
+                for step in [*path[1:], nxt]:
+                    states.transition(session, row, step, event=event)
+                return
+            seen.add(nxt)
+            paths.append([*path, nxt])
+    raise ConflictError(f"release {row.release_id} cannot go from {row.state} to {target}")
+
+
+def _adopt(session: Session, env: Environment, release_id: str, event: dict[str, Any]) -> Release:
+    """The row of a release the node has and the control plane never built (the first one)."""
+    row = _row(session, env, release_id)
+    if row is None:
+        row = Release(env_id=env.id, release_id=release_id, state="building", health={"adopted": True})
+        session.add(row)
+        session.flush()
+    return row
+
+
+def _health(row: Release, **values: Any) -> None:
+    row.health = {**(row.health or {}), **{k: v for k, v in values.items() if v is not None}}
+
+
+def _live_rows(session: Session, env_id: int) -> list[Release]:
+    return list(session.scalars(select(Release).where(Release.env_id == env_id, Release.state == "live")))
+
+
+def _make_live(session: Session, env: Environment, row: Release, event: dict[str, Any]) -> None:
+    for old in _live_rows(session, env.id):
+        if old.id != row.id:
+            _walk(session, old, "healthy", {**event, "superseded_by": row.release_id})
+    _walk(session, row, "live", event)
+
+
+def _reactivate(session: Session, job: Job, reason: str) -> None:
+    """The deploy failed but the site serves a healthy release: the environment is active again."""
+    env = session.get(Environment, job.env_id, populate_existing=True)
+    if env is not None and env.state == "failed":
+        states.transition(session, env, "active", event={"job_id": job.id, "reason": reason})
+
+
+def after_deploy(session: Session, job: Job, artifacts: dict[str, Any]) -> None:
+    if job.state not in states.JOB_TERMINAL or job.env_id is None:
+        return
+    env = session.get(Environment, job.env_id)
+    release_id = (job.payload or {}).get("pressluft_release")
+    if env is None or not release_id:
+        return
+    row = _adopt(session, env, release_id, {})
+    data = artifacts.get("pressluft_release") or {}
+    event = {"job_id": job.id}
+    outcome = data.get("state") if data.get("id") == release_id else None
+    now = utcnow().isoformat()
+    if outcome == "live":
+        _health(row, job_id=job.id, reason="", healthy=True, checks=data.get("health"), checked_at=now)
+        _make_live(session, env, row, event)
+        for gone in data.get("removed") or []:
+            old = _row(session, env, gone)
+            if old is not None and states.allowed(Release, old.state, "pruned"):
+                states.transition(session, old, "pruned", event=event)
+    elif outcome == "rolled_back":
+        _health(row, job_id=job.id, reason=data.get("reason"), healthy=False, checked_at=now)
+        if row.state != "live":
+            _walk(session, row, "live", event)
+        states.transition(session, row, "rolled_back", event={**event, "reason": data.get("reason")})
+        back = data.get("previous")
+        if back:
+            _make_live(session, env, _adopt(session, env, back, event), event)
+        if data.get("rollback_healthy") is True:
+            _reactivate(session, job, f"release {release_id} rolled back to {back}")
+    elif row.state in ("building", "checking"):
+        reason = data.get("reason") or job.error_message or f"job {job.state}"
+        _health(row, job_id=job.id, reason=reason, healthy=False)
+        states.transition(session, row, "failed", event={**event, "reason": reason})
+        if outcome == "failed":  # the pre-switch checks refused it: never live, the site unchanged
+            _reactivate(session, job, f"release {release_id} failed its pre-switch checks")
+
+
+def after_rollback(session: Session, job: Job, artifacts: dict[str, Any]) -> None:
+    data = artifacts.get("pressluft_release") or {}
+    if job.state not in states.JOB_TERMINAL or job.env_id is None or not data.get("id"):
+        return
+    env = session.get(Environment, job.env_id)
+    event = {"job_id": job.id, "rollback": True}
+    target = _adopt(session, env, data["id"], event)
+    gone = data.get("rolled_back")
+    if gone and gone != data["id"]:
+        old = _row(session, env, gone)
+        if old is not None and old.state == "live":
+            states.transition(session, old, "rolled_back", event={**event, "reason": "rollback requested"})
+    if target.state in ("rolled_back", "failed", "pruned"):
+        return  # the node switched to it; the history keeps its verdict
+    _health(target, healthy=data.get("healthy"), reason=data.get("reason"), checks=data.get("health"),
+            checked_at=utcnow().isoformat())
+    _make_live(session, env, target, event)
+
+
+def after_health_check(session: Session, job: Job, artifacts: dict[str, Any]) -> None:
+    data = artifacts.get("pressluft_health") or {}
+    if job.env_id is None or not data.get("release"):
+        return
+    env = session.get(Environment, job.env_id)
+    row = _row(session, env, data["release"])
+    if row is not None:
+        _health(row, healthy=data.get("healthy"), reason=data.get("reason"), checks=data.get("checks"),
+                checked_at=utcnow().isoformat(), health_job_id=job.id)
+
+
+# A deploy's build is idempotent: the release id is fixed at enqueue, a retried run rebuilds an
+# unfinished release from scratch and finds a switched one live, so a stalled deploy may be retried.
+# A rollback to "previous" is not (a second run would go one step further back): never retried.
+jobtypes.register(jobtypes.JobType("env_deploy", "site", destructive=False, timeout=1800, max_attempts=2,
+                                   marks="deploying", after=after_deploy))
+jobtypes.register(jobtypes.JobType("release_rollback", "site", destructive=True, timeout=600, max_attempts=1,
+                                   marks="deploying", after=after_rollback))
+jobtypes.register(jobtypes.JobType("health_check", "site", destructive=False, timeout=300,
+                                   after=after_health_check))
+
+
+class ReleasesMixin:
+    """ControlPlane methods for releases (services.ControlPlane inherits them)."""
+
+    def deploy(self, ref: str, source: str | None = None, git: str | None = None, git_ref: str | None = None,
+               health_urls: list[str] | None = None, marker: str | None = None,
+               keep: int | None = None) -> dict[str, Any]:
+        return deploy(self, ref, source, git, git_ref, health_urls, marker, keep)  # type: ignore[arg-type]
+
+    def rollback(self, ref: str, to: str | None = None) -> dict[str, Any]:
+        return rollback(self, ref, to)  # type: ignore[arg-type]
+
+    def health_check(self, ref: str, urls: list[str] | None = None,
+                     marker: str | None = None) -> dict[str, Any]:
+        return health_check(self, ref, urls, marker)  # type: ignore[arg-type]
+
+    def release_list(self, ref: str) -> list[dict[str, Any]]:
+        return release_list(self, ref)  # type: ignore[arg-type]
