@@ -116,7 +116,7 @@ def backup_cleanup(target, dry_run) -> None:
 @backup.command("schedule")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.01, max=8784),
+    type=click.FloatRange(min=0, max=8784, min_open=True),
     default=24,
     show_default=True,
     help="Hours between full backups of an environment.",
