@@ -15,6 +15,7 @@ from ansible_collections.pressluft.wordpress.plugins.module_utils._backup import
     MANIFEST,
     RESTIC_STATE,
     read_manifest,
+    table_rows,
     verify,
     write_json,
 )
@@ -67,8 +68,17 @@ def _copy_owned(src, dest, like):
         os.chmod(dest, 0o600)
 
 
-def _import_db(module, env, dump_gz):
-    """wp db import of the backup's dump; the database is put back as it was when the import fails."""
+def _rows(path):
+    with open(path, 'r', encoding='utf-8', errors='surrogateescape') as f:
+        return table_rows(f)
+
+
+def _import_db(module, env, dump_gz, tables):
+    """wp db import of the backup's dump; the database is put back as it was when the import fails.
+
+    mysql's SOURCE (which wp db import uses) goes on after a failed statement and exits 0, so
+    success is judged by the result: a fresh dump must hold the manifest's row count in every table.
+    """
     work, entry = env.private_dir()
     try:
         before = os.path.join(work, 'before.sql')
@@ -79,10 +89,21 @@ def _import_db(module, env, dump_gz):
         os.chown(restore, entry.pw_uid, entry.pw_gid)
         os.chmod(restore, 0o600)
         rc, out, err = env.wp(['db', 'import', restore], check=False)
-        if rc != 0:
+        error = None
+        if rc != 0 or 'ERROR' in err:
+            error = 'wp db import failed (rc=%d): %s' % (rc, (err or out).strip()[-2000:])
+        else:
+            after = os.path.join(work, 'after.sql')
+            env.wp(['db', 'export', after, '--single-transaction'])
+            found = _rows(after)
+            wrong = sorted(t for t, n in (tables or {}).items() if found.get(t) != n)
+            if wrong:
+                error = 'wp db import failed: after the import %s' % ', '.join(
+                    '%s has %s rows, not %d' % (t, found.get(t), tables[t]) for t in wrong[:5])
+        if error:
             back_rc, _o, back_err = env.wp(['db', 'import', before], check=False)
             state = 'was put back' if back_rc == 0 else 'could NOT be put back (%s)' % back_err.strip()
-            return 'wp db import failed (rc=%d): %s; the database %s' % (rc, (err or out).strip(), state)
+            return '%s; the database %s' % (error, state)
         return None
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -126,7 +147,7 @@ def restore(module, names, env, backup_dir, dest, restic):
             _copy_owned(os.path.join(dest, 'wp-config.php'), new_config, env.wp_config)
         # 2. The database: the step most likely to fail, and undone when it does.
         if 'db.sql.gz' in have:
-            error = _import_db(module, env, os.path.join(dest, 'db.sql.gz'))
+            error = _import_db(module, env, os.path.join(dest, 'db.sql.gz'), manifest.get('tables'))
             if error:
                 module.fail_json(msg='%s; the files were not touched' % error, **result)
         # 3. Swap the files in.
@@ -149,7 +170,9 @@ def restore(module, names, env, backup_dir, dest, restic):
                 shutil.rmtree(path, ignore_errors=True)
         if os.path.lexists(new_config):
             os.unlink(new_config)
-    if 'db.sql.gz' in have:
+    # Only a persistent object cache (a drop-in) can serve pre-restore data. Without one, loading
+    # WordPress for a flush would only write (first-load options, cron) into the restored database.
+    if 'db.sql.gz' in have and os.path.exists(os.path.join(env.current, 'wp-content', 'object-cache.php')):
         rc, _out, err = env.wp(['cache', 'flush'], check=False)
         if rc != 0:
             module.warn('wp cache flush failed after the restore: %s' % err.strip())
