@@ -134,6 +134,7 @@ class BackupsMixin:
             raise ValidationError(f"invalid backup scope {scope!r}: one of {', '.join(backups.SCOPES)}")
         if not isinstance(include_core, bool):
             raise ValidationError("include_core must be true or false")
+        names.validate_site(site), names.validate_env(env)  # refused input leaves no audit row
         with self._mutation("backup.create", f"env:{site}_{env}", {"scope": scope}) as (session, audit):
             site_row, env_row = self._env(session, site, env)
             self._require_active(site_row, env_row, "a backup")
@@ -171,6 +172,7 @@ class BackupsMixin:
             return backup_dict(row, row.environment.site.name, row.environment.name, full=True)
 
     def restore(self, site: str, env: str, ref: str) -> dict[str, Any]:
+        names.validate_site(site), names.validate_env(env), backups.parse_ref(ref)
         with self._mutation("env.restore", f"env:{site}_{env}", {"backup": str(ref)}) as (session, audit):
             site_row, env_row = self._env(session, site, env)
             source = backups.get_row(session, ref)
@@ -290,6 +292,7 @@ class BackupsMixin:
         self, site: str, env: str = names.DEFAULT_ENV, dry_run: bool = False, now: datetime | None = None
     ) -> dict[str, Any]:
         """Expire what the retention ladder lets go and queue a backup_cleanup job removing it."""
+        names.validate_site(site), names.validate_env(env)
         with self._mutation("backup.cleanup", f"env:{site}_{env}") as (session, audit):
             site_row, env_row = self._env(session, site, env)
             expiring, remove = backups.cleanup_plan(session, site_row, env_row, now)

@@ -131,6 +131,9 @@ def test_backup_create_refuses_bad_input(cp, args, error, match):
     with pytest.raises(ValidationError, match="include_core"):
         cp.backup_create("shop", include_core="yes")
     assert counts(cp) == (0, 0)
+    with cp.session_factory() as s:
+        audited = s.scalars(select(AuditLog.result).where(AuditLog.action == "backup.create")).all()
+    assert audited == ([] if error is ValidationError else ["not_found"]), "bad input leaves no audit row"
 
 
 def test_backup_of_an_inactive_environment_is_refused(cp):
