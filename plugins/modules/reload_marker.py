@@ -17,6 +17,11 @@ description:
     Directories count because adding, replacing or removing a file changes their modification time.
   - This makes reloads survive interrupted runs, which handlers do not. A configuration written by a run
     that stopped before its reload is still reloaded by the next run.
+  - With O(reload), also does the reloads in one step (one module run instead of a test, a reload, a wait
+    and a mark task per service). It runs the O(validate) commands of the pending services first
+    (nothing is reloaded when one fails), then C(systemctl reload) for each pending service in the order
+    of O(reload), waiting after each for its O(wait_for) path, then touches the markers of the reloaded
+    services with the time the check started, so a change written meanwhile still counts as pending.
 version_added: "1.0.0"
 author:
   - Pressluft developers (@pressluft)
@@ -36,6 +41,27 @@ options:
     description: Directory of the marker files, created C(0755) root when missing.
     type: path
     default: /var/lib/pressluft/reload
+  reload:
+    description:
+      - Reload the pending services of O(watch) in this order; services not listed are only reported.
+    type: list
+    elements: str
+    default: []
+  validate:
+    description:
+      - Service name to a command (argument list) that must succeed before any reload.
+      - Run only when that service is pending.
+    type: dict
+    default: {}
+  wait_for:
+    description:
+      - Service name to a path that must exist after its reload (for example a new PHP-FPM pool's socket).
+    type: dict
+    default: {}
+  timeout:
+    description: Seconds to wait for each O(wait_for) path.
+    type: int
+    default: 30
 attributes:
   check_mode:
     description: Can run in check mode and predict changes without modifying the target.
@@ -63,19 +89,37 @@ EXAMPLES = r'''
   pressluft.wordpress.reload_marker:
     mark: [nginx]
   when: "'nginx' in reload.pending"
+
+- name: The same in one task - test nginx, reload PHP-FPM, wait for the new pool, reload nginx
+  pressluft.wordpress.reload_marker:
+    watch:
+      nginx: [/etc/nginx/pressluft-sites]
+      php8.2-fpm: [/etc/php/8.2/fpm/pool.d]
+    reload: [php8.2-fpm, nginx]
+    validate:
+      nginx: [nginx, -t, -q]
+    wait_for:
+      php8.2-fpm: /run/php/pressluft-shop_production.sock
 '''
 
 RETURN = r'''
 pending:
-  description: Services that need a reload (only when O(mark) is empty).
+  description: Services that need a reload (only when O(mark) is empty), before any reload of O(reload).
   returned: always
   type: list
   elements: str
   sample: [nginx]
+reloaded:
+  description: Services this task reloaded (with O(reload); in check mode, would reload).
+  returned: always
+  type: list
+  elements: str
+  sample: [php8.2-fpm, nginx]
 '''
 
 import os
 import re
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -106,21 +150,21 @@ def main():
         watch=dict(type='dict', default={}),
         mark=dict(type='list', elements='str', default=[]),
         marker_dir=dict(type='path', default='/var/lib/pressluft/reload'),
-    ), supports_check_mode=True)
+        reload=dict(type='list', elements='str', default=[]),
+        validate=dict(type='dict', default={}),
+        wait_for=dict(type='dict', default={}),
+        timeout=dict(type='int', default=30),
+    ), supports_check_mode=True, mutually_exclusive=[('mark', 'reload')])
     p = module.params
-    for service in list(p['watch']) + p['mark']:
+    started = time.time()
+    for service in list(p['watch']) + p['mark'] + p['reload'] + list(p['validate']) + list(p['wait_for']):
         if not SERVICE_RE.match(service):
             module.fail_json(msg='invalid service name %r' % service)
 
     if p['mark']:
         if not module.check_mode:
-            if not os.path.isdir(p['marker_dir']):
-                os.makedirs(p['marker_dir'], 0o755)
-            for service in p['mark']:
-                with open(os.path.join(p['marker_dir'], service + '.reloaded'), 'a'):
-                    pass
-                os.utime(os.path.join(p['marker_dir'], service + '.reloaded'), None)
-        module.exit_json(changed=True, pending=[])
+            _mark(p['marker_dir'], p['mark'])
+        module.exit_json(changed=True, pending=[], reloaded=[])
 
     pending = []
     for service, paths in sorted(p['watch'].items()):
@@ -133,7 +177,50 @@ def main():
             reloaded = None
         if reloaded is None or (newest is not None and newest > reloaded):
             pending.append(service)
-    module.exit_json(changed=False, pending=pending)
+    todo = [s for s in p['reload'] if s in pending]
+    if todo and not module.check_mode:
+        _reload(module, p, todo, started)
+    module.exit_json(changed=bool(todo), pending=pending, reloaded=todo)
+
+
+def _reload(module, p, todo, started):
+    for service in todo:
+        argv = p['validate'].get(service)
+        if argv:
+            if isinstance(argv, str) or not isinstance(argv, list):
+                module.fail_json(msg='validate of %s must be an argument list' % service)
+            rc, out, err = module.run_command([str(a) for a in argv])
+            if rc != 0:
+                what = ' '.join(str(a) for a in argv)
+                module.fail_json(msg='%s failed, nothing reloaded: %s' % (what, (err or out).strip()),
+                                 pending=todo, reloaded=[])
+    systemctl = module.get_bin_path('systemctl', required=True)
+    done = []
+    for service in todo:
+        rc, out, err = module.run_command([systemctl, 'reload', service])
+        if rc != 0:
+            module.fail_json(msg='systemctl reload %s failed: %s' % (service, (err or out).strip()),
+                             pending=todo, reloaded=done)
+        done.append(service)
+        path = p['wait_for'].get(service)
+        deadline = time.time() + p['timeout']
+        while path and not os.path.exists(path):
+            if time.time() > deadline:
+                module.fail_json(msg='%s did not appear within %ds after reloading %s'
+                                 % (path, p['timeout'], service),
+                                 pending=todo, reloaded=done)
+            time.sleep(0.02)
+        _mark(p['marker_dir'], [service], started)
+
+
+def _mark(marker_dir, services, when=None):
+    if not os.path.isdir(marker_dir):
+        os.makedirs(marker_dir, 0o755)
+    for service in services:
+        path = os.path.join(marker_dir, service + '.reloaded')
+        with open(path, 'a'):
+            pass
+        os.utime(path, None if when is None else (when, when))
 
 
 if __name__ == '__main__':

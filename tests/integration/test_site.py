@@ -23,7 +23,7 @@ def http_get(node, host: str, path: str = "/") -> tuple[int, str]:
         conn.request("GET", path, headers={"Host": host})
         resp = conn.getresponse()
         return resp.status, resp.read().decode("utf-8", "replace")
-    except (http.client.HTTPException, ConnectionError) as exc:
+    except (http.client.HTTPException, OSError) as exc:  # refused, reset or timed out (a loaded host)
         return 0, repr(exc)
     finally:
         conn.close()

@@ -1,0 +1,271 @@
+#!/usr/bin/python
+# Copyright: Pressluft developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: env_tree
+short_description: Linux user, group, directory tree and wp-config.php of a Pressluft environment
+description:
+  - Checks the fencing token of the site first, so a stale job changes nothing.
+  - Creates or converges, in one step, what the role C(site_env) used to do in a dozen tasks - the
+    environment's group C(<site>_<env>), its user (unique UID, nologin shell, home the environment root,
+    password locked, member of O(extra_groups)), the directory tree of docs/contracts.md with owners
+    and modes, and C(shared/wp-config.php) (root:group C(0640)) from O(wp_config).
+  - Reports the PHP versions installed on the node and whether the kernel offers IPv6, which the rest
+    of the environment needs, so no extra task has to look them up.
+  - Removal is the role's job (C(state=absent) tasks); this module only creates.
+version_added: "1.0.0"
+author:
+  - Pressluft developers (@pressluft)
+extends_documentation_fragment:
+  - pressluft.wordpress.fencing
+options:
+  site:
+    description: Site name (see the Pressluft name contract).
+    type: str
+    required: true
+  env:
+    description: Environment name.
+    type: str
+    default: production
+  extra_groups:
+    description: Supplementary groups of the environment user (added, never removed).
+    type: list
+    elements: str
+    default: [redis]
+  wp_config:
+    description:
+      - Content of C(shared/wp-config.php); it holds passwords, so use C(no_log) on the task.
+      - Omitted, the file is left alone.
+    type: str
+attributes:
+  check_mode:
+    description: Can run in check mode and predict changes without modifying the target.
+    support: full
+  diff_mode:
+    description: Returns details on what has changed in diff mode (never the content of wp-config.php).
+    support: full
+'''
+
+EXAMPLES = r'''
+- name: Create the user, directories and wp-config.php of shop/production
+  pressluft.wordpress.env_tree:
+    site: shop
+    env: production
+    wp_config: "{{ lookup('ansible.builtin.template', 'wp-config.php.j2') }}"
+    fencing_token: "{{ pressluft_fencing_token | default(omit) }}"
+  register: shop_tree
+  no_log: true
+'''
+
+RETURN = r'''
+user_created:
+  description: Whether the environment user did not exist before the task (in check mode, would be created).
+  returned: always
+  type: bool
+php_versions:
+  description: PHP versions with a directory C(/etc/php/<major>.<minor>) on the node, sorted oldest first.
+  returned: always
+  type: list
+  elements: str
+  sample: ["8.2"]
+inet6:
+  description: Whether the kernel offers IPv6 (C(/proc/net/if_inet6) exists).
+  returned: always
+  type: bool
+changes:
+  description: What changed (or would change in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: ["group shop_production", "user shop_production", "directory /var/www/sites/shop/production"]
+'''
+
+import grp
+import os
+import pwd
+import re
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.pressluft.wordpress.plugins.module_utils._atomic import file_differs, write_file
+from ansible_collections.pressluft.wordpress.plugins.module_utils._fencing import FENCING_ARGSPEC, fence
+from ansible_collections.pressluft.wordpress.plugins.module_utils._names import env_names
+
+NOLOGIN = '/usr/sbin/nologin'
+GROUP_RE = re.compile(r'^[a-z_][a-z0-9_-]{0,31}$')
+PHP_DIR_RE = re.compile(r'^[0-9]+\.[0-9]+$')
+
+
+def tree(names):
+    """(path, owner, group, mode) of every directory, parents first (docs/contracts.md, Environment)."""
+    user, group = names['user'], names['group']
+    return [
+        ('/var/cache/pressluft', 'root', 'root', 0o755),
+        (os.path.dirname(names['root']), 'root', 'root', 0o711),
+        (names['root'], user, 'www-data', 0o750),
+        (names['releases'], user, 'www-data', 0o750),
+        (names['shared'], 'root', group, 0o751),
+        (names['uploads'], user, 'www-data', 0o2750),
+        (names['tmp'], user, group, 0o700),
+        (names['logs'], user, group, 0o750),
+    ]
+
+
+class Tree(object):
+    def __init__(self, module, names):
+        self.module = module
+        self.names = names
+        self.check = module.check_mode
+        self.changes = []
+
+    def run(self, argv):
+        self.module.run_command(argv, check_rc=True)
+
+    def group(self):
+        name = self.names['group']
+        try:
+            grp.getgrnam(name)
+        except KeyError:
+            self.changes.append('group %s' % name)
+            if not self.check:
+                self.run(['groupadd', name])
+
+    def user(self, extra_groups):
+        n = self.names
+        comment = 'Pressluft %s/%s' % (n['site'], n['env'])
+        try:
+            pw = pwd.getpwnam(n['user'])
+        except KeyError:
+            self.changes.append('user %s' % n['user'])
+            if not self.check:
+                self.run(['useradd', '-g', n['group'], '-G', ','.join(extra_groups), '-d', n['root'], '-M',
+                          '-s', NOLOGIN, '-p', '!', '-c', comment, n['user']])
+            return True
+        fix = []
+        if self.check and n['group'] not in [g.gr_name for g in grp.getgrall()]:
+            pass  # the group would be created above; the user is compared against it after that
+        elif pw.pw_gid != grp.getgrnam(n['group']).gr_gid:
+            fix += ['-g', n['group']]
+        missing = [g for g in extra_groups if n['user'] not in grp.getgrnam(g).gr_mem]
+        if missing:
+            fix += ['-a', '-G', ','.join(missing)]
+        for flag, want, have in (('-d', n['root'], pw.pw_dir), ('-s', NOLOGIN, pw.pw_shell),
+                                 ('-c', comment, pw.pw_gecos)):
+            if want != have:
+                fix += [flag, want]
+        if self._password(n['user']) not in ('!', None):
+            fix += ['-p', '!']
+        if fix:
+            self.changes.append('user %s (%s)' % (n['user'], ' '.join(f for f in fix if f.startswith('-'))))
+            if not self.check:
+                self.run(['usermod', *fix, n['user']])
+        return False
+
+    @staticmethod
+    def _password(user):
+        try:
+            with open('/etc/shadow') as f:
+                for line in f:
+                    fields = line.split(':')
+                    if fields[0] == user and len(fields) > 1:
+                        return fields[1]
+        except IOError:
+            pass
+        return None
+
+    def _ids(self, owner, group):
+        try:
+            return pwd.getpwnam(owner).pw_uid, grp.getgrnam(group).gr_gid
+        except KeyError:
+            if self.check:
+                return None, None  # the user or group would be created
+            raise
+
+    def directory(self, path, owner, group, mode):
+        uid, gid = self._ids(owner, group)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            st = None
+        if st is not None and not os.path.isdir(path):
+            self.module.fail_json(msg='%s exists and is not a directory' % path, changes=self.changes)
+        if st is not None and os.path.islink(path):
+            self.module.fail_json(msg='%s is a symlink, not a directory' % path, changes=self.changes)
+        if st is None:
+            self.changes.append('directory %s' % path)
+            if not self.check:
+                parent = os.path.dirname(path)
+                if not os.path.isdir(parent):
+                    os.makedirs(parent, 0o755)  # /var/www/sites on a fresh node, like mkdir -p
+                os.mkdir(path, 0o700)  # tightened first, opened up below once owned right
+                os.chown(path, uid, gid)
+                os.chmod(path, mode)
+            return
+        if (st.st_uid, st.st_gid) != (uid, gid) or (st.st_mode & 0o7777) != mode:
+            self.changes.append('directory %s (owner/mode)' % path)
+            if not self.check:
+                os.chown(path, uid, gid)
+                os.chmod(path, mode)
+
+    def file(self, path, content, owner, group, mode):
+        data = content.encode('utf-8')
+        uid, gid = self._ids(owner, group)
+        if file_differs(path, data, uid, gid, mode):
+            self.changes.append('file %s' % path)
+            if not self.check:
+                write_file(path, data, uid, gid, mode)
+
+
+def php_versions():
+    try:
+        entries = os.listdir('/etc/php')
+    except OSError:
+        return []
+    found = [e for e in entries if PHP_DIR_RE.match(e) and os.path.isdir(os.path.join('/etc/php', e))]
+    return sorted(found, key=lambda v: tuple(int(x) for x in v.split('.')))
+
+
+def main():
+    argument_spec = dict(
+        site=dict(type='str', required=True),
+        env=dict(type='str', default='production'),
+        extra_groups=dict(type='list', elements='str', default=['redis']),
+        wp_config=dict(type='str', no_log=True),
+    )
+    argument_spec.update(FENCING_ARGSPEC)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    p = module.params
+    try:
+        names = env_names(p['site'], p['env'])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    for g in p['extra_groups']:
+        if not GROUP_RE.match(g):
+            module.fail_json(msg='invalid group name %r' % g)
+        try:
+            grp.getgrnam(g)
+        except KeyError:
+            module.fail_json(msg='group %s does not exist: provision the node first (node_provision.yml)' % g)
+    fence(module, p['site'])
+
+    t = Tree(module, names)
+    t.group()
+    created = t.user(p['extra_groups'])
+    for path, owner, group, mode in tree(names):
+        t.directory(path, owner, group, mode)
+    if p['wp_config'] is not None:
+        t.file(names['wp_config'], p['wp_config'], 'root', names['group'], 0o640)
+    result = dict(changed=bool(t.changes), changes=t.changes, user_created=created,
+                  php_versions=php_versions(), inet6=os.path.exists('/proc/net/if_inet6'))
+    if module._diff:
+        result['diff'] = dict(before='', after=''.join(c + '\n' for c in t.changes))
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
