@@ -350,8 +350,11 @@ def _push(module, restic, names, dest, result):
         return
     tags = ['pressluft', names['name'], 'id:%s' % p['id']]
     try:
-        restic.ensure_repository()
-        earlier = restic.snapshots(['pressluft', names['name']])
+        try:
+            earlier = restic.snapshots(['pressluft', names['name']])
+        except ResticError:
+            restic.ensure_repository()  # a new repository, or the real error (unreachable, wrong password)
+            earlier = []
         parent = earlier[-1]['id'] if earlier else None
         started = time.time()
         summary = restic.backup(dest, tags, parent)
