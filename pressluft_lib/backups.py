@@ -36,6 +36,7 @@ REPO_SECRETS = ("restic_password", "s3_access_key_id", "s3_secret_access_key")
 _ID_RE = re.compile(r"(\d{8}T\d{6}Z)-([1-9]\d{0,17})")
 _ROW_RE = re.compile(r"[1-9]\d{0,17}")
 _ACTIVE_BACKUP = ("pending", "running")
+MAX_REMOVE_PER_JOB = 25
 
 
 def make_id(row: Backup) -> str:
@@ -307,7 +308,12 @@ def cleanup_plan(
             and now - r.created_at >= PRE_RESTORE_GRACE
         )
     ]
-    return [r for r in completed if r.id in expiring], remove
+    # Oldest first, at most MAX_REMOVE_PER_JOB: each removal is a restic forget + prune on the node,
+    # and a first cleanup after a retention change may face a year of backups. The rest stay for the
+    # next cleanup (the ladder's verdict on them does not change).
+    remove = sorted(remove, key=lambda r: (r.created_at, r.id))[:MAX_REMOVE_PER_JOB]
+    batch = {r.id for r in remove}
+    return [r for r in completed if r.id in expiring and r.id in batch], remove
 
 
 def last_backup_at(session: Session, env: Environment) -> datetime | None:

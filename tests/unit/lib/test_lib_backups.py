@@ -390,3 +390,17 @@ def test_repository_settings_keep_secrets_out_of_everything(cp):
         "s3_access_key_id_set": False,
         "s3_secret_access_key_set": False,
     }
+
+
+def test_a_cleanup_removes_at_most_a_batch_oldest_first(cp):
+    now = datetime(2026, 3, 15, 12, 0)
+    ids = [add_completed(cp, "shop", now - timedelta(days=k)) for k in range(40)]  # newest first
+    cp.backup_retention("shop", daily=0, weekly=0, monthly=0)
+    first = cp.backup_cleanup("shop", now=now)
+    batch = backups.MAX_REMOVE_PER_JOB
+    assert first["remove"] == ids[::-1][:batch], "the oldest go first"
+    assert sorted(first["expired"]) == sorted(first["remove"])
+    assert row(cp, ids[1]).state == "completed", "beyond the batch nothing is marked yet"
+    finish(cp, first["job_id"], "succeeded", {"pressluft_backup_removed": first["remove"]})
+    second = cp.backup_cleanup("shop", now=now)
+    assert second["remove"] == ids[1 : 40 - batch][::-1]
