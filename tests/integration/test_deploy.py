@@ -145,6 +145,11 @@ def test_deploy_switches_to_a_checked_release(rel):
     assert node.stat(f"{ENV_ROOT}/shared/wp-config.php") == ("root", "shop_production", "640")
     assert not [d for d in rel.dirs() if d.startswith(".build")]
     assert not node.sh("ls /var/cache/pressluft | grep '^release-' || true")
+    # A retried job (same release id) finds its release live: no rebuild, only the post-switch checks.
+    again = rel.deploy("r2", pressluft_health_urls=["/release.php"], pressluft_health_marker="r2")
+    assert again.rc == 0, again.explain()
+    assert not [t for t in again.changed_tasks() if "Move the release" in t or "Switch current" in t]
+    assert rel.current() == "r2"
 
 
 def test_pre_switch_failures_never_go_live(rel):
