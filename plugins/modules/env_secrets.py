@@ -85,9 +85,9 @@ import json
 import os
 import secrets as pysecrets
 import string
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.pressluft.wordpress.plugins.module_utils._atomic import write_file
 from ansible_collections.pressluft.wordpress.plugins.module_utils._fencing import FENCING_ARGSPEC, fence
 from ansible_collections.pressluft.wordpress.plugins.module_utils._names import env_names
 
@@ -126,19 +126,8 @@ def _write(path, data):
     if not os.path.isdir(directory):
         os.makedirs(directory, 0o700)
     os.chmod(directory, 0o700)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-')
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, 'w') as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write('\n')
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, path)
-    except Exception:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    text = json.dumps(data, indent=2, sort_keys=True) + '\n'
+    write_file(path, text.encode('utf-8'), os.geteuid(), os.getegid(), 0o600)
 
 
 def main():
