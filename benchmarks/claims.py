@@ -56,6 +56,25 @@ def seed(url: str, jobs: int) -> None:
     engine.dispose()
 
 
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds of a process, its reaped children and its live children (the PostgreSQL server)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def fields(p: Path) -> list[str]:
+        return p.read_text().rsplit(")", 1)[1].split()
+
+    own = fields(Path(f"/proc/{pid}/stat"))
+    total = sum(int(v) for v in own[11:15])  # utime, stime, cutime, cstime
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            f = fields(stat)
+        except OSError:  # exited meanwhile: its time is in the parent's cutime now
+            continue
+        if f[1] == str(pid):
+            total += int(f[11]) + int(f[12])
+    return total / tick
+
+
 def work(url: str, name: str, start, out) -> None:
     sf = db.session_factory(db.make_engine(url, pool_size=1))
     start.wait()
@@ -66,13 +85,14 @@ def work(url: str, name: str, start, out) -> None:
     out.put(claimed)
 
 
-def run(url: str, jobs: int, workers: int) -> dict:
+def run(url: str, jobs: int, workers: int, server_pid: int | None = None) -> dict:
     seed(url, jobs)
     ctx = mp.get_context("fork")
     start, out = ctx.Event(), ctx.Queue()
     procs = [ctx.Process(target=work, args=(url, f"w{i}", start, out)) for i in range(workers)]
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu0 = usage.ru_utime + usage.ru_stime
+    server0 = process_tree_cpu(server_pid) if server_pid else 0.0
     for p in procs:
         p.start()
     time.sleep(1.0)  # let every worker connect before the clock starts
@@ -85,6 +105,7 @@ def run(url: str, jobs: int, workers: int) -> dict:
     # CPU the workers used (load-independent): tells what an idle machine could do.
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     worker_cpu = usage.ru_utime + usage.ru_stime - cpu0
+    server_cpu = process_tree_cpu(server_pid) - server0 if server_pid else None
     ids = [i for r in results for i in r]
     engine = db.make_engine(url)
     with engine.connect() as conn:
@@ -99,6 +120,7 @@ def run(url: str, jobs: int, workers: int) -> dict:
         "seconds": round(elapsed, 2),
         "claims_per_s": round(len(ids) / elapsed, 1),
         "worker_cpu_ms_per_job": round(worker_cpu * 1000 / max(len(ids), 1), 2),
+        **({"server_cpu_ms_per_job": round(server_cpu * 1000 / max(len(ids), 1), 2)} if server_pid else {}),
         "load_avg_1m": round(os.getloadavg()[0], 1),
         "double_claims": len(ids) - len(set(ids)) + (max_attempts - 1 if max_attempts else 0),
         "claimed": len(set(ids)),
@@ -127,7 +149,8 @@ def main() -> int:
 
         cluster = start_cluster(durable=not args.fast)
         try:
-            res = run(cluster.create_database("bench"), args.jobs, args.workers)
+            pid = int((cluster.datadir / "postmaster.pid").read_text().split()[0])
+            res = run(cluster.create_database("bench"), args.jobs, args.workers, server_pid=pid)
         finally:
             cluster.stop()
         print("postgresql ", res, flush=True)

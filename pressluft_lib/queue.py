@@ -35,21 +35,26 @@ Db = Session | sessionmaker
 
 @contextmanager
 def _conn(db: Db) -> Iterator[Connection]:
-    """A Core connection in the caller's transaction (Session) or in a new committed one.
-
-    On PostgreSQL the hot-path statements are single atomic statements: they run in autocommit,
-    which saves the BEGIN and COMMIT round trips.
-    """
+    """A Core connection in the caller's transaction (Session) or in a new committed one."""
     if isinstance(db, Session):
         yield db.connection()
-        return
-    engine = db.kw["bind"]
-    if engine.dialect.name == "sqlite":
-        with engine.begin() as conn:
-            yield conn
     else:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        with db.kw["bind"].begin() as conn:
             yield conn
+
+
+def _dialect(db: Db) -> str:
+    return (db.get_bind() if isinstance(db, Session) else db.kw["bind"]).dialect.name
+
+
+@contextmanager
+def _pg(db: Db) -> Iterator[Any]:
+    """PostgreSQL's psycopg connection: the Session's (its transaction) or a pooled one in autocommit."""
+    if isinstance(db, Session):
+        yield db.connection().connection.driver_connection
+    else:
+        with _fastpath.autocommit(db.kw["bind"]) as dbapi:
+            yield dbapi
 
 
 @contextmanager
@@ -196,17 +201,20 @@ def enqueue(
 
 def claim(session_factory: sessionmaker, worker_id: str, types: list[str] | None = None) -> Job | None:
     """Take the oldest due queued job: one UPDATE (SKIP LOCKED on PostgreSQL, BEGIN IMMEDIATE on SQLite)."""
+    now = utcnow()
+    params: dict[str, Any] = {"worker": worker_id, "now": now}
+    if types:
+        params["types"] = list(types)
+    if _dialect(session_factory) != "sqlite":  # the statement also writes the state event
+        with _pg(session_factory) as dbapi:
+            job = _fastpath.pg_row(dbapi, _fastpath.claim_sql("postgresql", bool(types)), params)
+        return None if job is None else _fastpath.to_job(job)
     with _conn(session_factory) as conn:
-        now = utcnow()
-        params: dict[str, Any] = {"worker": worker_id, "now": now}
-        if types:
-            params["types"] = list(types)
-        row = conn.execute(_fastpath.claim_sql(conn.dialect.name, bool(types)), params).first()
+        row = conn.execute(_fastpath.claim_sql("sqlite", bool(types)), params).first()
         if row is None:
             return None
-        if conn.dialect.name == "sqlite":  # PostgreSQL wrote the event in the claim statement
-            event = {"from": "queued", "to": "running", "worker_id": worker_id, "attempt": row.attempts}
-            _fastpath.add_event(conn, row.id, row.event_seq, event, now)
+        event = {"from": "queued", "to": "running", "worker_id": worker_id, "attempt": row.attempts}
+        _fastpath.add_event(conn, row.id, row.event_seq, event, now)
     return _fastpath.to_job(row)
 
 
@@ -234,6 +242,17 @@ def _settle(session: Session, job: Job, success: bool, actor: str | None = None)
     jt = jobtypes.JOB_TYPES.get(job.type)
     if jt is not None and jt.after is not None and job.state in (*JOB_TERMINAL, "stalled"):
         jt.after(session, job, {})
+
+
+def _not_running(conn: Connection, job_id: int, worker_id: str | None) -> Exception:
+    current = conn.execute(select(Job.state, Job.worker_id).where(Job.id == job_id)).first()
+    if current is None:
+        return NotFound(f"job {job_id} does not exist")
+    return ConflictError(
+        f"job {job_id} is {current.state} (worker {current.worker_id}), not running"
+        + (f" on {worker_id}" if worker_id else ""),
+        details={"job_id": job_id, "state": current.state},
+    )
 
 
 def finish(
@@ -265,24 +284,21 @@ def finish(
         "id": job_id,
         "worker": worker_id,
     }
-    with _conn(db) as conn:
-        sqlite = conn.dialect.name == "sqlite"
-        if not sqlite:  # PostgreSQL writes the state event and settles resources in the same statement
-            params.update(data=data, node_types=_fastpath.node_types())
-        row = conn.execute(_fastpath.finish_sql(conn.dialect.name, worker_id is not None), params).first()
+    if _dialect(db) != "sqlite":  # one statement also writes the state event and settles resources
+        params.update(data=_fastpath.json_param(data), node_types=_fastpath.node_types())
+        with _pg(db) as dbapi:
+            row = _fastpath.pg_row(dbapi, _fastpath.finish_sql("postgresql", worker_id is not None), params)
         if row is None:
-            current = conn.execute(select(Job.state, Job.worker_id).where(Job.id == job_id)).first()
-            if current is None:
-                raise NotFound(f"job {job_id} does not exist")
-            raise ConflictError(
-                f"job {job_id} is {current.state} (worker {current.worker_id}), not running"
-                + (f" on {worker_id}" if worker_id else ""),
-                details={"job_id": job_id, "state": current.state},
-            )
+            with _conn(db) as conn:
+                raise _not_running(conn, job_id, worker_id)
+        return _fastpath.to_job(row)
+    with _conn(db) as conn:
+        row = conn.execute(_fastpath.finish_sql("sqlite", worker_id is not None), params).first()
+        if row is None:
+            raise _not_running(conn, job_id, worker_id)
         done = _fastpath.to_job(row)
-        if sqlite:
-            _fastpath.add_event(conn, job_id, row.event_seq, data, now)
-            _fastpath.settle(conn, done, state == "succeeded", now)
+        _fastpath.add_event(conn, job_id, done.event_seq, data, now)
+        _fastpath.settle(conn, done, state == "succeeded", now)
     return done
 
 
