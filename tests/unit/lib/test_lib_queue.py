@@ -263,3 +263,48 @@ def test_reset(sf, make_site):
     assert queue.reset_site(sf, "blog", actor="ops").state == "active"
     with pytest.raises(TransitionError):
         queue.reset_site(sf, "blog")
+
+
+def test_finish_in_the_callers_transaction(sf, make_site):
+    """The runner finishes a job in its own transaction (with the job type's hook): a rollback undoes it."""
+    make_site("blog", state="creating")
+    job = enqueue(sf, site="blog")
+    running = queue.claim(sf, "w1")
+    with sf() as s:
+        assert queue.finish(s, running, "succeeded", worker_id="w1").state == "succeeded"
+        s.rollback()
+    assert (state_of(sf, Job, job.id), state_of(sf, Site, job.site_id)) == ("running", "creating")
+    with sf.begin() as s:
+        queue.finish(s, running, "succeeded", worker_id="w1")
+    assert (state_of(sf, Job, job.id), state_of(sf, Site, job.site_id)) == ("succeeded", "active")
+
+
+def test_postgresql_broken_connection_is_dropped(postgres_url):
+    """The hot path runs on psycopg directly: a connection the server killed must leave the pool, and a
+    pooled connection must come back out of autocommit (SQLAlchemy's transactions rely on that)."""
+    import psycopg
+    from sqlalchemy import text
+
+    from pressluft_lib import db
+    from pressluft_lib.models import Base
+
+    engine = db.make_engine(postgres_url, pool_size=1, max_overflow=0)
+    sf = db.session_factory(engine)
+    Base.metadata.create_all(engine)
+    nothing = ["no_such_type"]  # claims that touch no job of other tests
+    try:
+        assert queue.claim(sf, "w1", nothing) is None
+        with sf() as s:  # the same (only) pooled connection
+            assert s.connection().connection.driver_connection.autocommit is False
+            pid = s.scalar(text("SELECT pg_backend_pid()"))
+        killer = psycopg.connect(postgres_url.replace("postgresql+psycopg", "postgresql"), autocommit=True)
+        with killer:
+            assert killer.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone()[0] is True
+        with pytest.raises(psycopg.OperationalError):
+            queue.claim(sf, "w1", nothing)
+        assert queue.claim(sf, "w1", nothing) is None  # on a new connection
+        with sf() as s:
+            assert s.connection().connection.driver_connection.autocommit is False
+            assert s.scalar(text("SELECT pg_backend_pid()")) != pid
+    finally:
+        engine.dispose()
