@@ -21,7 +21,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from pressluft_lib import jobtypes
 from pressluft_lib.errors import ConflictError
 from pressluft_lib.models import AuditLog, Job, JobEvent
-from pressluft_lib.states import NODE_MUTATING, RESOURCE_MUTATING, SETTLE_SUCCESS
+from pressluft_lib.states import NODE_MUTATING, RESOURCE_MUTATING, SETTLE_SUCCESS, SETTLE_UNTOUCHED
 
 _COLS = Job.__table__.c
 _JOB_NAMES = tuple(c.name for c in _COLS)
@@ -175,11 +175,13 @@ def _update_state(table: str):
 def _settle_pg(table: str):
     """Lock, move and audit one resource in one statement (PostgreSQL; SQLite runs three cheap ones)."""
     on_success = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in SETTLE_SUCCESS.items())
+    untouched = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in SETTLE_UNTOUCHED.items())
     return text(f"""
         WITH o AS (SELECT id, name, state AS old FROM {table}
                    WHERE id = :id AND state IN :mutating FOR UPDATE),
         u AS (UPDATE {table} SET updated_at = :now,
-                state = CASE WHEN :ok THEN (CASE o.old {on_success} END) ELSE 'failed' END
+                state = CASE WHEN :ok THEN (CASE o.old {on_success} END)
+                             WHEN :untouched THEN (CASE o.old {untouched} ELSE 'failed' END) ELSE 'failed' END
               FROM o WHERE {table}.id = o.id RETURNING o.name, o.old, {table}.state AS new),
         a AS (INSERT INTO audit_log (actor, action, target, result, detail, created_at)
               SELECT CAST(:actor AS TEXT), 'transition', '{table}:' || u.name, u.new,
@@ -190,9 +192,15 @@ def _settle_pg(table: str):
 
 
 def settle(
-    conn: Connection, job: Job, success: bool, now: datetime, actor: str | None = None
+    conn: Connection,
+    job: Job,
+    success: bool,
+    now: datetime,
+    actor: str | None = None,
+    untouched: bool = False,
 ) -> list[tuple[str, str, str]]:
-    """Move the job's resources out of their mutating state: success -> active/deleted, else failed.
+    """Move the job's resources out of their mutating state: success -> active/deleted, else failed
+    (untouched: the job never ran, so SETTLE_UNTOUCHED applies first).
 
     Site jobs settle their site and environment, node jobs their node. Returns (target, from, to).
     """
@@ -207,6 +215,7 @@ def settle(
             continue
         if conn.dialect.name != "sqlite":
             params = {"id": ident, "mutating": list(mutating), "now": now, "ok": success, "actor": actor}
+            params["untouched"] = untouched
             res = conn.execute(_settle_pg(table), {**params, "job_id": job.id, "job_type": job.type}).first()
             if res is not None:
                 done.append((f"{table}:{res.name}", res.old, res.new))
@@ -215,6 +224,8 @@ def settle(
         if row is None or row.state not in mutating:
             continue
         new = SETTLE_SUCCESS[row.state] if success else "failed"
+        if untouched and not success:
+            new = SETTLE_UNTOUCHED.get(row.state, new)
         if (
             conn.execute(
                 _update_state(table), {"new": new, "now": now, "id": ident, "old": row.state}

@@ -236,9 +236,11 @@ def heartbeat(db: Db, job: Job | int, worker_id: str) -> bool:
     return bool(row[0])
 
 
-def _settle(session: Session, job: Job, success: bool, actor: str | None = None) -> None:
+def _settle(
+    session: Session, job: Job, success: bool, actor: str | None = None, untouched: bool = False
+) -> None:
     """Settle the job's resources; a job that ends here (cancel, stall, deadline) never returned data."""
-    _fastpath.settle(session.connection(), job, success, utcnow(), actor)
+    _fastpath.settle(session.connection(), job, success, utcnow(), actor, untouched)
     jt = jobtypes.JOB_TYPES.get(job.type)
     if jt is not None and jt.after is not None and job.state in (*JOB_TERMINAL, "stalled"):
         jt.after(session, job, {})
@@ -401,7 +403,7 @@ def request_cancel(db: Db, job: Job | int, *, actor: str | None = None) -> Job:
                 values={"lock_key": None, "finished_at": utcnow()},
                 event={"actor": actor},
             )
-            _settle(session, current, success=False, actor=actor)
+            _settle(session, current, success=False, actor=actor, untouched=True)
         elif current.state == "running":
             result = session.execute(
                 update(Job).where(Job.id == job_id, Job.state == "running").values(cancel_requested=True),

@@ -84,6 +84,11 @@ DOMAIN: dict[str, frozenset[str]] = {
 
 # Where a mutating state goes when its job ends: success -> SETTLE_SUCCESS[state], else "failed".
 NODE_MUTATING = ("provisioning",)
+# A job cancelled before it ran changed nothing: these states are entered from active only, so their
+# resource goes back to active. The others (creating, deleting, provisioning) end as failed.
+SETTLE_UNTOUCHED = {
+    s: "active" for s in RESOURCE_MUTATING if {a for a, nxt in RESOURCE.items() if s in nxt} == {"active"}
+}
 SETTLE_SUCCESS = {**{s: "active" for s in RESOURCE_MUTATING}, "deleting": "deleted", "provisioning": "active"}
 
 MACHINES: dict[type, dict[str, frozenset[str]]] = {

@@ -238,6 +238,29 @@ def test_cancel(sf, make_site):
         queue.request_cancel(sf, running_job.id)
 
 
+def test_cancel_before_the_run_leaves_nothing_failed(sf, make_site):
+    """A queued job never touched the node: states entered only from active go back to active."""
+    make_site("blog", state="active", env="production")
+    job = enqueue(sf, "env_deploy", site="blog", env="production")
+    assert state_of(sf, Environment, job.env_id) == "deploying"
+    queue.request_cancel(sf, job.id, actor="me")
+    assert state_of(sf, Environment, job.env_id) == "active"
+    with sf() as s:
+        audit = s.scalars(select(AuditLog).where(AuditLog.target == "environments:production")).all()
+        assert [(a.detail["from"], a.result) for a in audit][-1] == ("deploying", "active")
+    # A job that ran and was cancelled may have changed the node: failed.
+    job = enqueue(sf, "env_deploy", site="blog", env="production")
+    running = queue.claim(sf, "w1")
+    queue.request_cancel(sf, running.id)
+    queue.finish(sf, running, "cancelled", worker_id="w1")
+    assert state_of(sf, Environment, job.env_id) == "failed"
+    # deleting is also entered from failed, so where it came from is unknown: failed, for a reset.
+    make_site("shop", state="active")
+    delete = enqueue(sf, "site_delete", site="shop")
+    queue.request_cancel(sf, delete.id)
+    assert state_of(sf, Site, delete.site_id) == "failed"
+
+
 def test_deadline_times_out(sf, make_site):
     make_site("blog", state="creating")
     job = enqueue(sf, site="blog", timeout=5)
