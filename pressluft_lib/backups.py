@@ -121,8 +121,6 @@ def record(session: Session, row: Backup, job: Job, result: Any, trust_result: b
     """
     if row.state not in _ACTIVE_BACKUP:
         return
-    if row.state == "pending":
-        states.transition(session, row, "running", event={"job_id": job.id})
     result = result if isinstance(result, dict) and result.get("id") == make_id(row) else None
     data = dict(row.manifest or {}, job_id=job.id)
     if result is not None:
@@ -134,6 +132,8 @@ def record(session: Session, row: Backup, job: Job, result: Any, trust_result: b
     values = {"manifest": data, "location": (result or {}).get("location")}
     good = result is not None and not result.get("error")
     if good and (trust_result or job.state == "succeeded"):
+        if row.state == "pending":  # start_backup did not see it (a run started by an older version)
+            states.transition(session, row, "running", event={"job_id": job.id})
         data["completed_at"] = utcnow().isoformat(timespec="seconds") + "Z"
         states.transition(session, row, "completed", values=values, event={"job_id": job.id})
         return
@@ -146,6 +146,14 @@ def record(session: Session, row: Backup, job: Job, result: Any, trust_result: b
     else:
         data["error"] = "the playbook returned no result for this backup"
     states.transition(session, row, "failed", values=values, event={"job_id": job.id, "job_state": job.state})
+
+
+def start_backup(session: Session, job: Job) -> None:
+    """The run starts: its backup (env_restore: the pre-restore one) is running from now on."""
+    key = "pressluft_backup_id" if job.type == "backup_create" else "pressluft_pre_restore_backup_id"
+    row = _row_from_payload(session, job, key)
+    if row is not None and row.state == "pending":  # a retry finds it running already
+        states.transition(session, row, "running", event={"job_id": job.id})
 
 
 def after_backup_create(session: Session, job: Job, artifacts: dict) -> None:
@@ -206,6 +214,7 @@ jobtypes.register(
         "site",
         destructive=False,
         timeout=3600,
+        before=start_backup,
         after=after_backup_create,
         secret_scopes=(SECRET_SCOPE,),
     )
@@ -229,6 +238,7 @@ jobtypes.register(
         timeout=3600,
         max_attempts=1,
         marks="restoring",
+        before=start_backup,
         after=after_env_restore,
         secret_scopes=(SECRET_SCOPE,),
     )

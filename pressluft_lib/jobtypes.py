@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 # after(session, job, artifacts): bookkeeping in the transaction that finishes the job; job.state is
 # final, artifacts is what the playbook returned with ansible.builtin.set_stats ({} if it never ran).
 AfterHook = Callable[["Session", "Job", dict[str, Any]], None]
+# before(session, job): bookkeeping in the transaction that starts the run (after the fencing check).
+BeforeHook = Callable[["Session", "Job"], None]
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class JobType:
     # State the job's primary resource (env if given, else site; node for node scope) enters at
     # enqueue; None leaves it alone. finish() settles it (success: active/deleted, else failed).
     marks: str | None = None
+    before: BeforeHook | None = None
     after: AfterHook | None = None
     # Secret-store scopes whose secrets this job type also gets as pressluft_<name> (e.g. backups).
     secret_scopes: tuple[str, ...] = ()

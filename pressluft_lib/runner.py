@@ -112,8 +112,10 @@ def execute(
     try:
         jt = jobtypes.get(job.type)
         url = _db_url(session_factory)
-        with session_factory() as session:
+        with session_factory.begin() as session:
             queue.check_fencing(session, job)
+            if jt.before is not None:
+                jt.before(session, job)
             extravars, site, env = job_vars(session, job)
             secret_vars = load_secrets(session, url, site, env, jt.secret_scopes)
     except PressluftError as exc:

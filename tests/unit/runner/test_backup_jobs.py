@@ -68,6 +68,30 @@ def test_backup_create_completes_with_the_returned_manifest(cp, plane):
     assert not list((cp.data_dir / "runs").rglob("*")), "nothing left on disk"
 
 
+def test_backup_is_running_from_the_start_of_the_run(cp, plane):
+    plane.backup_create("shop", scope="db")
+    job = run_next(cp)
+    with cp.sf() as s:
+        moves = s.scalars(
+            select(AuditLog).where(AuditLog.target.like("backups:%")).order_by(AuditLog.id)
+        ).all()
+        runner_events = select(JobEvent.created_at).where(JobEvent.job_id == job.id, JobEvent.kind != "state")
+        first_event = s.scalar(runner_events.order_by(JobEvent.seq))
+    assert [(m.detail["from"], m.result) for m in moves] == [("pending", "running"), ("running", "completed")]
+    assert moves[0].created_at <= first_event, "running was recorded only after the playbook started"
+
+
+def test_cancelled_before_the_run_the_backup_fails_without_running(cp, plane):
+    made = plane.backup_create("shop")
+    with cp.sf() as s:
+        job_id = s.scalar(select(Job.id).where(Job.type == "backup_create"))
+    plane.job_cancel(job_id)
+    assert plane.backup_show(made["backup_id"])["state"] == "failed"
+    with cp.sf() as s:
+        moves = s.scalars(select(AuditLog).where(AuditLog.target.like("backups:%"))).all()
+    assert [(m.detail["from"], m.result) for m in moves] == [("pending", "failed")]
+
+
 def test_failed_backup_keeps_location_and_the_redacted_error(cp, plane):
     made = plane.backup_create("shop")
     job = run_next(cp, tiny_fail=True)
