@@ -56,23 +56,35 @@ def seed(url: str, jobs: int) -> None:
     engine.dispose()
 
 
-def process_tree_cpu(pid: int) -> float:
-    """CPU seconds of a process, its reaped children and its live children (the PostgreSQL server)."""
-    tick = os.sysconf("SC_CLK_TCK")
+def _stat(path: Path) -> list[str]:
+    return path.read_text().rsplit(")", 1)[1].split()  # fields from 3 (state) on
 
-    def fields(p: Path) -> list[str]:
-        return p.read_text().rsplit(")", 1)[1].split()
 
-    own = fields(Path(f"/proc/{pid}/stat"))
-    total = sum(int(v) for v in own[11:15])  # utime, stime, cutime, cstime
+def _children(pid: int) -> list[list[str]]:
+    found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            f = fields(stat)
+            f = _stat(stat)
         except OSError:  # exited meanwhile: its time is in the parent's cutime now
             continue
         if f[1] == str(pid):
-            total += int(f[11]) + int(f[12])
-    return total / tick
+            found.append(f)
+    return found
+
+
+def process_tree_cpu(pid: int, settle_to: int | None = None) -> tuple[float, int]:
+    """CPU seconds of the PostgreSQL server (postmaster, reaped and live children) and its child count.
+
+    settle_to: first wait (up to 10 s) until no more than that many children are left, so that the
+    benchmark's backends have exited and been reaped (an exiting backend's time is in neither place).
+    """
+    deadline = time.monotonic() + 10
+    while settle_to is not None and len(_children(pid)) > settle_to and time.monotonic() < deadline:
+        time.sleep(0.05)
+    own = _stat(Path(f"/proc/{pid}/stat"))
+    children = _children(pid)
+    ticks = sum(int(v) for v in own[11:15]) + sum(int(f[11]) + int(f[12]) for f in children)
+    return ticks / os.sysconf("SC_CLK_TCK"), len(children)
 
 
 def work(url: str, name: str, start, out) -> None:
@@ -92,7 +104,7 @@ def run(url: str, jobs: int, workers: int, server_pid: int | None = None) -> dic
     procs = [ctx.Process(target=work, args=(url, f"w{i}", start, out)) for i in range(workers)]
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu0 = usage.ru_utime + usage.ru_stime
-    server0 = process_tree_cpu(server_pid) if server_pid else 0.0
+    server0, background = process_tree_cpu(server_pid) if server_pid else (0.0, 0)
     for p in procs:
         p.start()
     time.sleep(1.0)  # let every worker connect before the clock starts
@@ -105,7 +117,7 @@ def run(url: str, jobs: int, workers: int, server_pid: int | None = None) -> dic
     # CPU the workers used (load-independent): tells what an idle machine could do.
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     worker_cpu = usage.ru_utime + usage.ru_stime - cpu0
-    server_cpu = process_tree_cpu(server_pid) - server0 if server_pid else None
+    server_cpu = process_tree_cpu(server_pid, settle_to=background)[0] - server0 if server_pid else None
     ids = [i for r in results for i in r]
     engine = db.make_engine(url)
     with engine.connect() as conn:
