@@ -47,6 +47,9 @@ options:
         the passwords the Pressluft control plane keeps in its secret store.
       - Only C(db_password), C(redis_password) and C(wp_admin_password) are accepted.
         A value already in the file is never replaced.
+      - Not a no_log option, since the module returns the secrets anyway (Ansible would otherwise mask
+        the returned values equal to these); use C(no_log) on the task, which also keeps them out of
+        the node's log.
     type: dict
     default: {}
 attributes:
@@ -81,53 +84,17 @@ secrets:
   sample: {"db_password": "...", "redis_password": "...", "salts": {"AUTH_KEY": "..."}}
 '''
 
-import json
 import os
-import secrets as pysecrets
-import string
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pressluft.wordpress.plugins.module_utils._atomic import write_file
 from ansible_collections.pressluft.wordpress.plugins.module_utils._fencing import FENCING_ARGSPEC, fence
 from ansible_collections.pressluft.wordpress.plugins.module_utils._names import env_names
-
-SALT_KEYS = ('AUTH_KEY', 'SECURE_AUTH_KEY', 'LOGGED_IN_KEY', 'NONCE_KEY',
-             'AUTH_SALT', 'SECURE_AUTH_SALT', 'LOGGED_IN_SALT', 'NONCE_SALT')
-# No quotes or backslashes: the values go into PHP string literals in wp-config.php.
-SALT_ALPHABET = string.ascii_letters + string.digits + '!#%&()*+,-.:;<=>?@[]^_{|}~'
-
-
-def _token(length, alphabet=string.ascii_letters + string.digits):
-    return ''.join(pysecrets.choice(alphabet) for dummy in range(length))
-
-
-PASSWORD_KEYS = ('db_password', 'redis_password', 'wp_admin_password')
-
-
-def _complete(data, initial):
-    """Add missing values to data in place (from initial, else generated); True when something was added."""
-    added = False
-    for key in PASSWORD_KEYS:
-        if not isinstance(data.get(key), str) or not data[key]:
-            data[key] = initial.get(key) or _token(32)
-            added = True
-    salts = data.get('salts')
-    if not isinstance(salts, dict):
-        salts = data['salts'] = {}
-    for key in SALT_KEYS:
-        if not isinstance(salts.get(key), str) or not salts[key]:
-            salts[key] = _token(64, SALT_ALPHABET)
-            added = True
-    return added
-
-
-def _write(path, data):
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o700)
-    os.chmod(directory, 0o700)
-    text = json.dumps(data, indent=2, sort_keys=True) + '\n'
-    write_file(path, text.encode('utf-8'), os.geteuid(), os.getegid(), 0o600)
+from ansible_collections.pressluft.wordpress.plugins.module_utils._secrets import (
+    DEFAULT_SECRETS_DIR,
+    SecretsError,
+    check_initial,
+    ensure,
+)
 
 
 def main():
@@ -135,8 +102,10 @@ def main():
         site=dict(type='str', required=True),
         env=dict(type='str', default='production'),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
-        secrets_dir=dict(type='path', default='/etc/pressluft/secrets'),
-        initial_secrets=dict(type='dict', default={}, no_log=True),
+        secrets_dir=dict(type='path', default=DEFAULT_SECRETS_DIR),
+        # Not no_log: Ansible would then mask every returned secret equal to an input one (the DB password
+        # the controller needs would read VALUE_SPECIFIED_IN_NO_LOG_PARAMETER). The task is no_log instead.
+        initial_secrets=dict(type='dict', default={}, no_log=False),
     )
     argument_spec.update(FENCING_ARGSPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -145,15 +114,10 @@ def main():
         names = env_names(p['site'], p['env'])
     except ValueError as exc:
         module.fail_json(msg=str(exc))
-    initial = p['initial_secrets']
-    unknown = sorted(set(initial) - set(PASSWORD_KEYS))
-    if unknown:
-        module.fail_json(msg='initial_secrets accepts only %s, not %s'
-                             % (', '.join(PASSWORD_KEYS), ', '.join(unknown)))
-    for key, value in initial.items():
-        if not isinstance(value, str) or len(value) < 16 or any(c in value for c in '\'"\\\n'):
-            module.fail_json(msg='initial_secrets.%s must be a string of at least 16 characters '
-                                 'without quotes, backslashes or newlines' % key)
+    try:
+        check_initial(p['initial_secrets'])
+    except SecretsError as exc:
+        module.fail_json(msg=str(exc))
     fence(module, p['site'])
     path = os.path.join(p['secrets_dir'], names['name'] + '.json')
 
@@ -163,21 +127,10 @@ def main():
             os.unlink(path)
         module.exit_json(changed=changed, path=path)
 
-    data = {}
-    if os.path.exists(path):
-        try:
-            with open(path) as f:
-                data = json.load(f)
-        except ValueError:
-            module.fail_json(msg='%s is not valid JSON: fix or remove it by hand' % path, path=path)
-        if not isinstance(data, dict):
-            module.fail_json(msg='%s does not hold a JSON object' % path, path=path)
-    changed = _complete(data, initial)
-    st = os.stat(path) if os.path.exists(path) else None
-    if st is not None and (st.st_mode & 0o777 != 0o600 or st.st_uid != 0):
-        changed = True
-    if changed and not module.check_mode:
-        _write(path, data)
+    try:
+        changed, data = ensure(path, p['initial_secrets'], module.check_mode)
+    except SecretsError as exc:
+        module.fail_json(msg=str(exc), path=path)
     module.exit_json(changed=changed, path=path, secrets=data)
 
 

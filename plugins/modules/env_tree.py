@@ -12,12 +12,16 @@ module: env_tree
 short_description: Linux user, group, directory tree and wp-config.php of a Pressluft environment
 description:
   - Checks the fencing token of the site first, so a stale job changes nothing.
+  - With O(secrets=true) first keeps the environment's secrets file C(<secrets_dir>/<site>_<env>.json)
+    like M(pressluft.wordpress.env_secrets) does (generated once, existing values never replaced) and
+    returns the secrets, so use C(no_log) on the task. One module run instead of two.
   - Creates or converges, in one step, what the role C(site_env) used to do in a dozen tasks - the
     environment's group C(<site>_<env>), its user (unique UID, nologin shell, home the environment root,
     password locked, member of O(extra_groups)), the directory tree of docs/contracts.md with owners
     and modes, and C(shared/wp-config.php) (root:group C(0640)) from O(wp_config).
-  - Reports the PHP versions installed on the node and whether the kernel offers IPv6, which the rest
-    of the environment needs, so no extra task has to look them up.
+  - Reports the PHP versions installed on the node, whether the kernel offers IPv6 and the files in the
+    node's cache C(/var/cache/pressluft), which the rest of the environment needs, so no extra task has to
+    look them up.
   - Removal is the role's job (C(state=absent) tasks); this module only creates.
 version_added: "1.0.0"
 author:
@@ -41,8 +45,28 @@ options:
   wp_config:
     description:
       - Content of C(shared/wp-config.php); it holds passwords, so use C(no_log) on the task.
+      - It may reference secrets as C(@@pressluft_secret:<key>@@) (C(db_password), C(redis_password),
+        C(wp_admin_password), C(salts.<NAME>)), resolved on the node from the secrets file;
+        that needs O(secrets=true). The controller then renders the file without knowing the secrets.
       - Omitted, the file is left alone.
     type: str
+  secrets:
+    description: Keep the secrets file (see the description) and return the secrets.
+    type: bool
+    default: false
+  secrets_dir:
+    description: Directory of the secrets files, created C(0700) root when missing.
+    type: path
+    default: /etc/pressluft/secrets
+  initial_secrets:
+    description:
+      - With O(secrets=true), values to use instead of generated ones for keys the file does not hold
+        yet (C(db_password), C(redis_password), C(wp_admin_password)); a value in the file is never replaced.
+      - Not a no_log option, since the module returns the secrets anyway (Ansible would otherwise mask
+        the returned values equal to these); use C(no_log) on the task, which also keeps them out of
+        the node's log.
+    type: dict
+    default: {}
 attributes:
   check_mode:
     description: Can run in check mode and predict changes without modifying the target.
@@ -57,9 +81,17 @@ EXAMPLES = r'''
   pressluft.wordpress.env_tree:
     site: shop
     env: production
+    secrets: true
     wp_config: "{{ lookup('ansible.builtin.template', 'wp-config.php.j2') }}"
     fencing_token: "{{ pressluft_fencing_token | default(omit) }}"
   register: shop_tree
+  no_log: true
+
+- name: Create the tree, with a wp-config.php whose password is resolved on the node
+  pressluft.wordpress.env_tree:
+    site: blog
+    secrets: true
+    wp_config: "<?php define('DB_PASSWORD', '@@pressluft_secret:db_password@@');"
   no_log: true
 '''
 
@@ -78,6 +110,17 @@ inet6:
   description: Whether the kernel offers IPv6 (C(/proc/net/if_inet6) exists).
   returned: always
   type: bool
+cache_files:
+  description: Names of the files in the node's cache C(/var/cache/pressluft), sorted.
+  returned: always
+  type: list
+  elements: str
+  sample: ["wordpress-6.1.9.tar.gz"]
+secrets:
+  description: The secrets (db_password, redis_password, wp_admin_password, salts) of the environment.
+  returned: when O(secrets=true)
+  type: dict
+  sample: {"db_password": "...", "redis_password": "...", "salts": {"AUTH_KEY": "..."}}
 changes:
   description: What changed (or would change in check mode).
   returned: always
@@ -95,17 +138,26 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pressluft.wordpress.plugins.module_utils._atomic import file_differs, write_file
 from ansible_collections.pressluft.wordpress.plugins.module_utils._fencing import FENCING_ARGSPEC, fence
 from ansible_collections.pressluft.wordpress.plugins.module_utils._names import env_names
+from ansible_collections.pressluft.wordpress.plugins.module_utils._secrets import (
+    DEFAULT_SECRETS_DIR,
+    REF_RE,
+    SecretsError,
+    check_initial,
+    ensure,
+    resolve,
+)
 
 NOLOGIN = '/usr/sbin/nologin'
 GROUP_RE = re.compile(r'^[a-z_][a-z0-9_-]{0,31}$')
 PHP_DIR_RE = re.compile(r'^[0-9]+\.[0-9]+$')
+CACHE_DIR = '/var/cache/pressluft'
 
 
 def tree(names):
     """(path, owner, group, mode) of every directory, parents first (docs/contracts.md, Environment)."""
     user, group = names['user'], names['group']
     return [
-        ('/var/cache/pressluft', 'root', 'root', 0o755),
+        (CACHE_DIR, 'root', 'root', 0o755),
         (os.path.dirname(names['root']), 'root', 'root', 0o711),
         (names['root'], user, 'www-data', 0o750),
         (names['releases'], user, 'www-data', 0o750),
@@ -230,12 +282,24 @@ def php_versions():
     return sorted(found, key=lambda v: tuple(int(x) for x in v.split('.')))
 
 
+def cache_files():
+    try:
+        return sorted(e for e in os.listdir(CACHE_DIR) if os.path.isfile(os.path.join(CACHE_DIR, e)))
+    except OSError:
+        return []
+
+
 def main():
     argument_spec = dict(
         site=dict(type='str', required=True),
         env=dict(type='str', default='production'),
         extra_groups=dict(type='list', elements='str', default=['redis']),
         wp_config=dict(type='str', no_log=True),
+        secrets=dict(type='bool', default=False),
+        secrets_dir=dict(type='path', default=DEFAULT_SECRETS_DIR),
+        # Not no_log: Ansible would then mask every returned secret equal to an input one (the DB password
+        # the controller needs would read VALUE_SPECIFIED_IN_NO_LOG_PARAMETER). The task is no_log instead.
+        initial_secrets=dict(type='dict', default={}, no_log=False),
     )
     argument_spec.update(FENCING_ARGSPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -251,17 +315,39 @@ def main():
             grp.getgrnam(g)
         except KeyError:
             module.fail_json(msg='group %s does not exist: provision the node first (node_provision.yml)' % g)
+    try:
+        check_initial(p['initial_secrets'])
+    except SecretsError as exc:
+        module.fail_json(msg=str(exc))
+    if p['wp_config'] is not None and not p['secrets'] and REF_RE.search(p['wp_config']):
+        module.fail_json(msg='wp_config references secrets (@@pressluft_secret:...@@): set secrets=true')
     fence(module, p['site'])
 
     t = Tree(module, names)
+    secrets = None
+    if p['secrets']:
+        path = os.path.join(p['secrets_dir'], names['name'] + '.json')
+        try:
+            changed, secrets = ensure(path, p['initial_secrets'], module.check_mode)
+        except SecretsError as exc:
+            module.fail_json(msg=str(exc), path=path)
+        if changed:
+            t.changes.append('secrets %s' % path)
     t.group()
     created = t.user(p['extra_groups'])
     for path, owner, group, mode in tree(names):
         t.directory(path, owner, group, mode)
     if p['wp_config'] is not None:
-        t.file(names['wp_config'], p['wp_config'], 'root', names['group'], 0o640)
+        try:
+            content = resolve(p['wp_config'], secrets) if secrets is not None else p['wp_config']
+        except SecretsError as exc:
+            module.fail_json(msg=str(exc), changes=t.changes)
+        t.file(names['wp_config'], content, 'root', names['group'], 0o640)
     result = dict(changed=bool(t.changes), changes=t.changes, user_created=created,
-                  php_versions=php_versions(), inet6=os.path.exists('/proc/net/if_inet6'))
+                  php_versions=php_versions(), inet6=os.path.exists('/proc/net/if_inet6'),
+                  cache_files=cache_files())
+    if secrets is not None:
+        result['secrets'] = secrets
     if module._diff:
         result['diff'] = dict(before='', after=''.join(c + '\n' for c in t.changes))
     module.exit_json(**result)

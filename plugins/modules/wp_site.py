@@ -18,10 +18,11 @@ description:
     directory is either complete or absent. Existing releases are never unpacked again.
   - Points C(current) at the release only when C(current) does not exist yet (the first install);
     later switches are deployments and belong to the release switch.
-  - Then runs C(wp core is-installed) and, when needed, C(wp core install) through WP-CLI as the
-    environment's user (never as root); the admin password reaches WP-CLI on standard input
-    (C(--prompt=admin_password)), never on its command line. Finally makes the C(siteurl) and
-    C(home) options equal O(url).
+  - Then runs C(wp core install) through WP-CLI as the environment's user (never as root), which installs
+    or reports an existing install (one WordPress boot instead of two with C(wp core is-installed) first;
+    check mode and a run without the install parameters ask C(wp core is-installed) instead); the admin
+    password reaches WP-CLI on standard input (C(--prompt=admin_password)), never on its command line.
+    Finally makes the C(siteurl) and C(home) options of an existing install equal O(url).
   - The site title is used only by the first install; later title changes are content and are left alone.
   - O(state=absent) removes the environment's tree C(/var/www/sites/<site>/<env>) (database, users
     and services are removed by their own modules).
@@ -191,6 +192,9 @@ from ansible_collections.pressluft.wordpress.plugins.module_utils._wp_release im
 RELEASE_RE = re.compile(r'^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$')
 URL_RE = re.compile(r'^https?://[^\s/?#]+(/[^\s?#]*)?$')
 SHA256_RE = re.compile(r'^(sha256:)?[0-9a-fA-F]{64}$')
+# What `wp core install` prints (WP-CLI 2.x, docs/wp-cli.md): the install happened, or there was one already.
+INSTALLED_NOW = 'Success: WordPress installed successfully.'
+ALREADY_INSTALLED = 'WordPress is already installed.'
 
 
 class WpCli(object):
@@ -336,18 +340,26 @@ def _present(module, names):
         result['diff'] = dict(before=before, after=after)
         module.exit_json(**result)
     wp = WpCli(module, p['wp_cli'], p['run_as'], wp_path)
-    installed = wp.is_installed()
-    before['installed'] = installed
-    if not installed:
-        missing = [k for k in ('title', 'admin_user', 'admin_email', 'admin_password') if not p[k]]
-        if missing:
+    missing = [k for k in ('title', 'admin_user', 'admin_email', 'admin_password') if not p[k]]
+    if module.check_mode or missing:
+        installed = wp.is_installed()
+        if not installed and missing:
             module.fail_json(msg='WordPress is not installed yet; the install needs %s' % ', '.join(missing),
                              **result)
-        result['changed'] = True
-        if not module.check_mode:
-            wp.run(['core', 'install', '--url=%s' % p['url'], '--title=%s' % p['title'],
-                    '--admin_user=%s' % p['admin_user'], '--admin_email=%s' % p['admin_email'],
-                    '--prompt=admin_password', '--skip-email'], data=p['admin_password'])
+    else:
+        # core install checks is_blog_installed() itself: one WordPress boot instead of two.
+        out = wp.run(['core', 'install', '--url=%s' % p['url'], '--title=%s' % p['title'],
+                      '--admin_user=%s' % p['admin_user'], '--admin_email=%s' % p['admin_email'],
+                      '--prompt=admin_password', '--skip-email'], data=p['admin_password'])[1]
+        if INSTALLED_NOW in out:
+            installed = False
+        elif ALREADY_INSTALLED in out:
+            installed = True
+        else:
+            module.fail_json(msg='wp core install printed neither %r nor %r: %s'
+                             % (INSTALLED_NOW, ALREADY_INSTALLED, out.strip()[:500]), **result)
+    before['installed'] = installed
+    result['changed'] |= not installed
     after['installed'] = result['installed'] = True
     for key in ('siteurl', 'home'):
         # core install sets both to --url: reading them back would boot WordPress twice more for nothing.
