@@ -9,7 +9,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 ---
 module: env_tree
-short_description: Linux user, group, directory tree and wp-config.php of a Pressluft environment
+short_description: Secrets, Linux and Redis users, directory tree and wp-config.php of a Pressluft environment
 description:
   - Checks the fencing token of the site first, so a stale job changes nothing.
   - With O(secrets=true) first keeps the environment's secrets file C(<secrets_dir>/<site>_<env>.json)
@@ -19,6 +19,9 @@ description:
     environment's group C(<site>_<env>), its user (unique UID, nologin shell, home the environment root,
     password locked, member of O(extra_groups)), the directory tree of docs/contracts.md with owners
     and modes, and C(shared/wp-config.php) (root:group C(0640)) from O(wp_config).
+  - With O(redis), then converges the environment's Redis ACL user C(<site>_<env>) like
+    M(pressluft.wordpress.redis_acl_user) does - keys C(<site>_<env>:*) only, the password the secrets file
+    holds - which needs O(secrets=true).
   - Reports the PHP versions installed on the node, whether the kernel offers IPv6 and the files in the
     node's cache C(/var/cache/pressluft), which the rest of the environment needs, so no extra task has to
     look them up.
@@ -58,6 +61,24 @@ options:
     description: Directory of the secrets files, created C(0700) root when missing.
     type: path
     default: /etc/pressluft/secrets
+  redis:
+    description:
+      - How to reach Redis as its admin user to converge the environment's ACL user (see the description).
+      - Omitted, no Redis user is managed.
+    type: dict
+    suboptions:
+      socket:
+        description: Redis Unix socket.
+        type: path
+        default: /run/redis/redis-server.sock
+      admin_user:
+        description: Redis ACL user allowed to manage users.
+        type: str
+        default: pressluft-admin
+      admin_password_file:
+        description: File holding the admin user's password (first line).
+        type: path
+        default: /etc/redis/pressluft-admin.pass
   initial_secrets:
     description:
       - With O(secrets=true), values to use instead of generated ones for keys the file does not hold
@@ -82,6 +103,7 @@ EXAMPLES = r'''
     site: shop
     env: production
     secrets: true
+    redis: {}
     wp_config: "{{ lookup('ansible.builtin.template', 'wp-config.php.j2') }}"
     fencing_token: "{{ pressluft_fencing_token | default(omit) }}"
   register: shop_tree
@@ -116,6 +138,11 @@ cache_files:
   type: list
   elements: str
   sample: ["wordpress-6.1.9.tar.gz"]
+redis_acl:
+  description: The ACL line the environment's Redis user has (its password as a SHA-256 hash).
+  returned: when O(redis) is given
+  type: str
+  sample: "user shop_production on sanitize-payload #5e88... ~shop_production:* resetchannels +@all ..."
 secrets:
   description: The secrets (db_password, redis_password, wp_admin_password, salts) of the environment.
   returned: when O(secrets=true)
@@ -133,11 +160,21 @@ import grp
 import os
 import pwd
 import re
+import socket
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pressluft.wordpress.plugins.module_utils._atomic import file_differs, write_file
 from ansible_collections.pressluft.wordpress.plugins.module_utils._fencing import FENCING_ARGSPEC, fence
 from ansible_collections.pressluft.wordpress.plugins.module_utils._names import env_names
+from ansible_collections.pressluft.wordpress.plugins.module_utils._redis_acl import (
+    DEFAULT_ADMIN_PASSWORD_FILE,
+    DEFAULT_ADMIN_USER,
+    DEFAULT_SOCKET,
+    AdminPasswordError,
+    RedisError,
+    admin_connection,
+    ensure_user,
+)
 from ansible_collections.pressluft.wordpress.plugins.module_utils._secrets import (
     DEFAULT_SECRETS_DIR,
     REF_RE,
@@ -289,6 +326,19 @@ def cache_files():
         return []
 
 
+def redis_user(module, redis, name, pattern, secrets, changes):
+    try:
+        conn = admin_connection(redis['socket'], redis['admin_user'], redis['admin_password_file'])
+        changed, acl = ensure_user(conn, name, secrets['redis_password'], pattern, module.check_mode)
+    except AdminPasswordError as exc:
+        module.fail_json(msg=str(exc), changes=changes)
+    except (RedisError, socket.error) as exc:
+        module.fail_json(msg='Redis (%s): %s' % (redis['socket'], exc), changes=changes)
+    if changed:
+        changes.append('redis ACL user %s' % name)
+    return acl
+
+
 def main():
     argument_spec = dict(
         site=dict(type='str', required=True),
@@ -297,6 +347,11 @@ def main():
         wp_config=dict(type='str', no_log=True),
         secrets=dict(type='bool', default=False),
         secrets_dir=dict(type='path', default=DEFAULT_SECRETS_DIR),
+        redis=dict(type='dict', options=dict(
+            socket=dict(type='path', default=DEFAULT_SOCKET),
+            admin_user=dict(type='str', default=DEFAULT_ADMIN_USER),
+            admin_password_file=dict(type='path', default=DEFAULT_ADMIN_PASSWORD_FILE, no_log=False),
+        )),
         # Not no_log: Ansible would then mask every returned secret equal to an input one (the DB password
         # the controller needs would read VALUE_SPECIFIED_IN_NO_LOG_PARAMETER). The task is no_log instead.
         initial_secrets=dict(type='dict', default={}, no_log=False),
@@ -321,6 +376,8 @@ def main():
         module.fail_json(msg=str(exc))
     if p['wp_config'] is not None and not p['secrets'] and REF_RE.search(p['wp_config']):
         module.fail_json(msg='wp_config references secrets (@@pressluft_secret:...@@): set secrets=true')
+    if p['redis'] is not None and not p['secrets']:
+        module.fail_json(msg='redis needs secrets=true: the ACL user gets the secrets file\'s redis_password')
     fence(module, p['site'])
 
     t = Tree(module, names)
@@ -343,11 +400,17 @@ def main():
         except SecretsError as exc:
             module.fail_json(msg=str(exc), changes=t.changes)
         t.file(names['wp_config'], content, 'root', names['group'], 0o640)
+    acl = None
+    if p['redis'] is not None:
+        acl = redis_user(module, p['redis'], names['redis_user'], names['redis_prefix'] + '*', secrets,
+                         t.changes)
     result = dict(changed=bool(t.changes), changes=t.changes, user_created=created,
                   php_versions=php_versions(), inet6=os.path.exists('/proc/net/if_inet6'),
                   cache_files=cache_files())
     if secrets is not None:
         result['secrets'] = secrets
+    if acl is not None:
+        result['redis_acl'] = acl
     if module._diff:
         result['diff'] = dict(before='', after=''.join(c + '\n' for c in t.changes))
     module.exit_json(**result)

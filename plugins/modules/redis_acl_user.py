@@ -80,88 +80,21 @@ acl:
   sample: user shop_production on sanitize-payload #5e88... ~shop_production:* resetchannels +@all -@dangerous
 '''
 
-import hashlib
 import socket
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pressluft.wordpress.plugins.module_utils._fencing import FENCING_ARGSPEC, fence
-
-COMMAND_RULES = ('+@all', '-@dangerous', '-dbsize', '-randomkey', '-scan')
-
-
-class RedisError(Exception):
-    pass
-
-
-class Redis(object):
-    """The few RESP2 exchanges this module needs, over a Unix socket."""
-
-    def __init__(self, path, timeout=10):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
-        self.buf = b''
-
-    def call(self, *args):
-        out = [b'*%d\r\n' % len(args)]
-        for a in args:
-            a = a.encode('utf-8') if not isinstance(a, bytes) else a
-            out.append(b'$%d\r\n%s\r\n' % (len(a), a))
-        self.sock.sendall(b''.join(out))
-        return self._reply()
-
-    def _line(self):
-        while b'\r\n' not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise RedisError('connection closed by Redis')
-            self.buf += chunk
-        line, self.buf = self.buf.split(b'\r\n', 1)
-        return line
-
-    def _exact(self, n):
-        while len(self.buf) < n + 2:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise RedisError('connection closed by Redis')
-            self.buf += chunk
-        data, self.buf = self.buf[:n], self.buf[n + 2:]
-        return data
-
-    def _reply(self):
-        line = self._line()
-        kind, rest = line[:1], line[1:]
-        if kind == b'+':
-            return rest.decode()
-        if kind == b'-':
-            raise RedisError(rest.decode())
-        if kind == b':':
-            return int(rest)
-        if kind == b'$':
-            n = int(rest)
-            return None if n < 0 else self._exact(n).decode('utf-8', 'replace')
-        if kind == b'*':
-            n = int(rest)
-            return None if n < 0 else [self._reply() for dummy in range(n)]
-        raise RedisError('unexpected reply %r' % line[:40])
-
-
-def wanted_line(name, password, pattern):
-    digest = hashlib.sha256(password.encode('utf-8')).hexdigest()
-    return ' '.join(('user', name, 'on', 'sanitize-payload', '#' + digest, '~' + pattern, 'resetchannels',
-                     *COMMAND_RULES))
-
-
-def same_acl(have, want):
-    """Redis may reorder single-command rules when it stores them: compare the rules as a set."""
-    return sorted(have.split(' ')) == sorted(want.split(' '))
-
-
-def current_line(redis, name):
-    for line in redis.call('ACL', 'LIST'):
-        if line.split(' ', 2)[1:2] == [name]:
-            return line
-    return ''
+from ansible_collections.pressluft.wordpress.plugins.module_utils._redis_acl import (
+    DEFAULT_ADMIN_PASSWORD_FILE,
+    DEFAULT_ADMIN_USER,
+    DEFAULT_SOCKET,
+    AdminPasswordError,
+    RedisError,
+    admin_connection,
+    ensure_user,
+    remove_user,
+    valid_name,
+)
 
 
 def main():
@@ -170,9 +103,9 @@ def main():
         password=dict(type='str', no_log=True),
         key_pattern=dict(type='str', no_log=False),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
-        socket=dict(type='path', default='/run/redis/redis-server.sock'),
-        admin_user=dict(type='str', default='pressluft-admin'),
-        admin_password_file=dict(type='path', default='/etc/redis/pressluft-admin.pass', no_log=False),
+        socket=dict(type='path', default=DEFAULT_SOCKET),
+        admin_user=dict(type='str', default=DEFAULT_ADMIN_USER),
+        admin_password_file=dict(type='path', default=DEFAULT_ADMIN_PASSWORD_FILE, no_log=False),
         site=dict(type='str'),
     )
     argument_spec.update(FENCING_ARGSPEC)
@@ -181,36 +114,18 @@ def main():
                            required_by={'fencing_token': ('site',)})
     p = module.params
     name = p['name']
-    if not name or any(c.isspace() or c in '<>~&#%' for c in name):
+    if not valid_name(name):
         module.fail_json(msg='invalid Redis user name %r' % name)
     fence(module, p['site'])
     try:
-        with open(p['admin_password_file']) as f:
-            admin_password = f.readline().strip()
-    except (IOError, OSError) as exc:
-        module.fail_json(msg='cannot read the Redis admin password: %s' % exc)
-    try:
-        redis = Redis(p['socket'])
-        redis.call('AUTH', p['admin_user'], admin_password)
-        before = current_line(redis, name)
+        redis = admin_connection(p['socket'], p['admin_user'], p['admin_password_file'])
         if p['state'] == 'absent':
-            changed = bool(before)
-            if changed and not module.check_mode:
-                redis.call('ACL', 'DELUSER', name)
-                redis.call('ACL', 'SAVE')
-            module.exit_json(changed=changed, acl='')
+            module.exit_json(changed=remove_user(redis, name, module.check_mode), acl='')
         pattern = p['key_pattern'] or name + ':*'
-        want = wanted_line(name, p['password'], pattern)
-        changed = not same_acl(before, want)
-        if changed and not module.check_mode:
-            digest = want.split(' ')[4]
-            redis.call('ACL', 'SETUSER', name, 'reset', 'on', digest, '~' + pattern, 'resetchannels',
-                       *COMMAND_RULES)
-            redis.call('ACL', 'SAVE')
-            before = current_line(redis, name)
-            if not same_acl(before, want):
-                module.fail_json(msg='Redis stored another ACL than the one wanted')
+        changed, want = ensure_user(redis, name, p['password'], pattern, module.check_mode)
         module.exit_json(changed=changed, acl=want)
+    except AdminPasswordError as exc:
+        module.fail_json(msg=str(exc))
     except (RedisError, socket.error) as exc:
         module.fail_json(msg='Redis (%s): %s' % (p['socket'], exc))
 

@@ -29,6 +29,7 @@ def run(capsys, tmp_path, **args) -> dict:
     ({"site": "shop", "wp_config": "'@@pressluft_secret:db_password@@'"}, "set secrets=true"),
     ({"site": "shop", "secrets": True, "initial_secrets": {"db_password": "short"}}, "at least 16"),
     ({"site": "shop", "secrets": True, "initial_secrets": {"token": "x" * 20}}, "accepts only"),
+    ({"site": "shop", "redis": {}}, "redis needs secrets=true"),
 ])
 def test_bad_input_is_refused_and_nothing_written(capsys, tmp_path, args, message):
     out = run(capsys, tmp_path, **args)
