@@ -348,9 +348,10 @@ def _present(module, names):
                              **result)
     else:
         # core install checks is_blog_installed() itself: one WordPress boot instead of two.
-        out = wp.run(['core', 'install', '--url=%s' % p['url'], '--title=%s' % p['title'],
-                      '--admin_user=%s' % p['admin_user'], '--admin_email=%s' % p['admin_email'],
-                      '--prompt=admin_password', '--skip-email'], data=p['admin_password'])[1]
+        _rc, out, err = wp.run(['core', 'install', '--url=%s' % p['url'], '--title=%s' % p['title'],
+                                '--admin_user=%s' % p['admin_user'], '--admin_email=%s' % p['admin_email'],
+                                '--prompt=admin_password', '--skip-email'], data=p['admin_password'])
+        out += err  # the notice is a log line (stdout); accept it on stderr too, as a warning would be
         if INSTALLED_NOW in out:
             installed = False
         elif ALREADY_INSTALLED in out:
