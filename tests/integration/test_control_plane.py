@@ -185,6 +185,20 @@ def test_control_plane_passwords_are_the_sites(site, control_plane):
     node_secrets = json.loads(site.exec("cat", "/etc/pressluft/secrets/shop_production.json").stdout)
     assert ours["db_password"] == node_secrets["db_password"]
     assert ours["wordpress_admin_password"] == node_secrets["wp_admin_password"]
+    # ... and the ones MariaDB and WordPress accept (Ansible once masked them on the way: the node's
+    # file was right while the database user and the admin got a placeholder string).
+    login = site.exec(
+        "mysql", "--user=shop_production", f"--password={ours['db_password']}", "-N", "-e", "SELECT 1",
+        "shop_production", check=False,
+    )  # fmt: skip
+    assert (login.returncode, login.stdout.strip()) == (0, "1"), login.stderr
+    check = (
+        "require '/var/www/sites/shop/production/current/wp-load.php';"
+        "$u = get_user_by('login', 'admin');"
+        "echo wp_check_password(trim(fgets(STDIN)), $u->user_pass, $u->ID) ? 'accepted' : 'refused';"
+    )
+    verdict = site.exec("php", "-r", check, input=ours["wordpress_admin_password"] + "\n", check=False)
+    assert verdict.stdout.strip().endswith("accepted"), (verdict.stdout, verdict.stderr)
 
 
 def test_stale_fencing_token_refused_on_the_node(site):
