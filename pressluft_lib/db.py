@@ -143,6 +143,10 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
+        elif parsed.drivername != "postgresql+psycopg":  # the queue's hot path runs on psycopg itself
+            raise ConfigError(
+                f"unsupported PostgreSQL driver {parsed.drivername!r}: use postgresql:// or postgresql+psycopg://"
+            )
         kwargs.setdefault("pool_recycle", 1800)  # no pre-ping: it costs a round trip per checkout
         return create_engine(parsed, **kwargs)
     raise ConfigError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql")

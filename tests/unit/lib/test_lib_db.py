@@ -48,6 +48,8 @@ def test_bad_urls_are_config_errors():
 
 def test_plain_postgresql_url_uses_psycopg():
     assert db.make_engine("postgresql://u:p@127.0.0.1:1/x").dialect.driver == "psycopg"
+    with pytest.raises(ConfigError, match="unsupported PostgreSQL driver 'postgresql\\+psycopg2'"):
+        db.make_engine("postgresql+psycopg2://u:p@127.0.0.1:1/x")
 
 
 def _schema_diff(url: str) -> list:
