@@ -10,9 +10,12 @@ import hashlib
 import socket
 
 COMMAND_RULES = ('+@all', '-@dangerous', '-dbsize', '-randomkey', '-scan')
-DEFAULT_SOCKET = '/run/redis/redis-server.sock'
-DEFAULT_ADMIN_USER = 'pressluft-admin'
-DEFAULT_ADMIN_PASSWORD_FILE = '/etc/redis/pressluft-admin.pass'
+# How a module reaches Redis as its admin (redis_acl_user's options, env_tree's redis suboptions).
+ADMIN_ARGSPEC = dict(
+    socket=dict(type='path', default='/run/redis/redis-server.sock'),
+    admin_user=dict(type='str', default='pressluft-admin'),
+    admin_password_file=dict(type='path', default='/etc/redis/pressluft-admin.pass', no_log=False),
+)
 
 
 class RedisError(Exception):

@@ -14,7 +14,12 @@ import string
 
 from ansible_collections.pressluft.wordpress.plugins.module_utils._atomic import write_file
 
-DEFAULT_SECRETS_DIR = '/etc/pressluft/secrets'
+SECRETS_ARGSPEC = dict(
+    secrets_dir=dict(type='path', default='/etc/pressluft/secrets'),
+    # Not no_log: Ansible would then mask every returned secret equal to an input one (the DB password
+    # the controller needs would read VALUE_SPECIFIED_IN_NO_LOG_PARAMETER). The task is no_log instead.
+    initial_secrets=dict(type='dict', default={}, no_log=False),
+)
 PASSWORD_KEYS = ('db_password', 'redis_password', 'wp_admin_password')
 SALT_KEYS = ('AUTH_KEY', 'SECURE_AUTH_KEY', 'LOGGED_IN_KEY', 'NONCE_KEY',
              'AUTH_SALT', 'SECURE_AUTH_SALT', 'LOGGED_IN_SALT', 'NONCE_SALT')

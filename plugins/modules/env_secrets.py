@@ -90,7 +90,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pressluft.wordpress.plugins.module_utils._fencing import FENCING_ARGSPEC, fence
 from ansible_collections.pressluft.wordpress.plugins.module_utils._names import env_names
 from ansible_collections.pressluft.wordpress.plugins.module_utils._secrets import (
-    DEFAULT_SECRETS_DIR,
+    SECRETS_ARGSPEC,
     SecretsError,
     check_initial,
     ensure,
@@ -102,11 +102,8 @@ def main():
         site=dict(type='str', required=True),
         env=dict(type='str', default='production'),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
-        secrets_dir=dict(type='path', default=DEFAULT_SECRETS_DIR),
-        # Not no_log: Ansible would then mask every returned secret equal to an input one (the DB password
-        # the controller needs would read VALUE_SPECIFIED_IN_NO_LOG_PARAMETER). The task is no_log instead.
-        initial_secrets=dict(type='dict', default={}, no_log=False),
     )
+    argument_spec.update(SECRETS_ARGSPEC)
     argument_spec.update(FENCING_ARGSPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params

@@ -167,17 +167,15 @@ from ansible_collections.pressluft.wordpress.plugins.module_utils._atomic import
 from ansible_collections.pressluft.wordpress.plugins.module_utils._fencing import FENCING_ARGSPEC, fence
 from ansible_collections.pressluft.wordpress.plugins.module_utils._names import env_names
 from ansible_collections.pressluft.wordpress.plugins.module_utils._redis_acl import (
-    DEFAULT_ADMIN_PASSWORD_FILE,
-    DEFAULT_ADMIN_USER,
-    DEFAULT_SOCKET,
+    ADMIN_ARGSPEC,
     AdminPasswordError,
     RedisError,
     admin_connection,
     ensure_user,
 )
 from ansible_collections.pressluft.wordpress.plugins.module_utils._secrets import (
-    DEFAULT_SECRETS_DIR,
     REF_RE,
+    SECRETS_ARGSPEC,
     SecretsError,
     check_initial,
     ensure,
@@ -346,16 +344,9 @@ def main():
         extra_groups=dict(type='list', elements='str', default=['redis']),
         wp_config=dict(type='str', no_log=True),
         secrets=dict(type='bool', default=False),
-        secrets_dir=dict(type='path', default=DEFAULT_SECRETS_DIR),
-        redis=dict(type='dict', options=dict(
-            socket=dict(type='path', default=DEFAULT_SOCKET),
-            admin_user=dict(type='str', default=DEFAULT_ADMIN_USER),
-            admin_password_file=dict(type='path', default=DEFAULT_ADMIN_PASSWORD_FILE, no_log=False),
-        )),
-        # Not no_log: Ansible would then mask every returned secret equal to an input one (the DB password
-        # the controller needs would read VALUE_SPECIFIED_IN_NO_LOG_PARAMETER). The task is no_log instead.
-        initial_secrets=dict(type='dict', default={}, no_log=False),
+        redis=dict(type='dict', options=dict(ADMIN_ARGSPEC)),
     )
+    argument_spec.update(SECRETS_ARGSPEC)
     argument_spec.update(FENCING_ARGSPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params

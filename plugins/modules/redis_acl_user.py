@@ -85,9 +85,7 @@ import socket
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pressluft.wordpress.plugins.module_utils._fencing import FENCING_ARGSPEC, fence
 from ansible_collections.pressluft.wordpress.plugins.module_utils._redis_acl import (
-    DEFAULT_ADMIN_PASSWORD_FILE,
-    DEFAULT_ADMIN_USER,
-    DEFAULT_SOCKET,
+    ADMIN_ARGSPEC,
     AdminPasswordError,
     RedisError,
     admin_connection,
@@ -103,11 +101,9 @@ def main():
         password=dict(type='str', no_log=True),
         key_pattern=dict(type='str', no_log=False),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
-        socket=dict(type='path', default=DEFAULT_SOCKET),
-        admin_user=dict(type='str', default=DEFAULT_ADMIN_USER),
-        admin_password_file=dict(type='path', default=DEFAULT_ADMIN_PASSWORD_FILE, no_log=False),
         site=dict(type='str'),
     )
+    argument_spec.update(ADMIN_ARGSPEC)
     argument_spec.update(FENCING_ARGSPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[('state', 'present', ('password',))],
