@@ -100,3 +100,16 @@ def run_playbook(playbook: str | Path, inventory: dict | Path, tmp_path: Path, e
     except json.JSONDecodeError:
         pass
     return PlaybookResult(proc.returncode, proc.stdout, proc.stderr, stats, tasks)
+
+
+def run_module(module, capsys, tmpdir: Path | str, args: dict) -> dict:
+    """One in-process run of a collection module's main() with `args`: its JSON result."""
+    import pytest
+    from ansible.module_utils.testing import patch_module_args
+
+    args = {"_ansible_tmpdir": str(tmpdir), "_ansible_remote_tmp": str(tmpdir),
+            "_ansible_keep_remote_files": False, **args}
+    capsys.readouterr()
+    with patch_module_args(args), pytest.raises(SystemExit):
+        module.main()
+    return json.loads(capsys.readouterr().out)

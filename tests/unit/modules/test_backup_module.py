@@ -11,19 +11,15 @@ import json
 import os
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.pressluft.wordpress.plugins.modules import backup
+
+from tests.rig.ansible import run_module
 
 
 def run(capsys, tmp_path, **args) -> dict:
-    args = {"site": "shop", "id": "b-1", "root": str(tmp_path / "env"),
-            "backup_dir": str(tmp_path / "backups"),
-            "_ansible_tmpdir": str(tmp_path), "_ansible_remote_tmp": str(tmp_path),
-            "_ansible_keep_remote_files": False, **args}
-    capsys.readouterr()
-    with patch_module_args(args), pytest.raises(SystemExit):
-        backup.main()
-    return json.loads(capsys.readouterr().out)
+    defaults = {"site": "shop", "id": "b-1", "root": str(tmp_path / "env"),
+                "backup_dir": str(tmp_path / "backups")}
+    return run_module(backup, capsys, tmp_path, {**defaults, **args})
 
 
 def make_backup(tmp_path, backup_id="b-1", site="shop", env="production") -> str:

@@ -11,6 +11,8 @@ import os
 import pytest
 from ansible_collections.pressluft.wordpress.plugins.module_utils import _secrets
 
+from tests.rig.ansible import run_module
+
 
 def test_first_ensure_generates_everything_and_writes_0600(tmp_path):
     path = tmp_path / "secrets" / "shop_production.json"
@@ -73,17 +75,11 @@ def test_unknown_references_are_refused(ref):
 
 def test_env_secrets_returns_the_initial_secrets_unmasked(capsys, tmp_path):
     """The controller passes the returned DB password on to mysql_user: masking it would set a constant."""
-    from ansible.module_utils.testing import patch_module_args
     from ansible_collections.pressluft.wordpress.plugins.modules import env_secrets
 
     initial = {"db_password": "db-password-from-the-store", "wp_admin_password": "admin-password-from-store"}
     args = {"site": "shop", "secrets_dir": str(tmp_path / "s"), "fencing_dir": str(tmp_path / "f"),
-            "initial_secrets": initial, "_ansible_tmpdir": str(tmp_path),
-            "_ansible_remote_tmp": str(tmp_path), "_ansible_keep_remote_files": False,
-            "_ansible_no_log": True}
-    capsys.readouterr()
-    with patch_module_args(args), pytest.raises(SystemExit):
-        env_secrets.main()
-    out = json.loads(capsys.readouterr().out)
+            "initial_secrets": initial, "_ansible_no_log": True}
+    out = run_module(env_secrets, capsys, tmp_path, args)
     assert out["secrets"]["db_password"] == initial["db_password"], out
     assert out["secrets"]["wp_admin_password"] == initial["wp_admin_password"]

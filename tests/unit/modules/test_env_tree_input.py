@@ -5,22 +5,16 @@ The real runs (user, tree, secrets, wp-config.php on a node) are in tests/integr
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.pressluft.wordpress.plugins.modules import env_tree
+
+from tests.rig.ansible import run_module
 
 
 def run(capsys, tmp_path, **args) -> dict:
-    args = {"extra_groups": ["root"], "secrets_dir": str(tmp_path / "secrets"),
-            "fencing_dir": str(tmp_path / "f"),
-            "_ansible_tmpdir": str(tmp_path), "_ansible_remote_tmp": str(tmp_path),
-            "_ansible_keep_remote_files": False, **args}
-    capsys.readouterr()
-    with patch_module_args(args), pytest.raises(SystemExit):
-        env_tree.main()
-    return json.loads(capsys.readouterr().out)
+    defaults = {"extra_groups": ["root"], "secrets_dir": str(tmp_path / "secrets"),
+                "fencing_dir": str(tmp_path / "f")}
+    return run_module(env_tree, capsys, tmp_path, {**defaults, **args})
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -6,20 +6,14 @@ test_php_pool.py on a node.
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.pressluft.wordpress.plugins.modules import php_pool
+
+from tests.rig.ansible import run_module
 
 
 def run(capsys, tmp_path, **args) -> dict:
-    args = {"php_version": "8.2", "_ansible_tmpdir": str(tmp_path), "_ansible_remote_tmp": str(tmp_path),
-            "_ansible_keep_remote_files": False, **args}
-    capsys.readouterr()
-    with patch_module_args(args), pytest.raises(SystemExit):
-        php_pool.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module(php_pool, capsys, tmp_path, {"php_version": "8.2", **args})
 
 
 @pytest.mark.parametrize(("args", "message"), [

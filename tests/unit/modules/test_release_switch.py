@@ -12,11 +12,10 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.pressluft.wordpress.plugins.module_utils import _fencing, _releases
 from ansible_collections.pressluft.wordpress.plugins.modules import release_switch
 
-from tests.rig.ansible import run_playbook
+from tests.rig.ansible import run_module, run_playbook
 
 STATE = ".pressluft-releases.json"
 ROOT = Path(__file__).resolve().parents[3]
@@ -59,19 +58,14 @@ def env(tmp_path):
 
 def run(capsys, tree: Env | SimpleNamespace, state: str, **args) -> dict:
     """One module run, as a process would do it: the locks die with it."""
-    args = {"site": "shop", "root": str(tree.root), "state": state,
-            "_ansible_tmpdir": str(tree.root.parent), "_ansible_remote_tmp": str(tree.root.parent),
-            "_ansible_keep_remote_files": False, **args}
-    capsys.readouterr()
     try:
-        with patch_module_args(args), pytest.raises(SystemExit):
-            release_switch.main()
+        return run_module(release_switch, capsys, tree.root.parent,
+                          {"site": "shop", "root": str(tree.root), "state": state, **args})
     finally:
         for held in (_fencing._HELD, _releases._HELD):
             for fd in held.values():
                 os.close(fd)
             held.clear()
-    return json.loads(capsys.readouterr().out)
 
 
 def ok(result: dict, changed: bool) -> dict:
