@@ -1,12 +1,13 @@
 """site_create benchmarks on one provisioned podman node (issue 3). Prints its figures.
 
 1. site_create (ansible-playbook, pipelining) vs benchmarks/site_env.sh (the same steps as a minimal
-   shell script over one SSH session) on the same node: ratio, target <= 3.
+   shell script over one SSH session) on the same node: ratio, target <= 3. Also the same site_create again
+   on the same site (nothing to do, changed=0): what Ansible's tasks cost before any work is done.
 2. site_create with 100 sites already on the node vs with none: ratio, target <= 1.15. Two nodes,
    provisioned together: node A keeps only the few sites of figure 1, node B is filled to 100 sites,
    then site_create alternates between B and A, so a change of the host's load hits both sides.
-3. Idle memory per site with 100 sites on node B (all processes' RSS on the node, after every site served
-   one request and its ondemand workers idled out): target <= 2 MB/site.
+3. Idle memory per site with 100 sites on node B (the PSS of all processes on the node, after every site
+   served one request and its ondemand workers idled out; RSS printed too): target <= 2 MB/site.
 
     .venv/bin/python -m benchmarks.site_create [--sites 100] [--samples 3] [--ratio-only]
 
@@ -37,13 +38,15 @@ from tests.rig.wordpress import wordpress_archive  # noqa: E402
 SCRIPT = ROOT / "benchmarks" / "site_env.sh"
 
 
-def ansible_site(node, tmp, site: str, archive: Path) -> float:
+def ansible_site(node, tmp, site: str, archive: Path, changed: int | None = None) -> float:
     t0 = time.monotonic()
     r = run_playbook("site_create.yml", rig.inventory([node]), tmp, extravars={
         "pressluft_target": "nodes", "pressluft_site": site, "pressluft_wordpress_src": str(archive)})
     elapsed = time.monotonic() - t0
     if r.rc != 0:
         raise SystemExit(f"site_create {site} failed:\n{r.explain()}")
+    if changed is not None and r.changed != changed:
+        raise SystemExit(f"site_create {site} again changed {r.changed_tasks()}, expected {changed} changes")
     return elapsed
 
 
@@ -60,21 +63,35 @@ def shell_site(node, site: str, *extra: str) -> float:
     return time.monotonic() - t0
 
 
-def rss_by_command(node) -> dict[str, float]:
-    """RSS (MB) of every process on the node, summed by command name."""
-    sums: dict[str, float] = {}
-    for line in node.exec("ps", "-eo", "rss=,comm=").stdout.splitlines():
-        rss, _, comm = line.strip().partition(" ")
-        sums[comm.strip()] = sums.get(comm.strip(), 0) + int(rss) / 1024
+def memory_by_command(node) -> dict[str, tuple[float, float]]:
+    """(RSS, PSS) in MB of every process on the node, summed by command name.
+
+    Read on the host (/proc/<host pid>/smaps_rollup): inside the node, root lacks CAP_SYS_PTRACE and cannot
+    read other users' smaps. PSS splits a page shared by n processes n ways; an RSS sum counts it n times
+    (nginx's configuration, copied on write into every worker: three times with two workers).
+    """
+    sums: dict[str, tuple[float, float]] = {}
+    out = subprocess.run(["podman", "top", node.name, "hpid", "comm"], capture_output=True, text=True,
+                         check=True).stdout
+    for line in out.splitlines()[1:]:
+        hpid, _, comm = line.strip().partition(" ")
+        try:
+            rollup = Path(f"/proc/{hpid}/smaps_rollup").read_text()
+        except FileNotFoundError:  # exited meanwhile
+            continue
+        kb = {k: int(v.split()[0]) for k, v in (row.split(":", 1) for row in rollup.splitlines()[1:])}
+        rss, pss = sums.get(comm.strip(), (0.0, 0.0))
+        sums[comm.strip()] = (rss + kb["Rss"] / 1024, pss + kb["Pss"] / 1024)
     return sums
 
 
-def rss_mb(node) -> float:
-    return sum(rss_by_command(node).values())
+def memory_mb(node) -> tuple[float, float]:
+    by = memory_by_command(node).values()
+    return sum(r for r, _ in by), sum(p for _, p in by)
 
 
-def idle_rss(node, sites: list[str]) -> float:
-    """RSS after one request per site, once the ondemand workers idled out (pm.process_idle_timeout 10s)."""
+def idle_memory(node, sites: list[str]) -> tuple[float, float]:
+    """(RSS, PSS) after one request per site, once the ondemand workers idled out (idle timeout 10 s)."""
     for s in sites:
         conn = http.client.HTTPConnection("127.0.0.1", node.http_port, timeout=30)
         conn.request("GET", "/", headers={"Host": f"{s}.localhost"})
@@ -88,7 +105,7 @@ def idle_rss(node, sites: list[str]) -> float:
         if workers in ("", "0"):
             break
         time.sleep(1)
-    return rss_mb(node)
+    return memory_mb(node)
 
 
 def main(argv=None) -> int:
@@ -117,21 +134,24 @@ def main(argv=None) -> int:
             ansible_site(n_, tmp, "warmup", archive)  # copies the archive into the node's cache
 
         n = args.samples
-        t_none, t_shell, loads = [], [], []
-        # Pairs, one ansible-playbook run then one script run, so a load change on the host hits both sides.
+        t_none, t_again, t_shell, loads = [], [], [], []
+        # Triples on one node, so a load change on the host hits every side: site_create of a new site, the
+        # same site_create again (nothing left to do: Ansible's floor for these tasks), the script.
         for i in range(n + 1):
             loads.append(os.getloadavg()[0])
             t_none.append(ansible_site(node, tmp, f"first{i}", archive))
+            t_again.append(ansible_site(node, tmp, f"first{i}", archive, changed=0))
             t_shell.append(shell_site(node, f"shell{i}"))
-        a, s = statistics.median(t_none), statistics.median(t_shell)
+        a, f, s = statistics.median(t_none), statistics.median(t_again), statistics.median(t_shell)
         print(f"site_create, ansible-playbook: median {a:.2f} s of {[round(x, 2) for x in t_none]}")
+        print(f"same run again, nothing to do: median {f:.2f} s of {[round(x, 2) for x in t_again]}")
         print(f"same steps, shell script:      median {s:.2f} s of {[round(x, 2) for x in t_shell]}")
-        print(f"ratio ansible / shell: {a / s:.2f} (target <= 3); host load (1 min) before each pair: "
-              f"{[round(x, 1) for x in loads]}")
+        print(f"ratio ansible / shell: {a / s:.2f} (target <= 3); nothing to do / shell: {f / s:.2f}; "
+              f"host load (1 min) before each triple: {[round(x, 1) for x in loads]}")
         if full_node is None:
             return 0
-        base_rss = idle_rss(full_node, ["warmup"])
-        base_by = rss_by_command(full_node)
+        base = idle_memory(full_node, ["warmup"])
+        base_by = memory_by_command(full_node)
 
         fill = [f"fill{i:03d}" for i in range(args.sites - 1)]
         t0 = time.monotonic()
@@ -151,14 +171,15 @@ def main(argv=None) -> int:
         print(f"ratio {args.sites} sites / none: {b / c:.2f} (target <= 1.15)")
 
         sites = ["warmup"] + fill + [f"last{i}" for i in range(n)]
-        full_rss = idle_rss(full_node, sites)
-        per = (full_rss - base_rss) / (len(sites) - 1)
-        full_by = rss_by_command(full_node)
-        growth = sorted(((full_by.get(c, 0) - base_by.get(c, 0), c) for c in set(full_by) | set(base_by)),
-                        reverse=True)[:4]
-        print("largest growth: " + ", ".join(f"{c} +{mb:.0f} MB" for mb, c in growth))
-        print(f"idle RSS on node B: {base_rss:.0f} MB with 1 site, {full_rss:.0f} MB with "
-              f"{len(sites)} sites: {per:.2f} MB/site (target <= 2)")
+        full = idle_memory(full_node, sites)
+        full_by = memory_by_command(full_node)
+        growth = sorted(((full_by.get(c, (0, 0))[1] - base_by.get(c, (0, 0))[1], c)
+                         for c in set(full_by) | set(base_by)), reverse=True)[:4]
+        print("largest growth (PSS): " + ", ".join(f"{c} +{mb:.0f} MB" for mb, c in growth))
+        for label, i in (("PSS", 1), ("RSS", 0)):
+            per = (full[i] - base[i]) / (len(sites) - 1)
+            print(f"idle {label} on node B: {base[i]:.0f} MB with 1 site, {full[i]:.0f} MB with {len(sites)} "
+                  f"sites: {per:.2f} MB/site" + (" (target <= 2)" if i else ""))
     finally:
         rig.stop_nodes(started)
     return 0

@@ -17,8 +17,13 @@ description:
     returns the secrets, so use C(no_log) on the task. One module run instead of two.
   - Creates or converges, in one step, what the role C(site_env) used to do in a dozen tasks - the
     environment's group C(<site>_<env>), its user (unique UID, nologin shell, home the environment root,
-    password locked, member of O(extra_groups)), the directory tree of docs/contracts.md with owners
+    password locked, member of O(extra_groups)), the directory tree of docs/job-types.md with owners
     and modes, and C(shared/wp-config.php) (root:group C(0640)) from O(wp_config).
+  - The environment root and C(releases/) belong to root (group the environment's, C(0750)), with a POSIX
+    ACL entry that lets C(www-data) traverse them (C(--x)), so PHP, which runs as the environment user,
+    cannot replace C(current), add or rename a release, or touch the release state file; other
+    environments' users cannot enter. The file system must support POSIX ACLs (ext4, XFS, overlayfs on
+    them).
   - With O(redis), then converges the environment's Redis ACL user C(<site>_<env>) like
     M(pressluft.wordpress.redis_acl_user) does - keys C(<site>_<env>:*) only, the password the secrets file
     holds - which needs O(secrets=true).
@@ -156,11 +161,13 @@ changes:
   sample: ["group shop_production", "user shop_production", "directory /var/www/sites/shop/production"]
 '''
 
+import errno
 import grp
 import os
 import pwd
 import re
 import socket
+import struct
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pressluft.wordpress.plugins.module_utils._atomic import file_differs, write_file
@@ -186,21 +193,49 @@ NOLOGIN = '/usr/sbin/nologin'
 GROUP_RE = re.compile(r'^[a-z_][a-z0-9_-]{0,31}$')
 PHP_DIR_RE = re.compile(r'^[0-9]+\.[0-9]+$')
 CACHE_DIR = '/var/cache/pressluft'
+WEB_USER = 'www-data'
+# The access ACL as the kernel stores it (linux/posix_acl_xattr.h): version 2, then (tag, perm, id) entries
+# ordered by tag and id. Written whole, compared whole: no acl package needed on the node.
+ACL_XATTR = 'system.posix_acl_access'
+ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER = 0x01, 0x02, 0x04, 0x10, 0x20
+ACL_NO_ID = 0xFFFFFFFF
 
 
 def tree(names):
-    """(path, owner, group, mode) of every directory, parents first (docs/contracts.md, Environment)."""
+    """(path, owner, group, mode, users that may traverse) of every directory, parents first.
+
+    docs/job-types.md (site_create, 3.): PHP runs as the environment user, so the root and releases/ are
+    root's; nginx traverses them through an ACL entry, other environments' users are kept out.
+    """
     user, group = names['user'], names['group']
     return [
-        (CACHE_DIR, 'root', 'root', 0o755),
-        (os.path.dirname(names['root']), 'root', 'root', 0o711),
-        (names['root'], user, 'www-data', 0o750),
-        (names['releases'], user, 'www-data', 0o750),
-        (names['shared'], 'root', group, 0o751),
-        (names['uploads'], user, 'www-data', 0o2750),
-        (names['tmp'], user, group, 0o700),
-        (names['logs'], user, group, 0o750),
+        (CACHE_DIR, 'root', 'root', 0o755, ()),
+        (os.path.dirname(names['root']), 'root', 'root', 0o711, ()),
+        (names['root'], 'root', group, 0o750, (WEB_USER,)),
+        (names['releases'], 'root', group, 0o750, (WEB_USER,)),
+        (names['shared'], 'root', group, 0o751, ()),
+        (names['uploads'], user, WEB_USER, 0o2750, ()),
+        (names['tmp'], user, group, 0o700, ()),
+        (names['logs'], user, group, 0o750, ()),
     ]
+
+
+def acl_blob(mode, traverse_uids):
+    """The access ACL of mode plus --x for each uid; the mask is the group bits (they include x)."""
+    entries = [(ACL_USER_OBJ, (mode >> 6) & 7, ACL_NO_ID)]
+    entries += [(ACL_USER, 1, uid) for uid in sorted(traverse_uids)]
+    entries += [(ACL_GROUP_OBJ, (mode >> 3) & 7, ACL_NO_ID), (ACL_MASK, (mode >> 3) & 7, ACL_NO_ID),
+                (ACL_OTHER, mode & 7, ACL_NO_ID)]
+    return struct.pack('<I', 2) + b''.join(struct.pack('<HHI', *e) for e in entries)
+
+
+def read_acl(path):
+    try:
+        return os.getxattr(path, ACL_XATTR, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in (errno.ENODATA, errno.EOPNOTSUPP):
+            return None
+        raise
 
 
 class Tree(object):
@@ -273,8 +308,9 @@ class Tree(object):
                 return None, None  # the user or group would be created
             raise
 
-    def directory(self, path, owner, group, mode):
+    def directory(self, path, owner, group, mode, traverse):
         uid, gid = self._ids(owner, group)
+        acl = acl_blob(mode & 0o777, [pwd.getpwnam(u).pw_uid for u in traverse]) if traverse else None
         try:
             st = os.lstat(path)
         except OSError:
@@ -290,14 +326,31 @@ class Tree(object):
                 if not os.path.isdir(parent):
                     os.makedirs(parent, 0o755)  # /var/www/sites on a fresh node, like mkdir -p
                 os.mkdir(path, 0o700)  # tightened first, opened up below once owned right
-                os.chown(path, uid, gid)
-                os.chmod(path, mode)
+                self._own(path, uid, gid, mode, acl)
             return
         if (st.st_uid, st.st_gid) != (uid, gid) or (st.st_mode & 0o7777) != mode:
             self.changes.append('directory %s (owner/mode)' % path)
-            if not self.check:
-                os.chown(path, uid, gid)
-                os.chmod(path, mode)
+        elif acl is not None and read_acl(path) != acl:
+            self.changes.append('directory %s (ACL)' % path)
+        else:
+            return
+        if not self.check:
+            self._own(path, uid, gid, mode, acl)
+
+    def _own(self, path, uid, gid, mode, acl):
+        # chmod before the ACL: chmod rewrites the ACL's mask; the ACL written after it carries the mode.
+        os.chown(path, uid, gid)
+        os.chmod(path, mode)
+        if acl is None:
+            return
+        try:
+            os.setxattr(path, ACL_XATTR, acl, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno != errno.EOPNOTSUPP:
+                raise
+            self.module.fail_json(msg='%s: the file system does not support POSIX ACLs, which keep the '
+                                      'environment root root-owned yet open to nginx' % path,
+                                  changes=self.changes)
 
     def file(self, path, content, owner, group, mode):
         data = content.encode('utf-8')
@@ -383,8 +436,8 @@ def main():
             t.changes.append('secrets %s' % path)
     t.group()
     created = t.user(p['extra_groups'])
-    for path, owner, group, mode in tree(names):
-        t.directory(path, owner, group, mode)
+    for path, owner, group, mode, traverse in tree(names):
+        t.directory(path, owner, group, mode, traverse)
     if p['wp_config'] is not None:
         try:
             content = resolve(p['wp_config'], secrets) if secrets is not None else p['wp_config']

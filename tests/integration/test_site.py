@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import time
 
 import pytest
@@ -90,7 +91,11 @@ def test_site_serves_its_title_through_nginx(stack):
 def test_layout_and_permissions(stack):
     node = stack.node
     root = "/var/www/sites/alpha/production"
-    assert node.stat(root) == ("alpha_production", "www-data", "750")
+    # PHP runs as alpha_production: the root and releases/ are root's; nginx may only traverse them.
+    for path in (root, f"{root}/releases"):
+        assert node.stat(path) == ("root", "alpha_production", "750"), path
+        acl = node.exec("getfacl", "-cp", path).stdout.split()
+        assert acl == ["user::rwx", "user:www-data:--x", "group::r-x", "mask::r-x", "other::---"], (path, acl)
     assert node.stat(f"{root}/shared/uploads") == ("alpha_production", "www-data", "2750")
     assert node.stat(f"{root}/shared/wp-config.php") == ("root", "alpha_production", "640")
     assert node.stat("/etc/pressluft/secrets/alpha_production.json") == ("root", "root", "600")
@@ -111,6 +116,7 @@ ISOLATION_PHP = r"""
 $out = [];
 $out['config'] = @file_get_contents('/var/www/sites/beta/production/shared/wp-config.php') !== false;
 $out['uploads'] = @scandir('/var/www/sites/beta/production/shared/uploads') !== false;
+$out['root'] = @scandir('/var/www/sites/beta/production') !== false;
 $out['secrets'] = @file_get_contents('/etc/pressluft/secrets/beta_production.json') !== false;
 $cfg = file_get_contents('/var/www/sites/alpha/production/shared/wp-config.php');
 preg_match("/'DB_PASSWORD', '([^']*)'/", $cfg, $db);
@@ -133,15 +139,37 @@ echo json_encode($out);
 
 
 def test_sites_are_isolated(stack):
-    import json
-
     node = stack.node
     admin = "REDISCLI_AUTH=$(cat /etc/redis/pressluft-admin.pass) redis-cli --no-auth-warning " \
             "-s /run/redis/redis-server.sock --user pressluft-admin"
     node.sh(f"{admin} SET beta_production:secret s3cret")
     out = json.loads(node.exec("php", "-r", ISOLATION_PHP, user="alpha_production").stdout)
-    assert out == {"config": False, "uploads": False, "secrets": False, "own_db": True, "other_db": False,
-                   "redis_auth": True, "own_key": True, "other_key": False, "keys": False}, out
+    assert out == {"config": False, "uploads": False, "root": False, "secrets": False, "own_db": True,
+                   "other_db": False, "redis_auth": True, "own_key": True, "other_key": False,
+                   "keys": False}, out
+
+
+# What a compromised site would do to outlive the next deploy: point current at code it can write, or plant a
+# release or state that release_switch would trust. Its PHP runs as the environment user.
+TAMPER_PHP = r"""
+$root = '/var/www/sites/alpha/production';
+$live = readlink("$root/current");
+$out = [];
+$out['link_current'] = @symlink("$root/shared/uploads", "$root/current.new") || @unlink("$root/current");
+$out['add_release'] = @mkdir("$root/releases/planted");
+$out['rename_release'] = @rename($live, "$root/releases/moved");
+$out['write_state'] = @file_put_contents("$root/.pressluft-releases.json", '{}') !== false;
+$out['uploads'] = @file_put_contents("$root/shared/uploads/ok.txt", 'ok') !== false;
+echo json_encode($out);
+"""
+
+
+def test_php_cannot_change_its_own_code_or_release_state(stack):
+    node = stack.node
+    out = json.loads(node.exec("php", "-r", TAMPER_PHP, user="alpha_production").stdout)
+    assert out == {"link_current": False, "add_release": False, "rename_release": False, "write_state": False,
+                   "uploads": True}, out
+    assert "Alpha Title 7Q" in wait_status(node, "alpha.localhost", 200)
 
 
 def test_php_in_uploads_never_runs(stack):
