@@ -197,7 +197,11 @@ WEB_USER = 'www-data'
 # The access ACL as the kernel stores it (linux/posix_acl_xattr.h): version 2, then (tag, perm, id) entries
 # ordered by tag and id. Written whole, compared whole: no acl package needed on the node.
 ACL_XATTR = 'system.posix_acl_access'
-ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER = 0x01, 0x02, 0x04, 0x10, 0x20
+ACL_USER_OBJ = 0x01
+ACL_USER = 0x02
+ACL_GROUP_OBJ = 0x04
+ACL_MASK = 0x10
+ACL_OTHER = 0x20
 ACL_NO_ID = 0xFFFFFFFF
 
 
