@@ -85,13 +85,8 @@ def memory_by_command(node) -> dict[str, tuple[float, float]]:
     return sums
 
 
-def memory_mb(node) -> tuple[float, float]:
-    by = memory_by_command(node).values()
-    return sum(r for r, _ in by), sum(p for _, p in by)
-
-
-def idle_memory(node, sites: list[str]) -> tuple[float, float]:
-    """(RSS, PSS) after one request per site, once the ondemand workers idled out (idle timeout 10 s)."""
+def idle_memory(node, sites: list[str]) -> dict[str, tuple[float, float]]:
+    """memory_by_command once every site served one request and its ondemand workers idled out (10 s)."""
     for s in sites:
         conn = http.client.HTTPConnection("127.0.0.1", node.http_port, timeout=30)
         conn.request("GET", "/", headers={"Host": f"{s}.localhost"})
@@ -105,7 +100,7 @@ def idle_memory(node, sites: list[str]) -> tuple[float, float]:
         if workers in ("", "0"):
             break
         time.sleep(1)
-    return memory_mb(node)
+    return memory_by_command(node)
 
 
 def main(argv=None) -> int:
@@ -150,8 +145,7 @@ def main(argv=None) -> int:
               f"host load (1 min) before each triple: {[round(x, 1) for x in loads]}")
         if full_node is None:
             return 0
-        base = idle_memory(full_node, ["warmup"])
-        base_by = memory_by_command(full_node)
+        base_by = idle_memory(full_node, ["warmup"])
 
         fill = [f"fill{i:03d}" for i in range(args.sites - 1)]
         t0 = time.monotonic()
@@ -171,14 +165,14 @@ def main(argv=None) -> int:
         print(f"ratio {args.sites} sites / none: {b / c:.2f} (target <= 1.15)")
 
         sites = ["warmup"] + fill + [f"last{i}" for i in range(n)]
-        full = idle_memory(full_node, sites)
-        full_by = memory_by_command(full_node)
+        full_by = idle_memory(full_node, sites)
         growth = sorted(((full_by.get(c, (0, 0))[1] - base_by.get(c, (0, 0))[1], c)
                          for c in set(full_by) | set(base_by)), reverse=True)[:4]
         print("largest growth (PSS): " + ", ".join(f"{c} +{mb:.0f} MB" for mb, c in growth))
         for label, i in (("PSS", 1), ("RSS", 0)):
-            per = (full[i] - base[i]) / (len(sites) - 1)
-            print(f"idle {label} on node B: {base[i]:.0f} MB with 1 site, {full[i]:.0f} MB with {len(sites)} "
+            base, full = (sum(m[i] for m in by.values()) for by in (base_by, full_by))
+            per = (full - base) / (len(sites) - 1)
+            print(f"idle {label} on node B: {base:.0f} MB with 1 site, {full:.0f} MB with {len(sites)} "
                   f"sites: {per:.2f} MB/site" + (" (target <= 2)" if i else ""))
     finally:
         rig.stop_nodes(started)
