@@ -13,6 +13,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -59,7 +60,8 @@ def collections_path(data_dir: Path) -> str:
         link = base / "ansible_collections" / "pressluft" / "wordpress"
         if not link.is_symlink() or link.resolve() != ROOT:
             link.parent.mkdir(parents=True, exist_ok=True)
-            tmp = link.with_name(f".wordpress-{os.getpid()}")
+            # Unique per thread: a worker runs concurrent jobs in threads of one process.
+            tmp = link.with_name(f".wordpress-{os.getpid()}-{threading.get_ident()}")
             tmp.unlink(missing_ok=True)
             tmp.symlink_to(ROOT, target_is_directory=True)
             os.replace(tmp, link)
