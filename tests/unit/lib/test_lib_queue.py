@@ -180,8 +180,9 @@ def test_backoff_delays_the_retry(sf, make_site):
     make_site("blog", state="creating")
     job = enqueue(sf, site="blog")
     queue.claim(sf, "w1")
-    assert queue.detect_stalled(sf, 0, backoff_base=0.4, now=utcnow() + timedelta(seconds=0.05))
-    assert queue.claim(sf, "w2") is None  # not before the backoff (0.4 s)
+    # 2 s: wide enough that a loaded CI machine still claims before the backoff ends.
+    assert queue.detect_stalled(sf, 0, backoff_base=2, now=utcnow() + timedelta(seconds=0.05))
+    assert queue.claim(sf, "w2") is None  # not before the backoff
     deadline = time.monotonic() + 10
     retry = None
     while retry is None and time.monotonic() < deadline:
