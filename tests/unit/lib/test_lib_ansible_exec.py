@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 from pressluft_lib.ansible_exec import ROOT, collections_path
 
 
+def link_in(data_dir):
+    return data_dir / "collections" / "ansible_collections" / "pressluft" / "wordpress"
+
+
 def test_checkout_collection_resolves_under_the_data_dir(tmp_path, monkeypatch):
     monkeypatch.delenv("PRESSLUFT_COLLECTIONS_PATH", raising=False)
-    base = collections_path(tmp_path).split(":")[0]
-    assert (tmp_path / "collections" / "ansible_collections" / "pressluft" / "wordpress").resolve() == ROOT
+    base = collections_path(tmp_path).split(os.pathsep)[0]
+    assert link_in(tmp_path).resolve() == ROOT
     assert base == str(tmp_path / "collections")
 
 
@@ -35,7 +40,7 @@ def test_concurrent_jobs_of_one_worker_all_get_the_link(tmp_path, monkeypatch):
             t.start()
         for t in workers:
             t.join()
-        link = data_dir / "collections" / "ansible_collections" / "pressluft" / "wordpress"
+        link = link_in(data_dir)
         assert link.resolve() == ROOT
         leftovers = [p.name for p in link.parent.iterdir() if p.name != "wordpress"]
         assert leftovers == [], "temporary links left behind"
