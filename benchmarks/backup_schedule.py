@@ -18,9 +18,10 @@ from datetime import timedelta
 from cryptography.fernet import Fernet
 from sqlalchemy import insert, select
 
-from pressluft_lib import db, jobtypes, queue
-from pressluft_lib.models import Backup, Environment, Job, Node, Site, utcnow
+from pressluft_lib import jobtypes, queue
 from pressluft_lib.services import ControlPlane
+from pressluft_lib.storage import db
+from pressluft_lib.storage.models import Backup, Environment, Job, Node, Site, utcnow
 
 
 def populate(url: str, sites: int, days: int) -> None:

@@ -22,8 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import func, insert, select
 
-from pressluft_lib import db, queue
-from pressluft_lib.models import Job, JobEvent, Node, Site, utcnow
+from pressluft_lib import queue
+from pressluft_lib.storage import db
+from pressluft_lib.storage.models import Job, JobEvent, Node, Site, utcnow
 
 
 def seed(url: str, jobs: int) -> None:

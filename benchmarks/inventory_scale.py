@@ -21,8 +21,8 @@ from pathlib import Path
 import yaml
 from sqlalchemy import insert
 
-from pressluft_lib import db
-from pressluft_lib.models import Domain, Environment, Node, Site, utcnow
+from pressluft_lib.storage import db
+from pressluft_lib.storage.models import Domain, Environment, Node, Site, utcnow
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -11,7 +11,8 @@
 
     .venv/bin/python -m benchmarks.site_create [--sites 100] [--samples 3] [--ratio-only]
 
-ansible-playbook runs with the settings the product's runner (pressluft_lib/ansible_exec.py) gives it:
+ansible-playbook runs with the settings the product's runner
+(pressluft_lib/execution/ansible_exec.py) gives it:
 pipelining on, Ansible's default ssh_args (ControlMaster=auto, ControlPersist=60s), no fact gathering
 (the playbook's own setting); tests/rig/ansible.py adds only its JSON stdout callback (the runner uses
 ansible-runner's event callback instead) and host key checking off for throwaway nodes.

@@ -8,7 +8,7 @@ import click
 from pressluft_cli import output
 from pressluft_cli.main import control_plane
 
-from pressluft_lib.states import JOB, JOB_TERMINAL
+from pressluft_lib.queue.states import JOB, JOB_TERMINAL
 
 JOB_COLUMNS = ["id", "type", "state", "site", "node", "attempts", "error_code", "created_at", "finished_at"]
 

@@ -55,7 +55,7 @@ def db() -> None:
 @output.json_option
 def db_upgrade() -> None:
     """Create the schema or migrate it to the current version."""
-    from pressluft_lib import db as dbmod
+    from pressluft_lib.storage import db as dbmod
 
     url = click.get_current_context().find_root().obj.get("db") or dbmod.default_url()
     dbmod.upgrade(url)

@@ -11,7 +11,7 @@ from pressluft_lib.errors import ValidationError
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from pressluft_lib.models import Job
+    from pressluft_lib.storage.models import Job
 
 # after(session, job, artifacts): bookkeeping in the transaction that finishes the job; job.state is
 # final, artifacts is what the playbook returned with ansible.builtin.set_stats ({} if it never ran).
@@ -44,7 +44,7 @@ def free_domains(session: Session, job: Job, _artifacts: dict[str, Any]) -> None
     """After site_delete: a deleted environment frees its domain names for other sites."""
     from sqlalchemy import delete
 
-    from pressluft_lib.models import Domain
+    from pressluft_lib.storage.models import Domain
 
     if job.state == "succeeded" and job.env_id is not None:
         session.execute(delete(Domain).where(Domain.env_id == job.env_id))
@@ -81,5 +81,5 @@ def register(job_type: JobType) -> JobType:
     return job_type
 
 
-from pressluft_lib import backups as _backups  # noqa: E402,F401  registers the backup job types
-from pressluft_lib import releases as _releases  # noqa: E402,F401  registers the deploy job types
+from pressluft_lib.jobs import backups as _backups  # noqa: E402,F401  registers the backup job types
+from pressluft_lib.jobs import releases as _releases  # noqa: E402,F401  registers the deploy job types

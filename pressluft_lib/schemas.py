@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from pressluft_lib import jobtypes, names
 from pressluft_lib.errors import ValidationError
-from pressluft_lib.states import JOB
+from pressluft_lib.queue.states import JOB
 
 SiteName = Annotated[str, AfterValidator(names.validate_site)]
 EnvName = Annotated[str, AfterValidator(names.validate_env)]

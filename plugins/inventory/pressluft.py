@@ -84,7 +84,7 @@ try:
 except ImportError:
     HAS_SQLALCHEMY = False
 
-# Plain SQL over the control-plane schema (pressluft_lib.models); no ORM so AWX needs no pressluft_lib.
+# Plain SQL over the control-plane schema (pressluft_lib.storage.models); no ORM: AWX needs no pressluft_lib.
 NODES_SQL = ('SELECT id, name, host, port, "user", ssh_key_path, local, provider, roles, state'
              " FROM nodes ORDER BY name")
 ENVS_SQL = (

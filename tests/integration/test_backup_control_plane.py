@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from pressluft_cli.main import cli
 from sqlalchemy import select
 
-from pressluft_lib import db
-from pressluft_lib.models import JobEvent
+from pressluft_lib.storage import db
+from pressluft_lib.storage.models import JobEvent
 from tests.integration.test_control_plane import add_and_provision, work
 from tests.rig import s3
 from tests.rig.nodes import stop_nodes

@@ -19,9 +19,9 @@ from click.testing import CliRunner
 from pressluft_cli.main import cli
 from sqlalchemy import select
 
-from pressluft_lib import db
-from pressluft_lib.models import JobEvent
-from pressluft_lib.secret_store import SecretStore
+from pressluft_lib.storage import db
+from pressluft_lib.storage.models import JobEvent
+from pressluft_lib.storage.secret_store import SecretStore
 from tests.rig.nodes import stop_nodes
 from tests.rig.wordpress import wordpress_archive
 

@@ -24,8 +24,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from pressluft_lib import db, queue
-from pressluft_lib.models import Job, Site
+from pressluft_lib import queue
+from pressluft_lib.storage import db
+from pressluft_lib.storage.models import Job, Site
 from tests.integration.test_control_plane import add_and_provision, http_get, js, run
 from tests.rig.nodes import start_node, stop_nodes
 from tests.rig.wordpress import wordpress_archive

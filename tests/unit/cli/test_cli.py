@@ -10,9 +10,10 @@ from click.testing import CliRunner
 from pressluft_cli.main import cli
 from sqlalchemy import MetaData, select
 
-from pressluft_lib import db, errors
-from pressluft_lib.models import Node, Secret, Site
-from pressluft_lib.states import transition
+from pressluft_lib import errors
+from pressluft_lib.queue.states import transition
+from pressluft_lib.storage import db
+from pressluft_lib.storage.models import Node, Secret, Site
 
 ROOT = Path(__file__).resolve().parents[3]
 

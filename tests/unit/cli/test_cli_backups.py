@@ -10,9 +10,11 @@ from click.testing import CliRunner
 from pressluft_cli.main import cli
 from sqlalchemy import select
 
-from pressluft_lib import db, jobtypes, queue, runner
-from pressluft_lib.models import Node
-from pressluft_lib.states import transition
+from pressluft_lib import jobtypes, queue
+from pressluft_lib.execution import runner
+from pressluft_lib.queue.states import transition
+from pressluft_lib.storage import db
+from pressluft_lib.storage.models import Node
 
 PASSWORD = "cli-restic-Pw-4411-never-shown"
 S3_SECRET = "cli-s3-Secret-0912-never-shown"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pressluft_lib import db
-from pressluft_lib.models import Domain, Environment, Node, Secret, Site
+from pressluft_lib.storage import db
+from pressluft_lib.storage.models import Domain, Environment, Node, Secret, Site
 from tests.rig.ansible import collections_path
 from tests.rig.postgres import postgres_cluster  # noqa: F401  (fixture)
 

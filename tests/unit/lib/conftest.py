@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from pressluft_lib import db
-from pressluft_lib.models import Base, Environment, Node, Site
+from pressluft_lib.storage import db
+from pressluft_lib.storage.models import Base, Environment, Node, Site
 from tests.rig.postgres import postgres_cluster, postgres_url  # noqa: F401  (fixtures)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 
-from pressluft_lib.ansible_exec import ROOT, collections_path
+from pressluft_lib.execution.ansible_exec import ROOT, collections_path
 
 
 def link_in(data_dir):

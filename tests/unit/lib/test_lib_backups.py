@@ -10,10 +10,11 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
-from pressluft_lib import backups, jobtypes, queue
+from pressluft_lib import jobtypes, queue
 from pressluft_lib.errors import ConflictError, NotFound, ValidationError
-from pressluft_lib.models import AuditLog, Backup, Environment, Job, Secret, Site
+from pressluft_lib.jobs import backups
 from pressluft_lib.services import ControlPlane
+from pressluft_lib.storage.models import AuditLog, Backup, Environment, Job, Secret, Site
 
 PASSWORD = "restic-Pw-7f3e9a-not-for-output"
 S3_SECRET = "s3-Secret-Key-91bd-not-for-output"

@@ -7,9 +7,10 @@ import threading
 from sqlalchemy import func, select
 from sqlalchemy.pool import NullPool
 
-from pressluft_lib import db, queue
+from pressluft_lib import queue
 from pressluft_lib.errors import ConflictError
-from pressluft_lib.models import Job, Site
+from pressluft_lib.storage import db
+from pressluft_lib.storage.models import Job, Site
 
 N = 50
 

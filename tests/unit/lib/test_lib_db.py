@@ -7,9 +7,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from pressluft_lib import db
 from pressluft_lib.errors import ConfigError
-from pressluft_lib.models import Base
+from pressluft_lib.storage import db
+from pressluft_lib.storage.models import Base
 
 
 def test_default_url_follows_environment(monkeypatch, tmp_path):
@@ -81,7 +81,7 @@ def test_postgresql_migration_matches_models(postgres_cluster):
 def test_foreign_keys_enforced_on_sqlite(tmp_path):
     from sqlalchemy.exc import IntegrityError
 
-    from pressluft_lib.models import Site
+    from pressluft_lib.storage.models import Site
 
     url = f"sqlite:///{tmp_path}/fk.db"
     db.upgrade(url)
@@ -95,7 +95,7 @@ def test_sqlite_writer_lock_released_after_errors(tmp_path):
 
     from sqlalchemy.exc import IntegrityError
 
-    from pressluft_lib.models import Node
+    from pressluft_lib.storage.models import Node
 
     url = f"sqlite:///{tmp_path}/w.db"
     db.upgrade(url)
@@ -133,7 +133,7 @@ def test_nested_write_in_one_thread_fails_fast_instead_of_hanging(tmp_path):
 
     from sqlalchemy.exc import OperationalError
 
-    from pressluft_lib.models import Node
+    from pressluft_lib.storage.models import Node
 
     url = f"sqlite:///{tmp_path}/n.db"
     db.upgrade(url)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from pressluft_lib import queue
 from pressluft_lib.errors import ConflictError, StaleFencingToken, TransitionError, ValidationError
-from pressluft_lib.models import AuditLog, Environment, Job, Node, Site, utcnow
+from pressluft_lib.storage.models import AuditLog, Environment, Job, Node, Site, utcnow
 
 
 def enqueue(sf, type_="site_create", **kw) -> Job:
@@ -309,8 +309,8 @@ def test_postgresql_broken_connection_is_dropped(postgres_url):
     import psycopg
     from sqlalchemy import text
 
-    from pressluft_lib import db
-    from pressluft_lib.models import Base
+    from pressluft_lib.storage import db
+    from pressluft_lib.storage.models import Base
 
     engine = db.make_engine(postgres_url, pool_size=1, max_overflow=0)
     sf = db.session_factory(engine)

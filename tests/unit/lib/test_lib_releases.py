@@ -7,10 +7,11 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
-from pressluft_lib import jobtypes, queue, releases
+from pressluft_lib import jobtypes, queue
 from pressluft_lib.errors import ConflictError, NotFound, ValidationError
-from pressluft_lib.models import AuditLog, Environment, Job, Release
+from pressluft_lib.jobs import releases
 from pressluft_lib.services import ControlPlane
+from pressluft_lib.storage.models import AuditLog, Environment, Job, Release
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The retention ladder (pressluft_lib.retention) with exact expected sets, worked out by calendar."""
+"""The retention ladder (pressluft_lib.jobs.retention) with exact expected sets, worked out by calendar."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from pressluft_lib.retention import Candidate, Policy, expired, kept
+from pressluft_lib.jobs.retention import Candidate, Policy, expired, kept
 
 NOW = datetime(2026, 3, 15, 12, 0)  # a Sunday, ISO week 11 of 2026
 

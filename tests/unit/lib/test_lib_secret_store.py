@@ -9,10 +9,10 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
-from pressluft_lib import db
 from pressluft_lib.errors import ConfigError, NotFound, SecretError, ValidationError
-from pressluft_lib.models import Secret
-from pressluft_lib.secret_store import KEY_ENV, SecretStore, key_file_path, load_key
+from pressluft_lib.storage import db
+from pressluft_lib.storage.models import Secret
+from pressluft_lib.storage.secret_store import KEY_ENV, SecretStore, key_file_path, load_key
 
 
 @pytest.fixture

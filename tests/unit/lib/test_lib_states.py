@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.pool import NullPool
 
-from pressluft_lib import db, states
 from pressluft_lib.errors import ConflictError, TransitionError
-from pressluft_lib.models import (
+from pressluft_lib.queue import states
+from pressluft_lib.storage import db
+from pressluft_lib.storage.models import (
     AuditLog,
     Backup,
     Base,

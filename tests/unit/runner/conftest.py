@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import sessionmaker
 
-from pressluft_lib import db, jobtypes
-from pressluft_lib.models import Node
+from pressluft_lib import jobtypes
+from pressluft_lib.storage import db
+from pressluft_lib.storage.models import Node
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 

@@ -12,9 +12,10 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select, update
 
-from pressluft_lib import queue, runner
-from pressluft_lib.models import AuditLog, Backup, Environment, Job, JobEvent, Site, utcnow
+from pressluft_lib import queue
+from pressluft_lib.execution import runner
 from pressluft_lib.services import ControlPlane
+from pressluft_lib.storage.models import AuditLog, Backup, Environment, Job, JobEvent, Site, utcnow
 
 from .conftest import PLAYBOOKS
 

@@ -9,9 +9,10 @@ from dataclasses import replace
 
 from sqlalchemy import select, update
 
-from pressluft_lib import jobtypes, queue, runner
-from pressluft_lib.models import Environment, Job, JobEvent, Site
-from pressluft_lib.secret_store import SecretStore
+from pressluft_lib import jobtypes, queue
+from pressluft_lib.execution import runner
+from pressluft_lib.storage.models import Environment, Job, JobEvent, Site
+from pressluft_lib.storage.secret_store import SecretStore
 
 from .conftest import PLAYBOOKS
 

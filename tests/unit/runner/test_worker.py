@@ -14,8 +14,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from pressluft_lib import queue
-from pressluft_lib.models import Job, JobEvent, Node
-from pressluft_lib.worker import Worker
+from pressluft_lib.execution.worker import Worker
+from pressluft_lib.storage.models import Job, JobEvent, Node
 
 from .conftest import PLAYBOOKS
 
@@ -142,7 +142,7 @@ def test_cli_worker_once_json_is_pure_json(cp, monkeypatch):
     from click.testing import CliRunner
     from pressluft_cli.main import cli
 
-    import pressluft_lib.worker as worker_mod
+    import pressluft_lib.execution.worker as worker_mod
 
     job_id = enqueue(cp, "local")
     # The CLI's worker runs playbooks from the collection: route the tiny type to this directory.

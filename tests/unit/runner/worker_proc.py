@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pressluft_lib import db, jobtypes
-from pressluft_lib.worker import Worker
+from pressluft_lib import jobtypes
+from pressluft_lib.execution.worker import Worker
+from pressluft_lib.storage import db
 
 if __name__ == "__main__":
     url, data_dir = sys.argv[1], Path(sys.argv[2])

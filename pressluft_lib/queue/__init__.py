@@ -19,10 +19,11 @@ from sqlalchemy import Connection, and_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pressluft_lib import _fastpath, jobtypes
+from pressluft_lib import jobtypes
 from pressluft_lib.errors import ConflictError, NotFound, StaleFencingToken, TransitionError, ValidationError
-from pressluft_lib.models import Environment, Job, JobEvent, Node, Site, utcnow
-from pressluft_lib.states import JOB_TERMINAL, add_job_event, transition
+from pressluft_lib.queue import _fastpath
+from pressluft_lib.queue.states import JOB_TERMINAL, add_job_event, transition
+from pressluft_lib.storage.models import Environment, Job, JobEvent, Node, Site, utcnow
 
 FINISH_STATES = ("succeeded", "failed", "cancelled", "timed_out")
 BACKOFF_BASE = 30.0  # seconds; retry n waits base * 2**(n-1), capped

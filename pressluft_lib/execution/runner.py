@@ -18,12 +18,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from pressluft_lib import ansible_exec, jobtypes, queue
-from pressluft_lib.db import data_dir as default_data_dir
+from pressluft_lib import jobtypes, queue
 from pressluft_lib.errors import PressluftError
-from pressluft_lib.models import Domain, Environment, Job, Node, Site, utcnow
-from pressluft_lib.secret_store import SecretStore
-from pressluft_lib.states import add_job_event
+from pressluft_lib.execution import ansible_exec
+from pressluft_lib.queue.states import add_job_event
+from pressluft_lib.storage.db import data_dir as default_data_dir
+from pressluft_lib.storage.models import Domain, Environment, Job, Node, Site, utcnow
+from pressluft_lib.storage.secret_store import SecretStore
 
 log = logging.getLogger(__name__)
 # A deadline this close or past still gets a short run so the timeout path is taken by the runner.

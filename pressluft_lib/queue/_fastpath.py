@@ -20,8 +20,8 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from pressluft_lib import jobtypes
 from pressluft_lib.errors import ConflictError
-from pressluft_lib.models import AuditLog, Job, JobEvent
-from pressluft_lib.states import NODE_MUTATING, RESOURCE_MUTATING, SETTLE_SUCCESS, SETTLE_UNTOUCHED
+from pressluft_lib.queue.states import NODE_MUTATING, RESOURCE_MUTATING, SETTLE_SUCCESS, SETTLE_UNTOUCHED
+from pressluft_lib.storage.models import AuditLog, Job, JobEvent
 
 _COLS = Job.__table__.c
 _JOB_NAMES = tuple(c.name for c in _COLS)

@@ -16,14 +16,15 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from pressluft_lib import db, queue, schemas
-from pressluft_lib.backup_service import BackupsMixin
+from pressluft_lib import queue, schemas
 from pressluft_lib.errors import ConflictError, NotFound, PressluftError, ValidationError
-from pressluft_lib.models import AuditLog, Domain, Environment, Job, JobEvent, Node, Site, utcnow
-from pressluft_lib.releases import ReleasesMixin
-from pressluft_lib.runner import secret_scope
-from pressluft_lib.secret_store import SecretStore
-from pressluft_lib.states import JOB_ACTIVE, transition
+from pressluft_lib.execution.runner import secret_scope
+from pressluft_lib.jobs.releases import ReleasesMixin
+from pressluft_lib.queue.states import JOB_ACTIVE, transition
+from pressluft_lib.services.backups import BackupsMixin
+from pressluft_lib.storage import db
+from pressluft_lib.storage.models import AuditLog, Domain, Environment, Job, JobEvent, Node, Site, utcnow
+from pressluft_lib.storage.secret_store import SecretStore
 
 # Generated per environment at site creation; the runner passes them as pressluft_<name>.
 ENV_SECRETS = ("db_password", "wordpress_admin_password")

@@ -13,11 +13,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pressluft_lib import backups, names, queue, schemas
+from pressluft_lib import names, queue, schemas
 from pressluft_lib.errors import ConflictError, NotFound, PressluftError, ValidationError
-from pressluft_lib.models import Backup, Environment, Job, Site, utcnow
-from pressluft_lib.secret_store import SecretStore
-from pressluft_lib.states import transition
+from pressluft_lib.jobs import backups
+from pressluft_lib.queue.states import transition
+from pressluft_lib.storage.models import Backup, Environment, Job, Site, utcnow
+from pressluft_lib.storage.secret_store import SecretStore
 
 # Local paths, sftp:, s3:, rest: (restic's own syntax); no whitespace, no password in the URL.
 _REPO_RE = re.compile(r"(/|local:/|sftp:|s3:https?://|rest:https?://)[^\s\x00-\x1f]{1,1000}")

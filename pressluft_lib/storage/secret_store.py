@@ -14,9 +14,9 @@ from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pressluft_lib import db as dbmod
 from pressluft_lib.errors import ConfigError, NotFound, SecretError, ValidationError
-from pressluft_lib.models import Secret, utcnow
+from pressluft_lib.storage import db as dbmod
+from pressluft_lib.storage.models import Secret, utcnow
 
 KEY_ENV = "PRESSLUFT_SECRET_KEY"
 KEY_FILE = "secret.key"

@@ -22,9 +22,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 # Modules, not names: jobtypes imports this module while states and queue may still be importing.
-from pressluft_lib import jobtypes, states
+from pressluft_lib import jobtypes
 from pressluft_lib.errors import ConflictError, NotFound, ValidationError
-from pressluft_lib.models import Environment, Job, Release, Site, utcnow
+from pressluft_lib.queue import states
+from pressluft_lib.storage.models import Environment, Job, Release, Site, utcnow
 
 if TYPE_CHECKING:
     from pressluft_lib.services import ControlPlane

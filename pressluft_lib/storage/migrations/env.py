@@ -2,8 +2,8 @@
 
 from alembic import context
 
-from pressluft_lib.db import make_engine
-from pressluft_lib.models import Base
+from pressluft_lib.storage.db import make_engine
+from pressluft_lib.storage.models import Base
 
 config = context.config
 target_metadata = Base.metadata

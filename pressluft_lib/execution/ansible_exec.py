@@ -21,7 +21,7 @@ from pathlib import Path
 
 import ansible_runner
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository (collection) root
 # Worker environment variables that must never reach Ansible or the runner's artifacts.
 _SECRET_ENV = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|PRIVATE)|^PRESSLUFT_DB$", re.I)
 REDACTED = "********"

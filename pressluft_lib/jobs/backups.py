@@ -18,10 +18,11 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from pressluft_lib import jobtypes, states  # states as a module: it imports jobtypes, which imports us
+from pressluft_lib import jobtypes
 from pressluft_lib.errors import NotFound, ValidationError
-from pressluft_lib.models import AuditLog, Backup, Environment, Job, JobEvent, Site, utcnow
-from pressluft_lib.retention import DEFAULT_KEEP, PRE_RESTORE_GRACE, Candidate, Policy, expired
+from pressluft_lib.jobs.retention import DEFAULT_KEEP, PRE_RESTORE_GRACE, Candidate, Policy, expired
+from pressluft_lib.queue import states  # states as a module: it imports jobtypes, which imports us
+from pressluft_lib.storage.models import AuditLog, Backup, Environment, Job, JobEvent, Site, utcnow
 
 SCOPES = ("full", "db", "files")
 TRIGGERS = ("manual", "schedule", "pre_restore")

@@ -15,7 +15,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from pressluft_lib import jobtypes
 from pressluft_lib.errors import ConflictError, TransitionError
-from pressluft_lib.models import (
+from pressluft_lib.storage.models import (
     AuditLog,
     Backup,
     Domain,

@@ -16,9 +16,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import sessionmaker
 
-from pressluft_lib import queue, runner
+from pressluft_lib import queue
 from pressluft_lib.errors import ConflictError, PressluftError
-from pressluft_lib.models import Job
+from pressluft_lib.execution import runner
+from pressluft_lib.storage.models import Job
 
 log = logging.getLogger(__name__)
 
