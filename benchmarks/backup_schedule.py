@@ -72,7 +72,8 @@ def main() -> None:
             with sf.begin() as s:
                 done = queue.finish(s, job, "succeeded", worker_id="bench")
                 bid = done.payload["pressluft_backup_id"]
-                jobtypes.get(done.type).after(s, done, {"pressluft_backup": {"id": bid, "location": "/x"}})
+                artifacts = {"pressluft_backup": {"id": bid, "location": "/x"}}
+                jobtypes.get(done.type).run_after(s, done, artifacts)
         out = timed("run 2 (nothing due: cleanups)", cp.backup_schedule)
         removed = sum(len(e["remove"]) for e in out["enqueued"])
         print(f"  cleanups remove {removed} backups ({removed / max(len(out['enqueued']), 1):.0f} per site)")

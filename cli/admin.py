@@ -6,7 +6,7 @@ import logging
 
 import click
 from pressluft_cli import output
-from pressluft_cli.main import control_plane
+from pressluft_cli.context import control_plane
 
 
 @click.group()

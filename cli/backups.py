@@ -9,7 +9,7 @@ import sys
 
 import click
 from pressluft_cli import output
-from pressluft_cli.main import control_plane
+from pressluft_cli.context import control_plane
 
 from pressluft_lib.errors import ValidationError
 from pressluft_lib.names import DEFAULT_ENV

@@ -6,10 +6,14 @@ import time
 
 import click
 from pressluft_cli import output
-from pressluft_cli.main import control_plane
+from pressluft_cli.context import control_plane
 
-from pressluft_lib.queue.states import JOB, JOB_TERMINAL
+from pressluft_lib import jobtypes
+from pressluft_lib.states import JOB_TERMINAL, JobState
 
+TYPE_COLUMNS = [
+    "type", "verb", "playbook", "roles", "scope", "destructive", "max_attempts", "timeout", "marks",
+]
 JOB_COLUMNS = ["id", "type", "state", "site", "node", "attempts", "error_code", "created_at", "finished_at"]
 
 
@@ -19,7 +23,7 @@ def jobs() -> None:
 
 
 @jobs.command("list")
-@click.option("--state", type=click.Choice(sorted(JOB)), help="Only jobs in this state.")
+@click.option("--state", type=click.Choice(sorted(map(str, JobState))), help="Only jobs in this state.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 @output.json_option
 def jobs_list(state, limit) -> None:
@@ -42,6 +46,18 @@ def _event_line(e: dict) -> str:
     if "play" in d:
         return f"[{e['seq']}] PLAY {d['play']}"
     return f"[{e['seq']}] {d.get('event', e['kind'])}"
+
+
+@jobs.command("types")
+@click.option("--markdown", is_flag=True, help="Print the table of docs/job-types.md.")
+@output.json_option
+def jobs_types(markdown) -> None:
+    """The job types: CLI verb, playbook, roles, lock scope, retries, hooks (the registry)."""
+    if markdown:
+        click.echo(jobtypes.markdown_table(), nl=False)
+        return
+    rows = [jt.as_dict() for jt in jobtypes.JOB_TYPES.values()]
+    output.emit(rows, lambda rows: output.table(rows, TYPE_COLUMNS))
 
 
 @jobs.command("show")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from pressluft_cli import output
+from pressluft_cli import admin, backups, jobs, nodes, output, releases, sites
 from sqlalchemy.engine import make_url
 
 from pressluft_lib import __version__
@@ -18,17 +18,6 @@ class PressluftGroup(click.Group):
             return super().invoke(ctx)
         except PressluftError as exc:
             output.fail(exc.code, exc.message, exc.exit_code, exc.details)
-
-
-def control_plane(ctx: click.Context | None = None):
-    """The ControlPlane for --db / PRESSLUFT_DB (created on first use, so --help needs no database)."""
-    from pressluft_lib.services import ControlPlane
-
-    root = (ctx or click.get_current_context()).find_root()
-    obj = root.ensure_object(dict)
-    if "cp" not in obj:
-        obj["cp"] = ControlPlane(obj.get("db"))
-    return obj["cp"]
 
 
 @click.group(cls=PressluftGroup)
@@ -76,16 +65,8 @@ def completion(shell: str) -> None:
     click.echo(cls(cli, {}, "pressluft", "_PRESSLUFT_COMPLETE").source())
 
 
-def _register() -> None:
-    from pressluft_cli import admin, jobs, nodes, releases, sites
-
-    for group in (nodes.node, sites.site, jobs.jobs, admin.reset, admin.audit, *releases.COMMANDS):
-        cli.add_command(group)
-    cli.add_command(admin.worker)
-    from pressluft_cli import backups
-
-    cli.add_command(backups.backup)
-    cli.add_command(backups.restore)
-
-
-_register()
+for command in (
+    nodes.node, sites.site, jobs.jobs, admin.reset, admin.audit, *releases.COMMANDS, admin.worker,
+    backups.backup, backups.restore,
+):
+    cli.add_command(command)

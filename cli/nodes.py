@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 from pressluft_cli import output
-from pressluft_cli.main import control_plane
+from pressluft_cli.context import control_plane
 
 from pressluft_lib.services import parse_vars
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 from pressluft_cli import output
-from pressluft_cli.main import control_plane
+from pressluft_cli.context import control_plane
 
 
 @click.command("deploy")

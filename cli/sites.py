@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 from pressluft_cli import output
-from pressluft_cli.main import control_plane
+from pressluft_cli.context import control_plane
 from pressluft_cli.nodes import var_option
 
 from pressluft_lib.errors import ValidationError

@@ -1,65 +1,163 @@
-"""Job type registry: one job type = one playbook (playbooks/<type>.yml), an allowlist."""
+"""The job-type registry: every job type is declared once, here, and nowhere else.
+
+One job type = one CLI verb that enqueues it, one playbook (playbooks/<name>.yml, the allowlist the
+runner executes), the roles that playbook calls, a lock scope, retry and timeout rules, the state
+its resource enters, hooks and the secret scopes and payload variables it may use.
+
+This module is data: it imports nothing of the library but errors, names and states, so every layer
+may read it. Hooks are import paths ("module:function", as procrastinate's import_paths), resolved
+on first use: the registry never imports the job families that implement them.
+docs/job-types.md's table is checked against JOB_TYPES (tests/unit/lib/test_lib_jobtypes.py);
+docs/architecture.md lists the steps to add a job type.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from pressluft_lib.errors import ValidationError
+from pressluft_lib.names import BACKUP_SECRET_SCOPE
+from pressluft_lib.states import NodeState, ResourceState
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from pressluft_lib.storage.models import Job
 
+# before(session, job): bookkeeping in the transaction that starts the run (after the fencing check).
+BeforeHook = Callable[["Session", "Job"], None]
 # after(session, job, artifacts): bookkeeping in the transaction that finishes the job; job.state is
 # final, artifacts is what the playbook returned with ansible.builtin.set_stats ({} if it never ran).
 AfterHook = Callable[["Session", "Job", dict[str, Any]], None]
-# before(session, job): bookkeeping in the transaction that starts the run (after the fencing check).
-BeforeHook = Callable[["Session", "Job"], None]
+
+
+class LockScope(StrEnum):
+    SITE = "site"  # serialised per site, fenced (a monotonic token per site)
+    NODE = "node"  # serialised per node
 
 
 @dataclass(frozen=True)
 class JobType:
     name: str
-    scope: str  # "site": serialised per site, fenced; "node": serialised per node
+    scope: LockScope
     destructive: bool  # destructive jobs are never retried automatically
     timeout: int  # seconds from claim to deadline (-> timed_out)
     max_attempts: int = 3
+    verb: str = ""  # the CLI command that enqueues it, without "pressluft"
+    roles: tuple[str, ...] = ()  # the collection's roles the playbook calls, in order
     # State the job's primary resource (env if given, else site; node for node scope) enters at
     # enqueue; None leaves it alone. finish() settles it (success: active/deleted, else failed).
-    marks: str | None = None
-    before: BeforeHook | None = None
-    after: AfterHook | None = None
+    marks: ResourceState | NodeState | None = None
+    # "module:function" (or, in tests, the function itself).
+    before: str | BeforeHook | None = None
+    after: str | AfterHook | None = None
     # Secret-store scopes whose secrets this job type also gets as pressluft_<name> (e.g. backups).
     secret_scopes: tuple[str, ...] = ()
+    # Payload variables (extra vars) a caller may set for this job type; enforced by the queue.
+    variables: frozenset[str] = field(default_factory=frozenset)
+    summary: str = ""
 
     @property
     def playbook(self) -> str:
         return f"{self.name}.yml"
 
+    def run_before(self, session: Session, job: Job) -> None:
+        if self.before is not None:
+            _resolve(self.before)(session, job)
 
-def free_domains(session: Session, job: Job, _artifacts: dict[str, Any]) -> None:
-    """After site_delete: a deleted environment frees its domain names for other sites."""
-    from sqlalchemy import delete
+    def run_after(self, session: Session, job: Job, artifacts: dict[str, Any]) -> None:
+        if self.after is not None:
+            _resolve(self.after)(session, job, artifacts)
 
-    from pressluft_lib.storage.models import Domain
+    def as_dict(self) -> dict[str, Any]:
+        """The row `pressluft jobs types` prints (and docs/job-types.md's table)."""
+        return {
+            "type": self.name,
+            "verb": f"pressluft {self.verb}",
+            "playbook": f"playbooks/{self.playbook}",
+            "roles": list(self.roles),
+            "scope": str(self.scope),
+            "destructive": self.destructive,
+            "max_attempts": self.max_attempts,
+            "timeout": self.timeout,
+            "marks": str(self.marks) if self.marks else None,
+            "before": _hook_name(self.before),
+            "after": _hook_name(self.after),
+            "secret_scopes": list(self.secret_scopes),
+            "variables": sorted(self.variables),
+            "summary": self.summary,
+        }
 
-    if job.state == "succeeded" and job.env_id is not None:
-        session.execute(delete(Domain).where(Domain.env_id == job.env_id))
 
+_HOOKS: dict[str, Callable[..., None]] = {}
+
+
+def _resolve(hook: str | Callable[..., None]) -> Callable[..., None]:
+    if callable(hook):
+        return hook
+    if hook not in _HOOKS:
+        module, _sep, attr = hook.partition(":")
+        _HOOKS[hook] = getattr(importlib.import_module(module), attr)
+    return _HOOKS[hook]
+
+
+def _hook_name(hook: str | Callable[..., None] | None) -> str | None:
+    if hook is None or isinstance(hook, str):
+        return hook
+    return f"{hook.__module__}:{hook.__qualname__}"
+
+
+_SITES = "pressluft_lib.jobs.sites"
+_RELEASES = "pressluft_lib.jobs.releases"
+_BACKUPS = "pressluft_lib.jobs.backups"
+_NODE_ROLES = tuple(
+    f"node_{r}" for r in ("base", "hardening", "nginx", "php", "mariadb", "redis", "wpcli", "backup")
+)
+_SITE, _NODE = LockScope.SITE, LockScope.NODE
 
 JOB_TYPES: dict[str, JobType] = {
     t.name: t
     for t in (
-        JobType("node_provision", "node", destructive=False, timeout=3600, marks="provisioning"),
+        JobType("node_provision", _NODE, verb="node provision", destructive=False, timeout=3600,
+                roles=_NODE_ROLES, marks=NodeState.PROVISIONING,
+                summary="install and harden the node's stack"),
         # Creating is idempotent (the roles converge), so a stalled site_create may be retried.
-        JobType("site_create", "site", destructive=False, timeout=1800, marks="creating"),
-        JobType(
-            "site_delete", "site", destructive=True, timeout=1800, max_attempts=1, marks="deleting",
-            after=free_domains,
-        ),
+        JobType("site_create", _SITE, verb="site create", destructive=False, timeout=1800,
+                roles=("site_env",), marks=ResourceState.CREATING,
+                summary="create or converge an isolated environment"),
+        JobType("site_delete", _SITE, verb="site delete", destructive=True, timeout=1800, max_attempts=1,
+                roles=("site_env",), marks=ResourceState.DELETING, after=f"{_SITES}:after_site_delete",
+                summary="remove an environment and everything it owns"),
+        # A deploy's build is idempotent: the release id is fixed at enqueue, a retried run rebuilds an
+        # unfinished release from scratch and finds a switched one live, so a stalled deploy may be
+        # retried. A rollback to "previous" is not (a second run would go one step further back).
+        JobType("env_deploy", _SITE, verb="deploy", destructive=False, timeout=1800, max_attempts=2,
+                roles=("env_release", "health_check"), marks=ResourceState.DEPLOYING,
+                after=f"{_RELEASES}:after_deploy",
+                summary="build, check and switch a release; roll back if unhealthy"),
+        JobType("release_rollback", _SITE, verb="rollback", destructive=True, timeout=600, max_attempts=1,
+                roles=("health_check",), marks=ResourceState.DEPLOYING, after=f"{_RELEASES}:after_rollback",
+                summary="switch back to an earlier release"),
+        JobType("health_check", _SITE, verb="health", destructive=False, timeout=300,
+                roles=("health_check",), after=f"{_RELEASES}:after_health_check",
+                summary="check the live release over HTTP"),
+        # Backup jobs get the repository's secrets; the other job types never see them.
+        JobType("backup_create", _SITE, verb="backup create", destructive=False, timeout=3600,
+                before=f"{_BACKUPS}:start_backup", after=f"{_BACKUPS}:after_backup_create",
+                secret_scopes=(BACKUP_SECRET_SCOPE,),
+                summary="dump the database and uploads, local and off-site"),
+        JobType("backup_cleanup", _SITE, verb="backup cleanup", destructive=True, timeout=1800,
+                max_attempts=1,
+                after=f"{_BACKUPS}:after_backup_cleanup", secret_scopes=(BACKUP_SECRET_SCOPE,),
+                summary="delete the backups the retention policy expired"),
+        JobType("env_restore", _SITE, verb="restore", destructive=True, timeout=3600, max_attempts=1,
+                marks=ResourceState.RESTORING, before=f"{_BACKUPS}:start_backup",
+                after=f"{_BACKUPS}:after_env_restore", secret_scopes=(BACKUP_SECRET_SCOPE,),
+                summary="restore a backup after taking a pre-restore one"),
     )
 }
 
@@ -73,13 +171,28 @@ def get(name: str) -> JobType:
         ) from None
 
 
+def markdown_table() -> str:
+    """The table at the top of docs/job-types.md (a unit test keeps the two equal)."""
+    head = "| job type | CLI verb | roles | lock | destructive | attempts | timeout | marks | hooks |"
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    for jt in JOB_TYPES.values():
+        hooks = [
+            f"{when}: `{_hook_name(hook).rpartition(':')[2]}`"
+            for when, hook in (("before", jt.before), ("after", jt.after))
+            if hook is not None
+        ]
+        cells = [
+            f"`{jt.name}`", f"`pressluft {jt.verb}`", ", ".join(jt.roles) or "- (modules only)",
+            str(jt.scope), "yes" if jt.destructive else "no", str(jt.max_attempts), f"{jt.timeout} s",
+            f"`{jt.marks}`" if jt.marks else "-", ", ".join(hooks) or "-",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def register(job_type: JobType) -> JobType:
-    """Add a job type (for later issues); names must match a playbook file name."""
-    if job_type.scope not in ("site", "node"):
+    """Add a job type at run time (tests' tiny playbooks); product job types are declared above."""
+    if job_type.scope not in tuple(LockScope):
         raise ValidationError(f"job type scope must be 'site' or 'node', not {job_type.scope!r}")
     JOB_TYPES[job_type.name] = job_type
     return job_type
-
-
-from pressluft_lib.jobs import backups as _backups  # noqa: E402,F401  registers the backup job types
-from pressluft_lib.jobs import releases as _releases  # noqa: E402,F401  registers the deploy job types

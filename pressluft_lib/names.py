@@ -7,6 +7,13 @@ import re
 from pressluft_lib.errors import ValidationError
 
 DEFAULT_ENV = "production"
+# Secret-store scopes: the backup repository's credentials (only backup job types get them) ...
+BACKUP_SECRET_SCOPE = "global:backup"
+
+
+def env_secret_scope(site: str, env: str) -> str:
+    """... and one environment's generated secrets (every job on that environment gets them)."""
+    return f"env:{site}_{env}"
 
 RESERVED_NAMES = frozenset(
     "root admin administrator mysql mariadb nginx redis postgres www wwwdata daemon bin sys sync games "

@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from pressluft_lib import jobtypes, names
 from pressluft_lib.errors import ValidationError
-from pressluft_lib.queue.states import JOB
+from pressluft_lib.states import JobState
 
 SiteName = Annotated[str, AfterValidator(names.validate_site)]
 EnvName = Annotated[str, AfterValidator(names.validate_env)]
@@ -101,7 +101,7 @@ class EnvRef(_Input):
 class JobFilter(_Input):
     site: SiteName | None = None
     node: NodeName | None = None
-    state: list[Literal[tuple(JOB)]] | None = None  # type: ignore[valid-type]
+    state: list[JobState] | None = None
     type: str | None = None
     limit: int = Field(50, ge=1, le=1000)
 

@@ -18,21 +18,17 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from pressluft_lib import jobtypes, queue
+from pressluft_lib import jobtypes, names, queue
 from pressluft_lib.errors import PressluftError
 from pressluft_lib.execution import ansible_exec
-from pressluft_lib.queue.states import add_job_event
 from pressluft_lib.storage.db import data_dir as default_data_dir
 from pressluft_lib.storage.models import Domain, Environment, Job, Node, Site, utcnow
 from pressluft_lib.storage.secret_store import SecretStore
+from pressluft_lib.storage.transitions import add_job_event
 
 log = logging.getLogger(__name__)
 # A deadline this close or past still gets a short run so the timeout path is taken by the runner.
 MIN_TIMEOUT = 1
-
-
-def secret_scope(site: str, env: str) -> str:
-    return f"env:{site}_{env}"
 
 
 def inventory_config(url: str) -> str:
@@ -69,7 +65,7 @@ def load_secrets(
 ) -> dict[str, str]:
     """The environment's secrets, and those of the job type's `scopes`, as pressluft_<name> variables
     (decrypted only for the run)."""
-    wanted = [*scopes, *([secret_scope(site, env)] if site is not None and env is not None else [])]
+    wanted = [*scopes, *([names.env_secret_scope(site, env)] if site is not None and env is not None else [])]
     if not wanted:
         return {}
     store = SecretStore(url=url)
@@ -106,8 +102,8 @@ def execute(
     def end(state: str, code: str | None, message: str | None, artifacts: dict, **event: Any) -> Job:
         with session_factory.begin() as session:
             done = queue.finish(session, job, state, code, message, worker_id=worker_id, event=event or None)
-            if jt is not None and jt.after is not None:
-                jt.after(session, done, artifacts)
+            if jt is not None:
+                jt.run_after(session, done, artifacts)
         return done
 
     try:
@@ -115,8 +111,7 @@ def execute(
         url = _db_url(session_factory)
         with session_factory.begin() as session:
             queue.check_fencing(session, job)
-            if jt.before is not None:
-                jt.before(session, job)
+            jt.run_before(session, job)
             extravars, site, env = job_vars(session, job)
             secret_vars = load_secrets(session, url, site, env, jt.secret_scopes)
     except PressluftError as exc:

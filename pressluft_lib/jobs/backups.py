@@ -18,19 +18,18 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from pressluft_lib import jobtypes
 from pressluft_lib.errors import NotFound, ValidationError
 from pressluft_lib.jobs.retention import DEFAULT_KEEP, PRE_RESTORE_GRACE, Candidate, Policy, expired
-from pressluft_lib.queue import states  # states as a module: it imports jobtypes, which imports us
+from pressluft_lib.states import JOB_TERMINAL
 from pressluft_lib.storage.models import AuditLog, Backup, Environment, Job, JobEvent, Site, utcnow
+from pressluft_lib.storage.transitions import transition
 
 SCOPES = ("full", "db", "files")
 TRIGGERS = ("manual", "schedule", "pre_restore")
 # The restic repository's secrets (restic_password, s3_access_key_id, s3_secret_access_key) live in
-# the secret store under SECRET_SCOPE; the runner passes them (as pressluft_<name>) to backup jobs
-# only. The repository URL is not secret: it is stored beside them and goes into each job's payload,
-# so every backup row records the repository that holds it.
-SECRET_SCOPE = "global:backup"
+# the secret store under names.BACKUP_SECRET_SCOPE; the runner passes them (as pressluft_<name>) to
+# backup jobs only (their secret_scopes in the registry). The repository URL is not secret: it is
+# stored beside them and goes into each job's payload, so every backup row records its repository.
 REPO_SCOPE = "global:backup-repo"
 REPO_URL = "restic_repository"
 REPO_SECRETS = ("restic_password", "s3_access_key_id", "s3_secret_access_key")
@@ -134,9 +133,9 @@ def record(session: Session, row: Backup, job: Job, result: Any, trust_result: b
     good = result is not None and not result.get("error")
     if good and (trust_result or job.state == "succeeded"):
         if row.state == "pending":  # start_backup did not see it (a run started by an older version)
-            states.transition(session, row, "running", event={"job_id": job.id})
+            transition(session, row, "running", event={"job_id": job.id})
         data["completed_at"] = utcnow().isoformat(timespec="seconds") + "Z"
-        states.transition(session, row, "completed", values=values, event={"job_id": job.id})
+        transition(session, row, "completed", values=values, event={"job_id": job.id})
         return
     if result is not None and result.get("error"):
         data["error"] = str(result["error"])[:2000]
@@ -146,7 +145,7 @@ def record(session: Session, row: Backup, job: Job, result: Any, trust_result: b
         data["error"] = f"the job ended {job.state}"
     else:
         data["error"] = "the playbook returned no result for this backup"
-    states.transition(session, row, "failed", values=values, event={"job_id": job.id, "job_state": job.state})
+    transition(session, row, "failed", values=values, event={"job_id": job.id, "job_state": job.state})
 
 
 def start_backup(session: Session, job: Job) -> None:
@@ -154,7 +153,7 @@ def start_backup(session: Session, job: Job) -> None:
     key = "pressluft_backup_id" if job.type == "backup_create" else "pressluft_pre_restore_backup_id"
     row = _row_from_payload(session, job, key)
     if row is not None and row.state == "pending":  # a retry finds it running already
-        states.transition(session, row, "running", event={"job_id": job.id})
+        transition(session, row, "running", event={"job_id": job.id})
 
 
 def after_backup_create(session: Session, job: Job, artifacts: dict) -> None:
@@ -175,7 +174,7 @@ def after_backup_cleanup(session: Session, job: Job, artifacts: dict) -> None:
             continue
         session.refresh(row)
         if row.state in ("completed", "expired", "failed"):
-            states.transition(session, row, "deleted", event={"job_id": job.id})
+            transition(session, row, "deleted", event={"job_id": job.id})
 
 
 def after_env_restore(session: Session, job: Job, artifacts: dict) -> None:
@@ -208,44 +207,6 @@ def after_env_restore(session: Session, job: Job, artifacts: dict) -> None:
     )
 
 
-# Backup jobs get the repository's secrets; the rest of the job types never see them.
-jobtypes.register(
-    jobtypes.JobType(
-        "backup_create",
-        "site",
-        destructive=False,
-        timeout=3600,
-        before=start_backup,
-        after=after_backup_create,
-        secret_scopes=(SECRET_SCOPE,),
-    )
-)
-jobtypes.register(
-    jobtypes.JobType(
-        "backup_cleanup",
-        "site",
-        destructive=True,
-        timeout=1800,
-        max_attempts=1,
-        after=after_backup_cleanup,
-        secret_scopes=(SECRET_SCOPE,),
-    )
-)
-jobtypes.register(
-    jobtypes.JobType(
-        "env_restore",
-        "site",
-        destructive=True,
-        timeout=3600,
-        max_attempts=1,
-        marks="restoring",
-        before=start_backup,
-        after=after_env_restore,
-        secret_scopes=(SECRET_SCOPE,),
-    )
-)
-
-
 # -- reconciliation and retention ------------------------------------------------------------------
 def reconcile(session: Session, actor: str | None = None) -> list[str]:
     """Fail pending/running backups whose job ended without settling them; returns their ids.
@@ -257,11 +218,11 @@ def reconcile(session: Session, actor: str | None = None) -> list[str]:
     for row in session.scalars(select(Backup).where(Backup.state.in_(_ACTIVE_BACKUP))).all():
         job_id = (row.manifest or {}).get("job_id")
         job = session.get(Job, job_id) if isinstance(job_id, int) else None
-        if job is None or job.state in states.JOB_TERMINAL:
+        if job is None or job.state in JOB_TERMINAL:
             if row.state == "pending":
-                states.transition(session, row, "running", actor=actor, event={"reconcile": True})
+                transition(session, row, "running", actor=actor, event={"reconcile": True})
             data = {**(row.manifest or {}), "error": f"job {job_id} ended without a result"}
-            states.transition(
+            transition(
                 session,
                 row,
                 "failed",

@@ -1,4 +1,5 @@
-"""Releases on the control plane: deploy, rollback and health_check job types, their `after` hooks, history.
+"""Releases on the control plane: the input checks of the deploy, rollback and health_check job types
+and their `after` hooks (the ControlPlane methods that enqueue them are in services/releases.py).
 
 A release row is created (building) when its env_deploy job is queued; the job's `after` hook records
 what playbooks/env_deploy.yml returned (set_stats `pressluft_release`) through the RELEASE machine:
@@ -16,19 +17,15 @@ from __future__ import annotations
 import re
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-# Modules, not names: jobtypes imports this module while states and queue may still be importing.
-from pressluft_lib import jobtypes
 from pressluft_lib.errors import ConflictError, NotFound, ValidationError
-from pressluft_lib.queue import states
+from pressluft_lib.states import JOB_TERMINAL, RELEASE
 from pressluft_lib.storage.models import Environment, Job, Release, Site, utcnow
-
-if TYPE_CHECKING:
-    from pressluft_lib.services import ControlPlane
+from pressluft_lib.storage.transitions import allowed, transition
 
 RELEASE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 GIT_URL_RE = re.compile(r"(https?|ssh|git|file)://[^\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+")
@@ -52,7 +49,7 @@ def parse_env(ref: str) -> tuple[str, str]:
     return names.validate_site(site), names.validate_env(env)
 
 
-def _check_release(name: str) -> str:
+def check_release(name: str) -> str:
     if not isinstance(name, str) or not RELEASE_RE.fullmatch(name) or ".." in name:
         raise ValidationError(
             f"invalid release {name!r}: 1-64 letters, digits, dots, dashes, underscores",
@@ -61,7 +58,7 @@ def _check_release(name: str) -> str:
     return name
 
 
-def _check_health(urls: list[str] | None, marker: str | None) -> dict[str, Any]:
+def check_health(urls: list[str] | None, marker: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if urls:
         bad = [u for u in urls if not isinstance(u, str) or not URL_PATH_RE.fullmatch(u)]
@@ -75,7 +72,7 @@ def _check_health(urls: list[str] | None, marker: str | None) -> dict[str, Any]:
     return out
 
 
-def _source(source: str | None, git: str | None, ref: str | None) -> dict[str, Any]:
+def release_source(source: str | None, git: str | None, ref: str | None) -> dict[str, Any]:
     if (source is None) == (git is None):
         raise ValidationError("give exactly one source: --source PATH or --git URL")
     if source is not None:
@@ -98,13 +95,7 @@ def _source(source: str | None, git: str | None, ref: str | None) -> dict[str, A
     return {"pressluft_release_git": git, "pressluft_release_git_version": ref or "HEAD"}
 
 
-def _enqueue(session: Session, *args: Any, **kw: Any) -> Job:
-    from pressluft_lib import queue  # queue -> _fastpath -> states -> jobtypes -> here: import on use
-
-    return queue.enqueue(session, *args, **kw)
-
-
-def _env(session: Session, site: str, env: str) -> tuple[Site, Environment]:
+def env_rows(session: Session, site: str, env: str) -> tuple[Site, Environment]:
     site_row = session.scalar(select(Site).where(Site.name == site))
     if site_row is None:
         raise NotFound(f"site {site!r} does not exist", details={"site": site})
@@ -116,73 +107,12 @@ def _env(session: Session, site: str, env: str) -> tuple[Site, Environment]:
     return site_row, env_row
 
 
-def _require_active(env_row: Environment, site: str) -> None:
+def require_active(env_row: Environment, site: str) -> None:
     if env_row.state != "active":
         raise ConflictError(
             f"environment {site}/{env_row.name} is {env_row.state}; deploys need an active environment",
             details={"state": env_row.state},
         )
-
-
-# -- control-plane calls (ControlPlane delegates here) -----------------------------------------------
-def deploy(cp: ControlPlane, ref: str, source: str | None = None, git: str | None = None,
-           git_ref: str | None = None, health_urls: list[str] | None = None, marker: str | None = None,
-           keep: int | None = None) -> dict[str, Any]:
-    site, env = parse_env(ref)
-    payload = {**_source(source, git, git_ref), **_check_health(health_urls, marker)}
-    if keep is not None:
-        if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
-            raise ValidationError("keep must be a positive integer")
-        payload["pressluft_release_keep"] = keep
-    with cp._mutation("release.deploy", f"env:{site}_{env}", {"source": source or git}) as (session, audit):
-        _site, env_row = _env(session, site, env)
-        _require_active(env_row, site)
-        job = _enqueue(session, "env_deploy", site=_site, env=env_row, payload=payload, actor=cp.actor)
-        release_id = f"{job.created_at:%Y%m%dT%H%M%SZ}-{job.id}"
-        job.payload = {**payload, "pressluft_release": release_id}
-        session.add(Release(env_id=env_row.id, release_id=release_id, state="building",
-                            health={"job_id": job.id, "source": source or f"{git}#{git_ref or 'HEAD'}"}))
-        session.flush()
-        audit["result"] = f"job:{job.id}"
-        return {"job_id": job.id, "site": site, "env": env, "release": release_id}
-
-
-def rollback(cp: ControlPlane, ref: str, to: str | None = None) -> dict[str, Any]:
-    site, env = parse_env(ref)
-    payload = {"pressluft_release": _check_release(to)} if to is not None else {}
-    with cp._mutation("release.rollback", f"env:{site}_{env}", {"to": to}) as (session, audit):
-        _site, env_row = _env(session, site, env)
-        _require_active(env_row, site)
-        if to is not None:
-            row = _row(session, env_row, to)
-            if row is not None and row.state not in ("healthy", "live"):
-                raise ConflictError(f"release {to} is {row.state}; roll back to a healthy release",
-                                    details={"release": to, "state": row.state})
-        job = _enqueue(
-            session, "release_rollback", site=_site, env=env_row, payload=payload, actor=cp.actor
-        )
-        audit["result"] = f"job:{job.id}"
-        return {"job_id": job.id, "site": site, "env": env, "to": to}
-
-
-def health_check(cp: ControlPlane, ref: str, urls: list[str] | None = None, marker: str | None = None
-                 ) -> dict[str, Any]:
-    site, env = parse_env(ref)
-    payload = _check_health(urls, marker)
-    with cp._mutation("release.health_check", f"env:{site}_{env}") as (session, audit):
-        _site, env_row = _env(session, site, env)
-        job = _enqueue(session, "health_check", site=_site, env=env_row, payload=payload, actor=cp.actor)
-        audit["result"] = f"job:{job.id}"
-        return {"job_id": job.id, "site": site, "env": env}
-
-
-def release_list(cp: ControlPlane, ref: str) -> list[dict[str, Any]]:
-    site, env = parse_env(ref)
-    with cp.session_factory() as session:
-        _site, env_row = _env(session, site, env)
-        stmt = select(Release).where(Release.env_id == env_row.id).order_by(Release.id.desc())
-        rows = session.scalars(stmt)
-        return [release_dict(r) for r in rows]
 
 
 def release_dict(r: Release) -> dict[str, Any]:
@@ -200,7 +130,7 @@ def release_dict(r: Release) -> dict[str, Any]:
 
 
 # -- after hooks ------------------------------------------------------------------------------------
-def _row(session: Session, env: Environment, release_id: str) -> Release | None:
+def release_row(session: Session, env: Environment, release_id: str) -> Release | None:
     return session.scalar(select(Release).where(Release.env_id == env.id, Release.release_id == release_id))
 
 
@@ -211,12 +141,12 @@ def _walk(session: Session, row: Release, target: str, event: dict[str, Any]) ->
     paths, seen = deque([[row.state]]), {row.state}
     while paths:
         path = paths.popleft()
-        for nxt in sorted(states.RELEASE.get(path[-1], ())):
+        for nxt in sorted(RELEASE.get(path[-1], ())):
             if nxt in seen:
                 continue
             if nxt == target:
                 for step in [*path[1:], nxt]:
-                    states.transition(session, row, step, event=event)
+                    transition(session, row, step, event=event)
                 return
             seen.add(nxt)
             paths.append([*path, nxt])
@@ -225,7 +155,7 @@ def _walk(session: Session, row: Release, target: str, event: dict[str, Any]) ->
 
 def _adopt(session: Session, env: Environment, release_id: str, event: dict[str, Any]) -> Release:
     """The row of a release the node has and the control plane never built (the first one)."""
-    row = _row(session, env, release_id)
+    row = release_row(session, env, release_id)
     if row is None:
         row = Release(env_id=env.id, release_id=release_id, state="building", health={"adopted": True})
         session.add(row)
@@ -252,11 +182,11 @@ def _reactivate(session: Session, job: Job, reason: str) -> None:
     """The deploy failed but the site serves a healthy release: the environment is active again."""
     env = session.get(Environment, job.env_id, populate_existing=True)
     if env is not None and env.state == "failed":
-        states.transition(session, env, "active", event={"job_id": job.id, "reason": reason})
+        transition(session, env, "active", event={"job_id": job.id, "reason": reason})
 
 
 def after_deploy(session: Session, job: Job, artifacts: dict[str, Any]) -> None:
-    if job.state not in states.JOB_TERMINAL or job.env_id is None:
+    if job.state not in JOB_TERMINAL or job.env_id is None:
         return
     env = session.get(Environment, job.env_id)
     release_id = (job.payload or {}).get("pressluft_release")
@@ -271,14 +201,14 @@ def after_deploy(session: Session, job: Job, artifacts: dict[str, Any]) -> None:
         _health(row, job_id=job.id, reason="", healthy=True, checks=data.get("health"), checked_at=now)
         _make_live(session, env, row, event)
         for gone in data.get("removed") or []:
-            old = _row(session, env, gone)
-            if old is not None and states.allowed(Release, old.state, "pruned"):
-                states.transition(session, old, "pruned", event=event)
+            old = release_row(session, env, gone)
+            if old is not None and allowed(Release, old.state, "pruned"):
+                transition(session, old, "pruned", event=event)
     elif outcome == "rolled_back":
         _health(row, job_id=job.id, reason=data.get("reason"), healthy=False, checked_at=now)
         if row.state != "live":
             _walk(session, row, "live", event)
-        states.transition(session, row, "rolled_back", event={**event, "reason": data.get("reason")})
+        transition(session, row, "rolled_back", event={**event, "reason": data.get("reason")})
         back = data.get("previous")
         if back:
             _make_live(session, env, _adopt(session, env, back, event), event)
@@ -287,23 +217,23 @@ def after_deploy(session: Session, job: Job, artifacts: dict[str, Any]) -> None:
     elif row.state in ("building", "checking"):
         reason = data.get("reason") or job.error_message or f"job {job.state}"
         _health(row, job_id=job.id, reason=reason, healthy=False)
-        states.transition(session, row, "failed", event={**event, "reason": reason})
+        transition(session, row, "failed", event={**event, "reason": reason})
         if outcome == "failed":  # the pre-switch checks refused it: never live, the site unchanged
             _reactivate(session, job, f"release {release_id} failed its pre-switch checks")
 
 
 def after_rollback(session: Session, job: Job, artifacts: dict[str, Any]) -> None:
     data = artifacts.get("pressluft_release") or {}
-    if job.state not in states.JOB_TERMINAL or job.env_id is None or not data.get("id"):
+    if job.state not in JOB_TERMINAL or job.env_id is None or not data.get("id"):
         return
     env = session.get(Environment, job.env_id)
     event = {"job_id": job.id, "rollback": True}
     target = _adopt(session, env, data["id"], event)
     gone = data.get("rolled_back")
     if gone and gone != data["id"]:
-        old = _row(session, env, gone)
+        old = release_row(session, env, gone)
         if old is not None and old.state == "live":
-            states.transition(session, old, "rolled_back", event={**event, "reason": "rollback requested"})
+            transition(session, old, "rolled_back", event={**event, "reason": "rollback requested"})
     if target.state in ("rolled_back", "failed", "pruned"):
         return  # the node switched to it; the history keeps its verdict
     _health(target, healthy=data.get("healthy"), reason=data.get("reason"), checks=data.get("health"),
@@ -316,37 +246,7 @@ def after_health_check(session: Session, job: Job, artifacts: dict[str, Any]) ->
     if job.env_id is None or not data.get("release"):
         return
     env = session.get(Environment, job.env_id)
-    row = _row(session, env, data["release"])
+    row = release_row(session, env, data["release"])
     if row is not None:
         _health(row, healthy=data.get("healthy"), reason=data.get("reason"), checks=data.get("checks"),
                 checked_at=utcnow().isoformat(), health_job_id=job.id)
-
-
-# A deploy's build is idempotent: the release id is fixed at enqueue, a retried run rebuilds an
-# unfinished release from scratch and finds a switched one live, so a stalled deploy may be retried.
-# A rollback to "previous" is not (a second run would go one step further back): never retried.
-jobtypes.register(jobtypes.JobType("env_deploy", "site", destructive=False, timeout=1800, max_attempts=2,
-                                   marks="deploying", after=after_deploy))
-jobtypes.register(jobtypes.JobType("release_rollback", "site", destructive=True, timeout=600, max_attempts=1,
-                                   marks="deploying", after=after_rollback))
-jobtypes.register(jobtypes.JobType("health_check", "site", destructive=False, timeout=300,
-                                   after=after_health_check))
-
-
-class ReleasesMixin:
-    """ControlPlane methods for releases (services.ControlPlane inherits them)."""
-
-    def deploy(self, ref: str, source: str | None = None, git: str | None = None, git_ref: str | None = None,
-               health_urls: list[str] | None = None, marker: str | None = None,
-               keep: int | None = None) -> dict[str, Any]:
-        return deploy(self, ref, source, git, git_ref, health_urls, marker, keep)  # type: ignore[arg-type]
-
-    def rollback(self, ref: str, to: str | None = None) -> dict[str, Any]:
-        return rollback(self, ref, to)  # type: ignore[arg-type]
-
-    def health_check(self, ref: str, urls: list[str] | None = None,
-                     marker: str | None = None) -> dict[str, Any]:
-        return health_check(self, ref, urls, marker)  # type: ignore[arg-type]
-
-    def release_list(self, ref: str) -> list[dict[str, Any]]:
-        return release_list(self, ref)  # type: ignore[arg-type]

@@ -22,8 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from pressluft_lib import jobtypes
 from pressluft_lib.errors import ConflictError, NotFound, StaleFencingToken, TransitionError, ValidationError
 from pressluft_lib.queue import _fastpath
-from pressluft_lib.queue.states import JOB_TERMINAL, add_job_event, transition
+from pressluft_lib.states import JOB_TERMINAL, JobState
 from pressluft_lib.storage.models import Environment, Job, JobEvent, Node, Site, utcnow
+from pressluft_lib.storage.transitions import add_job_event, transition
 
 FINISH_STATES = ("succeeded", "failed", "cancelled", "timed_out")
 BACKOFF_BASE = 30.0  # seconds; retry n waits base * 2**(n-1), capped
@@ -243,8 +244,8 @@ def _settle(
     """Settle the job's resources; a job that ends here (cancel, stall, deadline) never returned data."""
     _fastpath.settle(session.connection(), job, success, utcnow(), actor, untouched)
     jt = jobtypes.JOB_TYPES.get(job.type)
-    if jt is not None and jt.after is not None and job.state in (*JOB_TERMINAL, "stalled"):
-        jt.after(session, job, {})
+    if jt is not None and job.state in (*JOB_TERMINAL, JobState.STALLED):
+        jt.run_after(session, job, {})
 
 
 def _not_running(conn: Connection, job_id: int, worker_id: str | None) -> Exception:

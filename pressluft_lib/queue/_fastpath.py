@@ -20,7 +20,7 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from pressluft_lib import jobtypes
 from pressluft_lib.errors import ConflictError
-from pressluft_lib.queue.states import NODE_MUTATING, RESOURCE_MUTATING, SETTLE_SUCCESS, SETTLE_UNTOUCHED
+from pressluft_lib.states import NODE_MUTATING, RESOURCE_MUTATING, SETTLE_SUCCESS, SETTLE_UNTOUCHED
 from pressluft_lib.storage.models import AuditLog, Job, JobEvent
 
 _COLS = Job.__table__.c

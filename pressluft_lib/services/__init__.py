@@ -6,25 +6,21 @@ its audit row (result = the error code). Results are plain JSON-ready dicts.
 
 from __future__ import annotations
 
-import getpass
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pressluft_lib import queue, schemas
-from pressluft_lib.errors import ConflictError, NotFound, PressluftError, ValidationError
-from pressluft_lib.execution.runner import secret_scope
-from pressluft_lib.jobs.releases import ReleasesMixin
-from pressluft_lib.queue.states import JOB_ACTIVE, transition
+from pressluft_lib import names, queue, schemas
+from pressluft_lib.errors import ConflictError, NotFound, ValidationError
 from pressluft_lib.services.backups import BackupsMixin
-from pressluft_lib.storage import db
-from pressluft_lib.storage.models import AuditLog, Domain, Environment, Job, JobEvent, Node, Site, utcnow
+from pressluft_lib.services.releases import ReleasesMixin
+from pressluft_lib.states import JOB_ACTIVE
+from pressluft_lib.storage.models import AuditLog, Domain, Environment, Job, JobEvent, Node, Site
 from pressluft_lib.storage.secret_store import SecretStore
+from pressluft_lib.storage.transitions import transition
 
 # Generated per environment at site creation; the runner passes them as pressluft_<name>.
 ENV_SECRETS = ("db_password", "wordpress_admin_password")
@@ -92,58 +88,7 @@ def parse_vars(pairs: list[str] | tuple[str, ...] | None) -> dict[str, str]:
 
 
 class ControlPlane(BackupsMixin, ReleasesMixin):
-    """One control-plane database and the actor whose calls are audited."""
-
-    def __init__(self, url: str | None = None, actor: str | None = None):
-        self.url = url or db.default_url()
-        self.session_factory = db.session_factory(self.url)
-        self.actor = actor or f"{getpass.getuser()}@cli"
-
-    # -- plumbing -------------------------------------------------------------------------
-    @contextmanager
-    def _mutation(
-        self, action: str, target: str, detail: dict | None = None
-    ) -> Iterator[tuple[Session, dict]]:
-        """A transaction that ends with an audit row; a refused call is audited on its own."""
-        result: dict[str, Any] = {"result": "ok", "detail": dict(detail or {})}
-        try:
-            with self.session_factory.begin() as session:
-                yield session, result
-                session.execute(
-                    insert(AuditLog).values(
-                        actor=self.actor,
-                        action=action,
-                        target=target,
-                        result=result["result"],
-                        detail=result["detail"],
-                        created_at=utcnow(),
-                    )
-                )
-        except PressluftError as exc:
-            with self.session_factory.begin() as session:
-                session.execute(
-                    insert(AuditLog).values(
-                        actor=self.actor,
-                        action=action,
-                        target=target,
-                        result=exc.code,
-                        detail={**result["detail"], "error": exc.message},
-                        created_at=utcnow(),
-                    )
-                )
-            raise
-
-    def _node(self, session: Session, name: str) -> Node:
-        node = session.scalar(select(Node).where(Node.name == name))
-        if node is None:
-            raise NotFound(f"node {name!r} does not exist", details={"node": name})
-        return node
-
-    def _site(self, session: Session, name: str) -> Site:
-        site = session.scalar(select(Site).where(Site.name == name))
-        if site is None:
-            raise NotFound(f"site {name!r} does not exist", details={"site": name})
-        return site
+    """One control-plane database and the actor whose calls are audited (plumbing in services/base.py)."""
 
     # -- nodes ----------------------------------------------------------------------------
     def node_add(
@@ -308,7 +253,7 @@ class ControlPlane(BackupsMixin, ReleasesMixin):
     def _generate_env_secrets(self, session: Session, site: str, env: str) -> None:
         store = SecretStore(url=self.url)
         for secret in ENV_SECRETS:
-            store.put(session, secret_scope(site, env), secret, secrets.token_urlsafe(24))
+            store.put(session, names.env_secret_scope(site, env), secret, secrets.token_urlsafe(24))
 
     def site_list(self) -> list[dict[str, Any]]:
         with self.session_factory() as session:
@@ -355,7 +300,6 @@ class ControlPlane(BackupsMixin, ReleasesMixin):
             }
 
     def site_delete(self, name: str) -> dict[str, Any]:
-        from pressluft_lib import names
 
         names.validate_site(name)
         with self._mutation("site.delete", f"site:{name}") as (session, audit):

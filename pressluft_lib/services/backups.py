@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 from pressluft_lib import names, queue, schemas
 from pressluft_lib.errors import ConflictError, NotFound, PressluftError, ValidationError
 from pressluft_lib.jobs import backups
-from pressluft_lib.queue.states import transition
+from pressluft_lib.services.base import ServiceBase
 from pressluft_lib.storage.models import Backup, Environment, Job, Site, utcnow
 from pressluft_lib.storage.secret_store import SecretStore
+from pressluft_lib.storage.transitions import transition
 
 # Local paths, sftp:, s3:, rest: (restic's own syntax); no whitespace, no password in the URL.
 _REPO_RE = re.compile(r"(/|local:/|sftp:|s3:https?://|rest:https?://)[^\s\x00-\x1f]{1,1000}")
@@ -77,8 +78,8 @@ def _check_repository(url: str) -> str:
     return url
 
 
-class BackupsMixin:
-    """Needs ControlPlane's session_factory, url, actor, _mutation and _site."""
+class BackupsMixin(ServiceBase):
+    """ControlPlane methods for backups, restores, retention and the backup repository."""
 
     # -- helpers ------------------------------------------------------------------------------
     def _env(self, session: Session, site: str, env: str) -> tuple[Site, Environment]:
@@ -260,13 +261,13 @@ class BackupsMixin:
             {"secrets": sorted(k for k, v in given.items() if v is not None)},
         ) as (session, _audit):
             store = SecretStore(url=self.url)
-            have = set(store.names(session, backups.SECRET_SCOPE))
+            have = set(store.names(session, names.BACKUP_SECRET_SCOPE))
             if password is None and "restic_password" not in have:
                 raise ValidationError("a restic repository needs a password (--password-stdin)")
             store.put(session, backups.REPO_SCOPE, backups.REPO_URL, url)
             for key, value in given.items():
                 if value is not None:
-                    store.put(session, backups.SECRET_SCOPE, key, value)
+                    store.put(session, names.BACKUP_SECRET_SCOPE, key, value)
             return self._repo_dict(session)
 
     def backup_repo_unset(self) -> dict[str, Any]:
@@ -274,7 +275,7 @@ class BackupsMixin:
             store = SecretStore(url=self.url)
             store.delete(session, backups.REPO_SCOPE, backups.REPO_URL)
             for key in backups.REPO_SECRETS:
-                store.delete(session, backups.SECRET_SCOPE, key)
+                store.delete(session, names.BACKUP_SECRET_SCOPE, key)
             return self._repo_dict(session)
 
     def backup_repo_show(self) -> dict[str, Any]:
@@ -282,7 +283,7 @@ class BackupsMixin:
             return self._repo_dict(session)
 
     def _repo_dict(self, session: Session) -> dict[str, Any]:
-        have = set(SecretStore(url=self.url).names(session, backups.SECRET_SCOPE))
+        have = set(SecretStore(url=self.url).names(session, names.BACKUP_SECRET_SCOPE))
         return {
             "repository": self._repository(session),
             **{f"{k}_set": k in have for k in backups.REPO_SECRETS},

@@ -305,9 +305,9 @@ def test_through_the_control_plane(rel, tmp_path_factory):
 def _mark_provisioned(db_file: str, name: str) -> None:
     """This module's fixture provisioned the node with node_provision.yml already: record it as the worker
     would (pending -> provisioning -> active) instead of running the same playbook a second time."""
-    from pressluft_lib.queue.states import transition
     from pressluft_lib.storage import db
     from pressluft_lib.storage.models import Node
+    from pressluft_lib.storage.transitions import transition
 
     sf = db.session_factory(f"sqlite:///{db_file}")
     with sf.begin() as s:

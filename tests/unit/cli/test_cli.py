@@ -11,9 +11,9 @@ from pressluft_cli.main import cli
 from sqlalchemy import MetaData, select
 
 from pressluft_lib import errors
-from pressluft_lib.queue.states import transition
 from pressluft_lib.storage import db
 from pressluft_lib.storage.models import Node, Secret, Site
+from pressluft_lib.storage.transitions import transition
 
 ROOT = Path(__file__).resolve().parents[3]
 

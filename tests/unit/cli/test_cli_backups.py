@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from pressluft_lib import jobtypes, queue
 from pressluft_lib.execution import runner
-from pressluft_lib.queue.states import transition
 from pressluft_lib.storage import db
 from pressluft_lib.storage.models import Node
+from pressluft_lib.storage.transitions import transition
 
 PASSWORD = "cli-restic-Pw-4411-never-shown"
 S3_SECRET = "cli-s3-Secret-0912-never-shown"
@@ -40,9 +40,7 @@ def finish_next(url: str, state: str = "succeeded", artifacts: dict | None = Non
         done = queue.finish(
             s, job, state, None if state == "succeeded" else "playbook_failed", None, worker_id="w1"
         )
-        hook = jobtypes.get(done.type).after
-        if hook:
-            hook(s, done, artifacts or {})
+        jobtypes.get(done.type).run_after(s, done, artifacts or {})
 
 
 @pytest.fixture

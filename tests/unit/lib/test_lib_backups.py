@@ -52,7 +52,7 @@ def finish(cp, job_id: int, state: str, artifacts: dict | None = None) -> None:
         done = queue.finish(
             s, job, state, None if state == "succeeded" else "playbook_failed", None, worker_id="w1"
         )
-        jobtypes.get(done.type).after(s, done, artifacts or {})
+        jobtypes.get(done.type).run_after(s, done, artifacts or {})
 
 
 def result(backup_id: str, **extra) -> dict:

@@ -9,7 +9,6 @@ from sqlalchemy import func, select
 
 from pressluft_lib import jobtypes, queue
 from pressluft_lib.errors import ConflictError, NotFound, ValidationError
-from pressluft_lib.jobs import releases
 from pressluft_lib.services import ControlPlane
 from pressluft_lib.storage.models import AuditLog, Environment, Job, Release
 
@@ -33,7 +32,7 @@ def finish(cp, job_id: int, state: str, artifacts: dict | None = None) -> Job:
     with cp.session_factory.begin() as s:
         done = queue.finish(s, job, state, None if state == "succeeded" else "playbook_failed",
                             None if state == "succeeded" else "the playbook failed", worker_id="w1")
-        jobtypes.get(done.type).after(s, done, artifacts or {})
+        jobtypes.get(done.type).run_after(s, done, artifacts or {})
     return done
 
 
@@ -48,7 +47,7 @@ def env_state(cp) -> str:
 
 
 def deploy(cp, **kw) -> dict:
-    return releases.deploy(cp, "shop", source=cp.src, **kw)
+    return cp.deploy("shop", source=cp.src, **kw)
 
 
 def test_deploy_queues_a_job_with_its_release_id(cp):
@@ -78,12 +77,12 @@ def test_deploy_queues_a_job_with_its_release_id(cp):
 def test_deploy_refuses_bad_input_before_queueing(cp, kw, match):
     args = {"source": cp.src, **kw}
     with pytest.raises(ValidationError, match=match):
-        releases.deploy(cp, "shop", **args)
+        cp.deploy("shop", **args)
     for ref in ("shop/Bad", "a/b/c", "x"):
         with pytest.raises(ValidationError):
-            releases.deploy(cp, ref, source=cp.src)
+            cp.deploy(ref, source=cp.src)
     with pytest.raises(NotFound):
-        releases.deploy(cp, "shop/staging", source=cp.src)
+        cp.deploy("shop/staging", source=cp.src)
     with cp.session_factory() as s:
         assert s.scalar(select(func.count()).select_from(Job)) == 0
         assert s.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.result != "ok")) >= 1
@@ -101,7 +100,7 @@ def test_live_deploy_supersedes_the_previous_release_and_prunes(cp):
         "removed": [first["release"]]}})
     assert rows(cp) == {first["release"]: "pruned", second["release"]: "live"}
     assert env_state(cp) == "active"
-    listed = releases.release_list(cp, "shop/production")
+    listed = cp.release_list("shop/production")
     assert [r["release"] for r in listed] == [second["release"], first["release"]]
     with cp.session_factory() as s:
         trail = s.scalars(select(AuditLog.result).where(AuditLog.target == f"releases:{first['release']}")
@@ -115,7 +114,7 @@ def test_pre_switch_failure_fails_the_release_and_keeps_the_env_active(cp):
         "id": made["release"], "state": "failed", "reason": "pre-switch check failed: syntax"}})
     assert done.state == "failed"
     assert rows(cp) == {made["release"]: "failed"} and env_state(cp) == "active"
-    assert releases.release_list(cp, "shop")[0]["reason"] == "pre-switch check failed: syntax"
+    assert cp.release_list("shop")[0]["reason"] == "pre-switch check failed: syntax"
 
 
 def test_rolled_back_deploy_records_both_releases(cp):
@@ -148,10 +147,10 @@ def test_rollback_job_and_its_refusals(cp):
     bad = deploy(cp)
     finish(cp, bad["job_id"], "failed", {"pressluft_release": {"id": bad["release"], "state": "failed"}})
     with pytest.raises(ConflictError, match="is failed"):
-        releases.rollback(cp, "shop", to=bad["release"])
+        cp.rollback("shop", to=bad["release"])
     with pytest.raises(ValidationError):
-        releases.rollback(cp, "shop", to="../x")
-    made = releases.rollback(cp, "shop")
+        cp.rollback("shop", to="../x")
+    made = cp.rollback("shop")
     assert env_state(cp) == "deploying"
     finish(cp, made["job_id"], "succeeded", {"pressluft_release": {
         "id": "6.1.9", "state": "live", "rolled_back": good["release"], "healthy": True}})
@@ -162,9 +161,9 @@ def test_rollback_job_and_its_refusals(cp):
 def test_health_check_records_its_verdict_on_the_live_release(cp):
     good = deploy(cp)
     finish(cp, good["job_id"], "succeeded", {"pressluft_release": {"id": good["release"], "state": "live"}})
-    made = releases.health_check(cp, "shop", urls=["/"], marker="ok")
+    made = cp.health_check("shop", urls=["/"], marker="ok")
     assert env_state(cp) == "active"  # a read-only job leaves the environment alone
     finish(cp, made["job_id"], "failed", {"pressluft_health": {
         "release": good["release"], "healthy": False, "reason": "/: HTTP 500", "checks": []}})
-    listed = releases.release_list(cp, "shop")[0]
+    listed = cp.release_list("shop")[0]
     assert (listed["state"], listed["healthy"], listed["reason"]) == ("live", False, "/: HTTP 500")

@@ -9,8 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.pool import NullPool
 
 from pressluft_lib.errors import ConflictError, TransitionError
-from pressluft_lib.queue import states
-from pressluft_lib.storage import db
+from pressluft_lib.storage import db, transitions
 from pressluft_lib.storage.models import (
     AuditLog,
     Backup,
@@ -26,7 +25,7 @@ from pressluft_lib.storage.models import (
 
 CASES = [
     (model, current, new, new in table[current])
-    for model, table in states.MACHINES.items()
+    for model, table in transitions.MACHINES.items()
     for current in table
     for new in table
     if new != current
@@ -72,7 +71,7 @@ def _make(s, model, state):
 
 def test_tables_are_closed():
     """Every target state is itself a state of the machine, and every machine has a terminal state."""
-    for table in states.MACHINES.values():
+    for table in transitions.MACHINES.values():
         assert all(targets <= table.keys() for targets in table.values())
         assert any(not targets for targets in table.values())
 
@@ -87,11 +86,11 @@ def test_transition(walk_sf, model, current, new, ok):
             obj.type = "site_delete"  # destructive: never re-queued
             s.flush()
             with pytest.raises(TransitionError, match="never re-queued"):
-                states.transition(s, obj, new)
+                transitions.transition(s, obj, new)
             obj.type = "site_create"
             s.flush()
         if ok:
-            states.transition(s, obj, new, event={"why": "test"})
+            transitions.transition(s, obj, new, event={"why": "test"})
             assert obj.state == new
             assert s.scalar(select(model.state).where(model.id == obj.id)) == new
             if model is Job:
@@ -102,7 +101,7 @@ def test_transition(walk_sf, model, current, new, ok):
                 assert (log.action, log.result, log.detail["from"]) == ("transition", new, current)
         else:
             with pytest.raises(TransitionError):
-                states.transition(s, obj, new)
+                transitions.transition(s, obj, new)
             assert s.scalar(select(model.state).where(model.id == obj.id)) == current
         s.rollback()
 
@@ -113,10 +112,10 @@ def test_lost_race_is_a_conflict(sf, make_site):
         stale = stale_session.get(Site, site.id)  # loaded while still active
         stale_session.commit()
     with sf.begin() as s:
-        states.transition(s, s.get(Site, site.id), "deploying")
+        transitions.transition(s, s.get(Site, site.id), "deploying")
     with sf.begin() as s:
         with pytest.raises(ConflictError, match="changed concurrently"):
-            states.transition(s, s.merge(stale, load=False), "updating")
+            transitions.transition(s, s.merge(stale, load=False), "updating")
     with sf() as s:
         assert s.get(Site, site.id).state == "deploying"
         assert s.scalar(select(func.count()).select_from(AuditLog)) == 1
@@ -137,7 +136,7 @@ def test_concurrent_transitions_one_winner(sf, make_site):
             barrier.wait(timeout=10)
             try:
                 with s.begin():
-                    states.transition(s, obj, target)
+                    transitions.transition(s, obj, target)
                 results[target] = "won"
             except ConflictError as exc:
                 results[target] = exc

@@ -1,4 +1,4 @@
-"""State machines as plain tables, and the one guarded `transition()` every state change goes through.
+"""The one guarded `transition()` every state change goes through (the tables are in pressluft_lib.states).
 
 Events: a Job transition writes a JobEvent (kind "state"); a resource transition (node, site,
 environment, release, backup, domain) writes an AuditLog row (action "transition",
@@ -15,6 +15,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from pressluft_lib import jobtypes
 from pressluft_lib.errors import ConflictError, TransitionError
+from pressluft_lib.states import BACKUP, DOMAIN, JOB, NODE, RELEASE, RESOURCE, JobState
 from pressluft_lib.storage.models import (
     AuditLog,
     Backup,
@@ -27,69 +28,6 @@ from pressluft_lib.storage.models import (
     Site,
     utcnow,
 )
-
-JOB_ACTIVE = ("queued", "running", "stalled")
-JOB_TERMINAL = ("succeeded", "failed", "cancelled", "timed_out")
-JOB: dict[str, frozenset[str]] = {
-    "queued": frozenset({"running", "cancelled"}),
-    "running": frozenset({"succeeded", "failed", "cancelled", "timed_out", "stalled"}),
-    "stalled": frozenset({"queued", "failed"}),  # queued only for non-destructive types
-    **{s: frozenset() for s in JOB_TERMINAL},
-}
-
-# Sites and environments share one machine. A resource in a mutating state rejects other mutations.
-RESOURCE_MUTATING = ("creating", "cloning", "deploying", "restoring", "promoting", "updating", "deleting")
-RESOURCE: dict[str, frozenset[str]] = {
-    "creating": frozenset({"active", "failed"}),
-    "active": frozenset({"cloning", "deploying", "restoring", "promoting", "updating", "deleting"}),
-    **{s: frozenset({"active", "failed"}) for s in RESOURCE_MUTATING[1:-1]},
-    "deleting": frozenset({"deleted", "failed"}),
-    "failed": frozenset({"active", "deleting"}),  # active only through reset_site/reset_env
-    "deleted": frozenset(),
-}
-
-NODE: dict[str, frozenset[str]] = {
-    "pending": frozenset({"provisioning", "removed"}),
-    "provisioning": frozenset({"active", "failed"}),
-    "active": frozenset({"provisioning", "removed"}),
-    "failed": frozenset({"provisioning", "removed"}),
-    "removed": frozenset(),
-}
-
-RELEASE: dict[str, frozenset[str]] = {
-    "building": frozenset({"checking", "failed"}),
-    "checking": frozenset({"healthy", "failed"}),
-    "healthy": frozenset({"live", "pruned"}),
-    "live": frozenset({"healthy", "rolled_back"}),  # healthy: superseded by a newer live release
-    "rolled_back": frozenset({"pruned"}),
-    "failed": frozenset({"pruned"}),
-    "pruned": frozenset(),
-}
-
-BACKUP: dict[str, frozenset[str]] = {
-    "pending": frozenset({"running", "failed"}),
-    "running": frozenset({"completed", "failed"}),
-    "completed": frozenset({"expired", "deleted"}),
-    "expired": frozenset({"deleted"}),
-    "failed": frozenset({"deleted"}),
-    "deleted": frozenset(),
-}
-
-DOMAIN: dict[str, frozenset[str]] = {
-    "pending": frozenset({"active", "failed", "removed"}),
-    "active": frozenset({"failed", "removed"}),
-    "failed": frozenset({"pending", "removed"}),
-    "removed": frozenset(),
-}
-
-# Where a mutating state goes when its job ends: success -> SETTLE_SUCCESS[state], else "failed".
-NODE_MUTATING = ("provisioning",)
-# A job cancelled before it ran changed nothing: these states are entered from active only, so their
-# resource goes back to active. The others (creating, deleting, provisioning) end as failed.
-SETTLE_UNTOUCHED = {
-    s: "active" for s in RESOURCE_MUTATING if {a for a, nxt in RESOURCE.items() if s in nxt} == {"active"}
-}
-SETTLE_SUCCESS = {**{s: "active" for s in RESOURCE_MUTATING}, "deleting": "deleted", "provisioning": "active"}
 
 MACHINES: dict[type, dict[str, frozenset[str]]] = {
     Job: JOB,
@@ -146,7 +84,7 @@ def transition(
             f"{_target(obj)}: {current} -> {new_state} is not allowed",
             details={"from": current, "to": new_state, "allowed": sorted(MACHINES[model].get(current, ()))},
         )
-    if model is Job and current == "stalled" and new_state == "queued":
+    if model is Job and current == JobState.STALLED and new_state == JobState.QUEUED:
         jt = jobtypes.JOB_TYPES.get(obj.type)
         if jt is None or jt.destructive:
             raise TransitionError(f"jobs:{obj.id}: destructive job type {obj.type} is never re-queued")

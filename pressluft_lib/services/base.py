@@ -1,0 +1,69 @@
+"""What every ControlPlane mixin shares: the database, the audited actor, the audited transaction."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from pressluft_lib.errors import NotFound, PressluftError
+from pressluft_lib.storage import db
+from pressluft_lib.storage.models import AuditLog, Node, Site, utcnow
+
+
+class ServiceBase:
+    """One control-plane database and the actor whose calls are audited."""
+
+    def __init__(self, url: str | None = None, actor: str | None = None):
+        self.url = url or db.default_url()
+        self.session_factory = db.session_factory(self.url)
+        self.actor = actor or f"{getpass.getuser()}@cli"
+
+    @contextmanager
+    def _mutation(
+        self, action: str, target: str, detail: dict | None = None
+    ) -> Iterator[tuple[Session, dict]]:
+        """A transaction that ends with an audit row; a refused call is audited on its own."""
+        result: dict[str, Any] = {"result": "ok", "detail": dict(detail or {})}
+        try:
+            with self.session_factory.begin() as session:
+                yield session, result
+                session.execute(
+                    insert(AuditLog).values(
+                        actor=self.actor,
+                        action=action,
+                        target=target,
+                        result=result["result"],
+                        detail=result["detail"],
+                        created_at=utcnow(),
+                    )
+                )
+        except PressluftError as exc:
+            with self.session_factory.begin() as session:
+                session.execute(
+                    insert(AuditLog).values(
+                        actor=self.actor,
+                        action=action,
+                        target=target,
+                        result=exc.code,
+                        detail={**result["detail"], "error": exc.message},
+                        created_at=utcnow(),
+                    )
+                )
+            raise
+
+    def _node(self, session: Session, name: str) -> Node:
+        node = session.scalar(select(Node).where(Node.name == name))
+        if node is None:
+            raise NotFound(f"node {name!r} does not exist", details={"node": name})
+        return node
+
+    def _site(self, session: Session, name: str) -> Site:
+        site = session.scalar(select(Site).where(Site.name == name))
+        if site is None:
+            raise NotFound(f"site {name!r} does not exist", details={"site": name})
+        return site

@@ -1,0 +1,135 @@
+"""States of jobs and resources as enums, and the state machines as plain tables (data only).
+
+Each enum is a StrEnum: its members are the strings stored in the database and shown in the
+event stream, so `job.state == JobState.QUEUED` and `job.state == "queued"` are the same test.
+The guarded `transition()` that moves a row through these tables is in storage/transitions.py.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    STALLED = "stalled"  # its worker stopped heartbeating; re-queued only if not destructive
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+
+class ResourceState(StrEnum):
+    """Sites and environments share one machine."""
+
+    CREATING = "creating"
+    ACTIVE = "active"
+    CLONING = "cloning"
+    DEPLOYING = "deploying"
+    RESTORING = "restoring"
+    PROMOTING = "promoting"
+    UPDATING = "updating"
+    DELETING = "deleting"
+    FAILED = "failed"
+    DELETED = "deleted"
+
+
+class NodeState(StrEnum):
+    PENDING = "pending"
+    PROVISIONING = "provisioning"
+    ACTIVE = "active"
+    FAILED = "failed"
+    REMOVED = "removed"
+
+
+class ReleaseState(StrEnum):
+    BUILDING = "building"
+    CHECKING = "checking"
+    HEALTHY = "healthy"
+    LIVE = "live"
+    ROLLED_BACK = "rolled_back"
+    FAILED = "failed"
+    PRUNED = "pruned"
+
+
+class BackupState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    EXPIRED = "expired"
+    FAILED = "failed"
+    DELETED = "deleted"
+
+
+class DomainState(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    FAILED = "failed"
+    REMOVED = "removed"
+
+
+J, R, N, REL, B, D = JobState, ResourceState, NodeState, ReleaseState, BackupState, DomainState
+
+JOB_ACTIVE = (J.QUEUED, J.RUNNING, J.STALLED)
+JOB_TERMINAL = (J.SUCCEEDED, J.FAILED, J.CANCELLED, J.TIMED_OUT)
+JOB: dict[str, frozenset[str]] = {
+    J.QUEUED: frozenset({J.RUNNING, J.CANCELLED}),
+    J.RUNNING: frozenset({J.SUCCEEDED, J.FAILED, J.CANCELLED, J.TIMED_OUT, J.STALLED}),
+    J.STALLED: frozenset({J.QUEUED, J.FAILED}),  # queued only for non-destructive types
+    **{s: frozenset() for s in JOB_TERMINAL},
+}
+
+# A resource in a mutating state rejects other mutations.
+RESOURCE_MUTATING = (R.CREATING, R.CLONING, R.DEPLOYING, R.RESTORING, R.PROMOTING, R.UPDATING, R.DELETING)
+RESOURCE: dict[str, frozenset[str]] = {
+    R.CREATING: frozenset({R.ACTIVE, R.FAILED}),
+    R.ACTIVE: frozenset({R.CLONING, R.DEPLOYING, R.RESTORING, R.PROMOTING, R.UPDATING, R.DELETING}),
+    **{s: frozenset({R.ACTIVE, R.FAILED}) for s in RESOURCE_MUTATING[1:-1]},
+    R.DELETING: frozenset({R.DELETED, R.FAILED}),
+    R.FAILED: frozenset({R.ACTIVE, R.DELETING}),  # active only through reset_site/reset_env
+    R.DELETED: frozenset(),
+}
+
+NODE: dict[str, frozenset[str]] = {
+    N.PENDING: frozenset({N.PROVISIONING, N.REMOVED}),
+    N.PROVISIONING: frozenset({N.ACTIVE, N.FAILED}),
+    N.ACTIVE: frozenset({N.PROVISIONING, N.REMOVED}),
+    N.FAILED: frozenset({N.PROVISIONING, N.REMOVED}),
+    N.REMOVED: frozenset(),
+}
+
+RELEASE: dict[str, frozenset[str]] = {
+    REL.BUILDING: frozenset({REL.CHECKING, REL.FAILED}),
+    REL.CHECKING: frozenset({REL.HEALTHY, REL.FAILED}),
+    REL.HEALTHY: frozenset({REL.LIVE, REL.PRUNED}),
+    REL.LIVE: frozenset({REL.HEALTHY, REL.ROLLED_BACK}),  # healthy: superseded by a newer live release
+    REL.ROLLED_BACK: frozenset({REL.PRUNED}),
+    REL.FAILED: frozenset({REL.PRUNED}),
+    REL.PRUNED: frozenset(),
+}
+
+BACKUP: dict[str, frozenset[str]] = {
+    B.PENDING: frozenset({B.RUNNING, B.FAILED}),
+    B.RUNNING: frozenset({B.COMPLETED, B.FAILED}),
+    B.COMPLETED: frozenset({B.EXPIRED, B.DELETED}),
+    B.EXPIRED: frozenset({B.DELETED}),
+    B.FAILED: frozenset({B.DELETED}),
+    B.DELETED: frozenset(),
+}
+
+DOMAIN: dict[str, frozenset[str]] = {
+    D.PENDING: frozenset({D.ACTIVE, D.FAILED, D.REMOVED}),
+    D.ACTIVE: frozenset({D.FAILED, D.REMOVED}),
+    D.FAILED: frozenset({D.PENDING, D.REMOVED}),
+    D.REMOVED: frozenset(),
+}
+
+# Where a mutating state goes when its job ends: success -> SETTLE_SUCCESS[state], else failed.
+NODE_MUTATING = (N.PROVISIONING,)
+# A job cancelled before it ran changed nothing: these states are entered from active only, so their
+# resource goes back to active. The others (creating, deleting, provisioning) end as failed.
+SETTLE_UNTOUCHED = {
+    s: R.ACTIVE for s in RESOURCE_MUTATING if {a for a, nxt in RESOURCE.items() if s in nxt} == {R.ACTIVE}
+}
+SETTLE_SUCCESS = {**{s: R.ACTIVE for s in RESOURCE_MUTATING}, R.DELETING: R.DELETED, N.PROVISIONING: N.ACTIVE}
