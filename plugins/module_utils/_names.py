@@ -26,6 +26,7 @@ RESERVED = frozenset((
     'debian', 'ubuntu', 'sudo',
 ))
 
+DEFAULT_ENV = 'production'  # the environment a site gets first (pressluft_lib names.DEFAULT_ENV)
 SITES_ROOT = '/var/www/sites'
 POOL_DIR = '/etc/php/{version}/fpm/pool.d'
 SOCKET_DIR = '/run/php'
@@ -75,7 +76,7 @@ def pool_file(version, site, env):
     return '%s/pressluft-%s.conf' % (POOL_DIR.format(version=version), env_names(site, env)['user'])
 
 
-def env_names(site, env='production'):
+def env_names(site, env=DEFAULT_ENV):
     """Every name derived from (site, env); raises ValueError for invalid names."""
     validate_site(site)
     validate_env(env)

@@ -30,8 +30,8 @@ SALT_ALPHABET = string.ascii_letters + string.digits + '!#%&()*+,-.:;<=>?@[]^_{|
 REF_RE = re.compile(r'@@pressluft_secret:([A-Za-z_.]+)@@')
 
 
-class SecretsError(Exception):
-    """The secrets file or the input cannot be used; nothing was changed."""
+class SecretsError(ValueError):
+    """The secrets file or the input cannot be used; nothing was changed (a ValueError: bad input)."""
 
 
 def _token(length, alphabet=string.ascii_letters + string.digits):

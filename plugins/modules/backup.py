@@ -33,7 +33,9 @@ description:
 author:
   - Pressluft developers (@pressluft)
 extends_documentation_fragment:
+  - pressluft.wordpress.env
   - pressluft.wordpress.fencing
+  - pressluft.wordpress.wp_cli
 attributes:
   check_mode:
     description: Reports what would change; O(state=restored) still verifies the checksums.
@@ -46,14 +48,6 @@ attributes:
     support: full
     platforms: debian
 options:
-  site:
-    description: Site name (2-20 lowercase letters and digits, starting with a letter, not reserved).
-    type: str
-    required: true
-  env:
-    description: Environment name (2-11 lowercase letters and digits, starting with a letter).
-    type: str
-    default: production
   id:
     description: Backup id, 1-64 letters, digits, dots, underscores and dashes; starts with a letter or digit.
     type: str
@@ -90,13 +84,6 @@ options:
     type: str
   s3_secret_access_key:
     description: Secret access key for an S3 repository (passed to restic as C(AWS_SECRET_ACCESS_KEY)).
-    type: str
-  wp_cli:
-    description: Path of WP-CLI on the node.
-    type: path
-    default: /usr/local/bin/wp
-  run_as:
-    description: User that runs WP-CLI; defaults to the environment's user C(<site>_<env>). Never C(root).
     type: str
 notes:
   - Secrets reach restic through its environment, never its command line.
@@ -168,7 +155,6 @@ import stat
 import tempfile
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pressluft.wordpress.plugins.module_utils._backup import (
     FORMAT,
     MANIFEST,
@@ -182,8 +168,11 @@ from ansible_collections.pressluft.wordpress.plugins.module_utils._backup import
     valid_id,
     write_json,
 )
-from ansible_collections.pressluft.wordpress.plugins.module_utils._fencing import FENCING_ARGSPEC, fence
-from ansible_collections.pressluft.wordpress.plugins.module_utils._names import env_names
+from ansible_collections.pressluft.wordpress.plugins.module_utils._env import (
+    WP_CLI_ARGSPEC,
+    check_run_as,
+    env_module,
+)
 from ansible_collections.pressluft.wordpress.plugins.module_utils._restic import Restic, ResticError
 from ansible_collections.pressluft.wordpress.plugins.module_utils._restore import restore
 from ansible_collections.pressluft.wordpress.plugins.module_utils._wp_release import release_version
@@ -203,9 +192,7 @@ class Env(object):
         self.wp_config = os.path.join(self.shared, 'wp-config.php')
         self.current = os.path.join(self.root, 'current')
         self.tmp = os.path.join(self.root, 'tmp')
-        self.user = p['run_as'] or names['user']
-        if self.user == 'root':
-            module.fail_json(msg='run_as must not be root: WP-CLI runs as the environment user')
+        self.user = p['run_as']  # filled and checked by check_run_as
 
     def release(self):
         """(release id, release dir) that current points at, or (None, None)."""
@@ -421,10 +408,15 @@ def absent(module, names, backup_dir, dest):
     module.exit_json(**result)
 
 
+def _check(p, names):
+    check_run_as(p, names)
+    if not valid_id(p['id']):
+        raise ValueError('invalid backup id %r: use 1-64 letters, digits, dots, underscores and dashes, '
+                         'starting with a letter or digit' % (p['id'],))
+
+
 def main():
     argument_spec = dict(
-        site=dict(type='str', required=True),
-        env=dict(type='str', default='production'),
         id=dict(type='str', required=True),
         state=dict(type='str', choices=['present', 'restored', 'absent'], default='present'),
         scope=dict(type='str', choices=['full', 'db', 'files'], default='full'),
@@ -435,23 +427,13 @@ def main():
         restic_password=dict(type='str', no_log=True),
         s3_access_key_id=dict(type='str', no_log=True),
         s3_secret_access_key=dict(type='str', no_log=True),
-        wp_cli=dict(type='path', default='/usr/local/bin/wp'),
-        run_as=dict(type='str'),
     )
-    argument_spec.update(FENCING_ARGSPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    argument_spec.update(WP_CLI_ARGSPEC)
+    module, names = env_module(argument_spec, check=_check)
     p = module.params
-    try:
-        names = env_names(p['site'], p['env'])
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    if not valid_id(p['id']):
-        module.fail_json(msg='invalid backup id %r: use 1-64 letters, digits, dots, underscores and dashes, '
-                             'starting with a letter or digit' % (p['id'],))
     env = Env(module, names)
     backup_dir = p['backup_dir'] or os.path.join(BACKUP_ROOT, names['name'])
     dest = os.path.join(backup_dir, p['id'])
-    fence(module, p['site'])
     if p['state'] == 'absent':
         absent(module, names, backup_dir, dest)
     if p['state'] == 'restored':

@@ -22,42 +22,20 @@ version_added: "1.0.0"
 author:
   - Pressluft developers (@pressluft)
 extends_documentation_fragment:
+  - pressluft.wordpress.attributes
+  - pressluft.wordpress.env
   - pressluft.wordpress.fencing
+  - pressluft.wordpress.secrets
 options:
-  site:
-    description: Site name (see the Pressluft name contract).
-    type: str
-    required: true
-  env:
-    description: Environment name.
-    type: str
-    default: production
   state:
     description: Whether the secrets file exists.
     type: str
     choices: [present, absent]
     default: present
-  secrets_dir:
-    description: Directory of the secrets files, created C(0700) root when missing.
-    type: path
-    default: /etc/pressluft/secrets
-  initial_secrets:
-    description:
-      - Values to use instead of generated ones for keys the file does not hold yet, for example
-        the passwords the Pressluft control plane keeps in its secret store.
-      - Only C(db_password), C(redis_password) and C(wp_admin_password) are accepted.
-        A value already in the file is never replaced.
-      - Not a no_log option, since the module returns the secrets anyway (Ansible would otherwise mask
-        the returned values equal to these); use C(no_log) on the task, which also keeps them out of
-        the node's log.
-    type: dict
-    default: {}
 attributes:
   check_mode:
-    description: Can run in check mode and predict changes without modifying the target.
     support: full
   diff_mode:
-    description: Returns details on what has changed in diff mode.
     support: none
 '''
 
@@ -86,9 +64,7 @@ secrets:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pressluft.wordpress.plugins.module_utils._fencing import FENCING_ARGSPEC, fence
-from ansible_collections.pressluft.wordpress.plugins.module_utils._names import env_names
+from ansible_collections.pressluft.wordpress.plugins.module_utils._env import env_module
 from ansible_collections.pressluft.wordpress.plugins.module_utils._secrets import (
     SECRETS_ARGSPEC,
     SecretsError,
@@ -97,25 +73,17 @@ from ansible_collections.pressluft.wordpress.plugins.module_utils._secrets impor
 )
 
 
+def _check(p, names):
+    check_initial(p['initial_secrets'])  # a SecretsError is a ValueError
+
+
 def main():
     argument_spec = dict(
-        site=dict(type='str', required=True),
-        env=dict(type='str', default='production'),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
     )
     argument_spec.update(SECRETS_ARGSPEC)
-    argument_spec.update(FENCING_ARGSPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module, names = env_module(argument_spec, check=_check)
     p = module.params
-    try:
-        names = env_names(p['site'], p['env'])
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    try:
-        check_initial(p['initial_secrets'])
-    except SecretsError as exc:
-        module.fail_json(msg=str(exc))
-    fence(module, p['site'])
     path = os.path.join(p['secrets_dir'], names['name'] + '.json')
 
     if p['state'] == 'absent':

@@ -35,16 +35,11 @@ version_added: "1.0.0"
 author:
   - Pressluft developers (@pressluft)
 extends_documentation_fragment:
+  - pressluft.wordpress.attributes
+  - pressluft.wordpress.env
   - pressluft.wordpress.fencing
+  - pressluft.wordpress.secrets
 options:
-  site:
-    description: Site name (see the Pressluft name contract).
-    type: str
-    required: true
-  env:
-    description: Environment name.
-    type: str
-    default: production
   extra_groups:
     description: Supplementary groups of the environment user (added, never removed).
     type: list
@@ -59,13 +54,11 @@ options:
       - Omitted, the file is left alone.
     type: str
   secrets:
-    description: Keep the secrets file (see the description) and return the secrets.
+    description:
+      - Keep the secrets file (see the description) and return the secrets.
+      - O(secrets_dir) and O(initial_secrets) apply only then.
     type: bool
     default: false
-  secrets_dir:
-    description: Directory of the secrets files, created C(0700) root when missing.
-    type: path
-    default: /etc/pressluft/secrets
   redis:
     description:
       - How to reach Redis as its admin user to converge the environment's ACL user (see the description).
@@ -84,18 +77,8 @@ options:
         description: File holding the admin user's password (first line).
         type: path
         default: /etc/redis/pressluft-admin.pass
-  initial_secrets:
-    description:
-      - With O(secrets=true), values to use instead of generated ones for keys the file does not hold
-        yet (C(db_password), C(redis_password), C(wp_admin_password)); a value in the file is never replaced.
-      - Not a no_log option, since the module returns the secrets anyway (Ansible would otherwise mask
-        the returned values equal to these); use C(no_log) on the task, which also keeps them out of
-        the node's log.
-    type: dict
-    default: {}
 attributes:
   check_mode:
-    description: Can run in check mode and predict changes without modifying the target.
     support: full
   diff_mode:
     description: Returns details on what has changed in diff mode (never the content of wp-config.php).
@@ -169,10 +152,8 @@ import re
 import socket
 import struct
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pressluft.wordpress.plugins.module_utils._atomic import file_differs, write_file
-from ansible_collections.pressluft.wordpress.plugins.module_utils._fencing import FENCING_ARGSPEC, fence
-from ansible_collections.pressluft.wordpress.plugins.module_utils._names import env_names
+from ansible_collections.pressluft.wordpress.plugins.module_utils._env import env_module
 from ansible_collections.pressluft.wordpress.plugins.module_utils._redis_acl import (
     ADMIN_ARGSPEC,
     AdminPasswordError,
@@ -394,39 +375,32 @@ def redis_user(module, redis, name, pattern, secrets, changes):
     return acl
 
 
+def _check(p, names):
+    for g in p['extra_groups']:
+        if not GROUP_RE.match(g):
+            raise ValueError('invalid group name %r' % g)
+        try:
+            grp.getgrnam(g)
+        except KeyError:
+            raise ValueError('group %s does not exist: provision the node first (node_provision.yml)'
+                             % g) from None
+    check_initial(p['initial_secrets'])  # a SecretsError is a ValueError
+    if p['wp_config'] is not None and not p['secrets'] and REF_RE.search(p['wp_config']):
+        raise ValueError('wp_config references secrets (@@pressluft_secret:...@@): set secrets=true')
+    if p['redis'] is not None and not p['secrets']:
+        raise ValueError('redis needs secrets=true: the ACL user gets the secrets file\'s redis_password')
+
+
 def main():
     argument_spec = dict(
-        site=dict(type='str', required=True),
-        env=dict(type='str', default='production'),
         extra_groups=dict(type='list', elements='str', default=['redis']),
         wp_config=dict(type='str', no_log=True),
         secrets=dict(type='bool', default=False),
         redis=dict(type='dict', options=dict(ADMIN_ARGSPEC)),
     )
     argument_spec.update(SECRETS_ARGSPEC)
-    argument_spec.update(FENCING_ARGSPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module, names = env_module(argument_spec, check=_check)
     p = module.params
-    try:
-        names = env_names(p['site'], p['env'])
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    for g in p['extra_groups']:
-        if not GROUP_RE.match(g):
-            module.fail_json(msg='invalid group name %r' % g)
-        try:
-            grp.getgrnam(g)
-        except KeyError:
-            module.fail_json(msg='group %s does not exist: provision the node first (node_provision.yml)' % g)
-    try:
-        check_initial(p['initial_secrets'])
-    except SecretsError as exc:
-        module.fail_json(msg=str(exc))
-    if p['wp_config'] is not None and not p['secrets'] and REF_RE.search(p['wp_config']):
-        module.fail_json(msg='wp_config references secrets (@@pressluft_secret:...@@): set secrets=true')
-    if p['redis'] is not None and not p['secrets']:
-        module.fail_json(msg='redis needs secrets=true: the ACL user gets the secrets file\'s redis_password')
-    fence(module, p['site'])
 
     t = Tree(module, names)
     secrets = None

@@ -20,16 +20,10 @@ version_added: "1.0.0"
 author:
   - Pressluft developers (@pressluft)
 extends_documentation_fragment:
+  - pressluft.wordpress.attributes
+  - pressluft.wordpress.env
   - pressluft.wordpress.fencing
 options:
-  site:
-    description: Site name (see the Pressluft name contract).
-    type: str
-    required: true
-  env:
-    description: Environment name.
-    type: str
-    default: production
   state:
     description: Whether the server block exists.
     type: str
@@ -44,10 +38,8 @@ options:
     default: /etc/nginx/pressluft-sites
 attributes:
   check_mode:
-    description: Can run in check mode and predict changes without modifying the target.
     support: full
   diff_mode:
-    description: Returns details on what has changed in diff mode.
     support: full
 '''
 
@@ -70,10 +62,8 @@ path:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pressluft.wordpress.plugins.module_utils._atomic import file_differs, write_file
-from ansible_collections.pressluft.wordpress.plugins.module_utils._fencing import FENCING_ARGSPEC, fence
-from ansible_collections.pressluft.wordpress.plugins.module_utils._names import env_names
+from ansible_collections.pressluft.wordpress.plugins.module_utils._env import env_module
 
 
 def _read(path):
@@ -84,27 +74,20 @@ def _read(path):
         return ''
 
 
+def _check(p, names):
+    if p['state'] == 'present' and not os.path.isdir(p['sites_dir']):
+        raise ValueError('%s does not exist: provision the node first (node_provision.yml)' % p['sites_dir'])
+
+
 def main():
     argument_spec = dict(
-        site=dict(type='str', required=True),
-        env=dict(type='str', default='production'),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
         content=dict(type='str'),
         sites_dir=dict(type='path', default='/etc/nginx/pressluft-sites'),
     )
-    argument_spec.update(FENCING_ARGSPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_if=[('state', 'present', ['content'])])
+    module, names = env_module(argument_spec, check=_check, required_if=[('state', 'present', ['content'])])
     p = module.params
-    try:
-        name = env_names(p['site'], p['env'])['name']
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    path = os.path.join(p['sites_dir'], name + '.conf')
-    if p['state'] == 'present' and not os.path.isdir(p['sites_dir']):
-        module.fail_json(msg='%s does not exist: provision the node first (node_provision.yml)'
-                         % p['sites_dir'], path=path)
-    fence(module, p['site'])
+    path = os.path.join(p['sites_dir'], names['name'] + '.conf')
 
     before = _read(path)
     if p['state'] == 'absent':

@@ -23,6 +23,7 @@ description:
 author:
   - Pressluft developers (@pressluft)
 extends_documentation_fragment:
+  - pressluft.wordpress.env
   - pressluft.wordpress.fencing
 attributes:
   check_mode:
@@ -38,14 +39,6 @@ attributes:
     support: full
     platforms: debian
 options:
-  site:
-    description: Site name (2-20 lowercase letters and digits, starting with a letter, not reserved).
-    type: str
-    required: true
-  env:
-    description: Environment name (2-11 lowercase letters and digits, starting with a letter).
-    type: str
-    default: production
   php_version:
     description: PHP version whose PHP-FPM gets the pool, such as C(8.2).
     type: str
@@ -192,8 +185,7 @@ import shutil
 import stat
 import tempfile
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pressluft.wordpress.plugins.module_utils._fencing import FENCING_ARGSPEC, fence
+from ansible_collections.pressluft.wordpress.plugins.module_utils._env import env_module
 from ansible_collections.pressluft.wordpress.plugins.module_utils._names import (
     env_names,
     pool_file,
@@ -325,10 +317,14 @@ def read(path):
         return None
 
 
+def _check(p, names):
+    problems = check_params(p)[1]
+    if problems:
+        raise ValueError('; '.join(problems))
+
+
 def main():
     argument_spec = dict(
-        site=dict(type='str', required=True),
-        env=dict(type='str', default='production'),
         php_version=dict(type='str', required=True),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
         pm=dict(type='str', choices=['ondemand', 'dynamic', 'static'], default='ondemand'),
@@ -349,18 +345,9 @@ def main():
         error_log=dict(type='path'),
         php_admin_values=dict(type='dict', default={}),
     )
-    argument_spec.update(FENCING_ARGSPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module, names = env_module(argument_spec, check=_check)
     p = module.params
-    # Checking the input changes nothing, so it may come before the fence; every change comes after it.
-    try:
-        names, problems = check_params(p)
-        path = pool_file(p['php_version'], p['site'], p['env'])
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    if problems:
-        module.fail_json(msg='; '.join(problems))
-    fence(module, p['site'])
+    path = pool_file(p['php_version'], p['site'], p['env'])
 
     result = dict(changed=False, reload_needed=False, pool_file=path, pool_name=names['pool_name'],
                   socket=names['pool_socket'], user=p['user'])

@@ -21,6 +21,7 @@ version_added: "1.0.0"
 author:
   - Pressluft developers (@pressluft)
 extends_documentation_fragment:
+  - pressluft.wordpress.attributes
   - pressluft.wordpress.fencing
 options:
   name:
@@ -55,10 +56,8 @@ options:
     type: str
 attributes:
   check_mode:
-    description: Can run in check mode and predict changes without modifying the target.
     support: full
   diff_mode:
-    description: Returns details on what has changed in diff mode.
     support: none
 '''
 

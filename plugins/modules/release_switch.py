@@ -27,6 +27,7 @@ description:
 author:
   - Pressluft developers (@pressluft)
 extends_documentation_fragment:
+  - pressluft.wordpress.env
   - pressluft.wordpress.fencing
 attributes:
   check_mode:
@@ -42,14 +43,6 @@ attributes:
     support: full
     platforms: posix
 options:
-  site:
-    description: Site name (2-20 lowercase letters and digits, starting with a letter, not reserved).
-    type: str
-    required: true
-  env:
-    description: Environment name (2-11 lowercase letters and digits, starting with a letter).
-    type: str
-    default: production
   root:
     description:
       - The environment tree; defaults to C(/var/www/sites/<site>/<env>).
@@ -186,9 +179,7 @@ root:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pressluft.wordpress.plugins.module_utils._fencing import FENCING_ARGSPEC, fence
-from ansible_collections.pressluft.wordpress.plugins.module_utils._names import env_names
+from ansible_collections.pressluft.wordpress.plugins.module_utils._env import env_module
 from ansible_collections.pressluft.wordpress.plugins.module_utils._releases import (
     FAILED_MARKS,
     ReleaseError,
@@ -293,10 +284,15 @@ def _apply(module, rel, plan):
         rel.remove(name, module.run_command)
 
 
+def _check(p, names):
+    if p['release'] is not None:
+        validate_release(p['release'])
+    if p['state'] == 'pruned' and p['keep'] < 1:
+        raise ValueError('keep must be at least 1, got %d' % p['keep'])
+
+
 def main():
     argument_spec = dict(
-        site=dict(type='str', required=True),
-        env=dict(type='str', default='production'),
         root=dict(type='path'),
         release=dict(type='str'),
         state=dict(type='str', default='current',
@@ -304,20 +300,10 @@ def main():
         reason=dict(type='str'),
         keep=dict(type='int', default=5),
     )
-    argument_spec.update(FENCING_ARGSPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_if=[('state', s, ['release'])
-                                        for s in ('unfinished', 'healthy', 'unhealthy', 'current')])
+    module, names = env_module(argument_spec, check=_check,
+                               required_if=[('state', s, ['release'])
+                                            for s in ('unfinished', 'healthy', 'unhealthy', 'current')])
     p = module.params
-    try:  # refuse bad input before the fencing token is recorded
-        names = env_names(p['site'], p['env'])
-        if p['release'] is not None:
-            validate_release(p['release'])
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    if p['state'] == 'pruned' and p['keep'] < 1:
-        module.fail_json(msg='keep must be at least 1, got %d' % p['keep'])
-    fence(module, p['site'])
 
     rel = Releases(p['root'] or names['root'])
     result = dict(changed=False, root=rel.root)

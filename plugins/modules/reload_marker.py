@@ -25,6 +25,8 @@ description:
 version_added: "1.0.0"
 author:
   - Pressluft developers (@pressluft)
+extends_documentation_fragment:
+  - pressluft.wordpress.attributes
 options:
   watch:
     description:
@@ -64,10 +66,8 @@ options:
     default: 30
 attributes:
   check_mode:
-    description: Can run in check mode and predict changes without modifying the target.
     support: full
   diff_mode:
-    description: Returns details on what has changed in diff mode.
     support: none
 '''
 

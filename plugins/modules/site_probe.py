@@ -22,15 +22,10 @@ description:
 version_added: "1.0.0"
 author:
   - Pressluft developers (@pressluft)
+extends_documentation_fragment:
+  - pressluft.wordpress.attributes
+  - pressluft.wordpress.env
 options:
-  site:
-    description: Site name.
-    type: str
-    required: true
-  env:
-    description: Environment name.
-    type: str
-    default: production
   host:
     description: Host header (one of the environment's domains).
     type: str
@@ -84,7 +79,6 @@ attributes:
     description: Read-only; runs in check mode as well.
     support: full
   diff_mode:
-    description: Returns details on what has changed in diff mode.
     support: none
 '''
 
@@ -142,8 +136,7 @@ import socket
 import struct
 from urllib.parse import urlsplit
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pressluft.wordpress.plugins.module_utils._names import env_names
+from ansible_collections.pressluft.wordpress.plugins.module_utils._env import env_module
 
 FCGI_BEGIN = 1
 FCGI_END = 3
@@ -236,10 +229,18 @@ def new_fatals(path, offset):
     return [line for line in text.splitlines() if any(m in line for m in FATAL_MARKS)][:10], size
 
 
+def _check(p, names):
+    for url in p['urls']:
+        if not url.startswith('/') or any(c in url for c in ' \r\n'):
+            raise ValueError('invalid health URL %r: give a path starting with / without spaces' % url)
+    if not p['urls']:
+        raise ValueError('urls must not be empty')
+    if p['log_offset'] is not None and p['log_offset'] < 0:
+        raise ValueError('log_offset must not be negative')
+
+
 def main():
-    module = AnsibleModule(argument_spec=dict(
-        site=dict(type='str', required=True),
-        env=dict(type='str', default='production'),
+    module, names = env_module(dict(
         host=dict(type='str', required=True),
         urls=dict(type='list', elements='str', default=['/']),
         marker=dict(type='str'),
@@ -252,19 +253,8 @@ def main():
         log_offset=dict(type='int'),
         timeout=dict(type='float', default=15),
         fail_unhealthy=dict(type='bool', default=True),
-    ), supports_check_mode=True)
+    ), check=_check, fencing=False)
     p = module.params
-    try:
-        names = env_names(p['site'], p['env'])
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    for url in p['urls']:
-        if not url.startswith('/') or any(c in url for c in ' \r\n'):
-            module.fail_json(msg='invalid health URL %r: give a path starting with / without spaces' % url)
-    if not p['urls']:
-        module.fail_json(msg='urls must not be empty')
-    if p['log_offset'] is not None and p['log_offset'] < 0:
-        module.fail_json(msg='log_offset must not be negative')
     result = dict(changed=False, checks=[])
     if p['via'] == 'fastcgi':
         root = os.path.realpath(p['root'] or names['current']).rstrip('/')

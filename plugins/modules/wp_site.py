@@ -30,7 +30,9 @@ description:
 author:
   - Pressluft developers (@pressluft)
 extends_documentation_fragment:
+  - pressluft.wordpress.env
   - pressluft.wordpress.fencing
+  - pressluft.wordpress.wp_cli
 attributes:
   check_mode:
     description:
@@ -45,14 +47,6 @@ attributes:
     support: full
     platforms: debian
 options:
-  site:
-    description: Site name (2-20 lowercase letters and digits, starting with a letter, not reserved).
-    type: str
-    required: true
-  env:
-    description: Environment name (2-11 lowercase letters and digits, starting with a letter).
-    type: str
-    default: production
   state:
     description: Whether WordPress is installed in the environment, or the environment's tree is removed.
     type: str
@@ -97,14 +91,6 @@ options:
   admin_password:
     description: Password of that administrator; required when WordPress is not installed yet.
     type: str
-  wp_cli:
-    description: Path of WP-CLI on the node.
-    type: path
-    default: /usr/local/bin/wp
-  run_as:
-    description: User that runs WP-CLI; defaults to the environment's user C(<site>_<env>). Never C(root).
-    type: str
-    aliases: [php_user]
 notes:
   - Release files are owned by root and readable by all (the environment tree's own permissions
     keep other users out), so PHP running as the environment's user cannot change core.
@@ -179,9 +165,12 @@ import os
 import pwd
 import re
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.pressluft.wordpress.plugins.module_utils._fencing import FENCING_ARGSPEC, fence
-from ansible_collections.pressluft.wordpress.plugins.module_utils._names import SITES_ROOT, env_names
+from ansible_collections.pressluft.wordpress.plugins.module_utils._env import (
+    WP_CLI_ARGSPEC,
+    check_run_as,
+    env_module,
+)
+from ansible_collections.pressluft.wordpress.plugins.module_utils._names import SITES_ROOT
 from ansible_collections.pressluft.wordpress.plugins.module_utils._wp_release import (
     ReleaseError,
     download,
@@ -231,32 +220,24 @@ class WpCli(object):
         return self.run(['option', 'get', key])[1].strip()
 
 
-def _params(module):
-    p = module.params
-    try:
-        names = env_names(p['site'], p['env'])
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
+def _check(p, names):
+    """Refuse bad values and fill the defaults derived from others."""
     if p['state'] == 'absent':
-        return names
+        return
     for key in ('version', 'url'):
         if not p[key]:
-            module.fail_json(msg='%s is required with state=present' % key)
+            raise ValueError('%s is required with state=present' % key)
     p['release'] = p['release'] or p['version']
     for key in ('version', 'release'):
         if not RELEASE_RE.match(p[key]):
-            module.fail_json(msg='invalid %s %r: use letters, digits, dots, dashes, plus signs, underscores'
+            raise ValueError('invalid %s %r: use letters, digits, dots, dashes, plus signs, underscores'
                              % (key, p[key]))
     if not URL_RE.match(p['url']):
-        module.fail_json(msg='invalid url %r: use http(s)://host[:port][/path]' % p['url'])
+        raise ValueError('invalid url %r: use http(s)://host[:port][/path]' % p['url'])
     p['url'] = p['url'].rstrip('/')
     if p['download_url'] and not (p['checksum'] and SHA256_RE.match(p['checksum'])):
-        module.fail_json(msg='download_url needs checksum as sha256:<64 hex digits>')
-    run_as = p['run_as'] or names['user']
-    if run_as == 'root':
-        module.fail_json(msg='run_as must not be root: WP-CLI runs as the environment user')
-    p['run_as'] = run_as
-    return names
+        raise ValueError('download_url needs checksum as sha256:<64 hex digits>')
+    check_run_as(p, names)
 
 
 def _absent(module, names):
@@ -377,8 +358,6 @@ def _present(module, names):
 
 def main():
     argument_spec = dict(
-        site=dict(type='str', required=True),
-        env=dict(type='str', default='production'),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
         version=dict(type='str'),
         release=dict(type='str'),
@@ -390,15 +369,11 @@ def main():
         admin_user=dict(type='str'),
         admin_email=dict(type='str'),
         admin_password=dict(type='str', no_log=True),
-        wp_cli=dict(type='path', default='/usr/local/bin/wp'),
-        run_as=dict(type='str', aliases=['php_user']),
     )
-    argument_spec.update(FENCING_ARGSPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[('src', 'download_url')],
-                           required_by={'download_url': 'checksum'})
-    names = _params(module)  # refuse bad names and values before anything else
-    fence(module, module.params['site'])
+    argument_spec.update(WP_CLI_ARGSPEC)
+    module, names = env_module(argument_spec, check=_check,
+                               mutually_exclusive=[('src', 'download_url')],
+                               required_by={'download_url': 'checksum'})
     if module.params['state'] == 'absent':
         _absent(module, names)
     _present(module, names)
