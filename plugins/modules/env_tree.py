@@ -233,36 +233,35 @@ class Tree(object):
     def run(self, argv):
         self.module.run_command(argv, check_rc=True)
 
-    def group(self):
-        name = self.names['group']
-        try:
-            grp.getgrnam(name)
-        except KeyError:
-            self.changes.append('group %s' % name)
-            if not self.check:
-                self.run(['groupadd', name])
+    def account(self, extra_groups):
+        """Create the user with its group (one useradd -U), or converge a user Pressluft created.
 
-    def user(self, extra_groups):
+        check_account() has refused an account Pressluft did not create before anything was written.
+        """
         n = self.names
-        comment = 'Pressluft %s/%s' % (n['site'], n['env'])
         try:
             pw = pwd.getpwnam(n['user'])
         except KeyError:
-            self.changes.append('user %s' % n['user'])
+            self.changes += ['group %s' % n['group'], 'user %s' % n['user']]
             if not self.check:
-                self.run(['useradd', '-g', n['group'], '-G', ','.join(extra_groups), '-d', n['root'], '-M',
-                          '-s', NOLOGIN, '-p', '!', '-c', comment, n['user']])
+                self.run(['useradd', '-U', '-G', ','.join(extra_groups), '-d', n['root'], '-M',
+                          '-s', NOLOGIN, '-p', '!', '-c', marker(n), n['user']])
             return True
+        try:
+            gid = grp.getgrnam(n['group']).gr_gid
+        except KeyError:  # our user lost its group (deleted by hand): recreate it
+            self.changes.append('group %s' % n['group'])
+            gid = None
+            if not self.check:
+                self.run(['groupadd', n['group']])
+                gid = grp.getgrnam(n['group']).gr_gid
         fix = []
-        if self.check and n['group'] not in [g.gr_name for g in grp.getgrall()]:
-            pass  # the group would be created above; the user is compared against it after that
-        elif pw.pw_gid != grp.getgrnam(n['group']).gr_gid:
+        if gid is not None and pw.pw_gid != gid:
             fix += ['-g', n['group']]
         missing = [g for g in extra_groups if n['user'] not in grp.getgrnam(g).gr_mem]
         if missing:
             fix += ['-a', '-G', ','.join(missing)]
-        for flag, want, have in (('-d', n['root'], pw.pw_dir), ('-s', NOLOGIN, pw.pw_shell),
-                                 ('-c', comment, pw.pw_gecos)):
+        for flag, want, have in (('-d', n['root'], pw.pw_dir), ('-s', NOLOGIN, pw.pw_shell)):
             if want != have:
                 fix += [flag, want]
         if self._password(n['user']) not in ('!', None):
@@ -346,6 +345,41 @@ class Tree(object):
                 write_file(path, data, uid, gid, mode)
 
 
+def marker(names):
+    """The GECOS comment that marks the accounts Pressluft created (site_delete checks it too)."""
+    return 'Pressluft %s/%s' % (names['site'], names['env'])
+
+
+def account_refusal(names, pw, gr):
+    """Why the existing account (pw, gr: pwd/grp entries or None) must not become the environment's.
+
+    An account Pressluft did not create (an admin's john_doe for site john, env doe) is never adopted:
+    the environment would run PHP as that person, and site_delete would later remove them.
+    """
+    user = names['user']
+    if pw is not None and pw.pw_gecos != marker(names):
+        return ('the Linux account %s exists and Pressluft did not create it (its comment is %r, not %r): '
+                'nothing was changed; choose another site or environment name, or remove or rename the '
+                'account' % (user, pw.pw_gecos, marker(names)))
+    if pw is None and gr is not None:
+        return ('the Linux group %s exists without a user %s, so Pressluft did not create it (it creates '
+                'both in one step): nothing was changed; choose another site or environment name, or '
+                'remove or rename the group' % (names['group'], user))
+    return None
+
+
+def check_account(names):
+    try:
+        pw = pwd.getpwnam(names['user'])
+    except KeyError:
+        pw = None
+    try:
+        gr = grp.getgrnam(names['group'])
+    except KeyError:
+        gr = None
+    return account_refusal(names, pw, gr)
+
+
 def php_versions():
     try:
         entries = os.listdir('/etc/php')
@@ -389,6 +423,9 @@ def _check(p, names):
         raise ValueError('wp_config references secrets (@@pressluft_secret:...@@): set secrets=true')
     if p['redis'] is not None and not p['secrets']:
         raise ValueError('redis needs secrets=true: the ACL user gets the secrets file\'s redis_password')
+    refusal = check_account(names)  # before the fence: an account Pressluft did not create changes nothing
+    if refusal:
+        raise ValueError(refusal)
 
 
 def main():
@@ -412,8 +449,7 @@ def main():
             module.fail_json(msg=str(exc), path=path)
         if changed:
             t.changes.append('secrets %s' % path)
-    t.group()
-    created = t.user(p['extra_groups'])
+    created = t.account(p['extra_groups'])
     for path, owner, group, mode, traverse in tree(names):
         t.directory(path, owner, group, mode, traverse)
     if p['wp_config'] is not None:

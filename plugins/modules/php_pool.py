@@ -16,6 +16,10 @@ description:
   - The new file is rendered next to the old one, checked with C(php-fpm<php_version> -t) against a
     configuration that includes only that pool, and only then renamed over the old file.
     An invalid pool fails the task and leaves the old file in place.
+  - All pools of a PHP version share one PHP-FPM master and its opcache; every pool gets
+    C(opcache.restrict_api=/dev/null/), which no script path can start with, so no site can list
+    (C(opcache_get_status)) or reset (C(opcache_reset)) the opcache that holds the other sites' scripts, and
+    C(opcache.validate_permission=on), so a pool never runs a cached script its user cannot read.
   - Never reloads PHP-FPM, so many pools can change with one reload; reload when RV(reload_needed) is true.
   - The environment user and group must exist, and the environment's C(tmp) and C(logs)
     directories (C(/var/www/sites/<site>/<env>/tmp) and C(.../logs), writable by that user) should
@@ -118,7 +122,8 @@ options:
       - Boolean values are written as C(on) and C(off).
       - Names are ini directive names; values must not contain line breaks. Settings that have their own
         option here (C(open_basedir), C(memory_limit), C(upload_tmp_dir), C(session.save_path),
-        C(error_log), C(sys_temp_dir)) are refused.
+        C(error_log), C(sys_temp_dir)) are refused, and so are C(opcache.restrict_api) and
+        C(opcache.validate_permission), which every pool gets (see the description).
     type: dict
     default: {}
 notes:
@@ -199,6 +204,13 @@ MODE_RE = re.compile(r'^0?[0-7]{3}$')
 INI_NAME_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$')
 # Paths go into the ini file unquoted: keep to characters that need no quoting.
 PATH_RE = re.compile(r'^/[A-Za-z0-9_./@+-]*$')
+# All pools of a PHP version share one master and one opcache. Its API (opcache_get_status, opcache_reset,
+# opcache_invalidate, ...) acts on every pool's scripts: restrict_api set to the pool's own root would still
+# let a site list and reset the others'. A prefix no script path can have (/dev/null is no directory) turns
+# the API off for every pool; validate_permission keeps a pool from running a script cached for another user
+# that it cannot read. Both are per pool (php_admin_*), so no ini file elsewhere can loosen them.
+OPCACHE_RESTRICT_API = '/dev/null/'
+FIXED = ('opcache.restrict_api', 'opcache.validate_permission')
 OWN_OPTIONS = {
     'open_basedir': 'open_basedir', 'memory_limit': 'memory_limit', 'upload_tmp_dir': 'upload_tmp_dir',
     'session.save_path': 'session_save_path', 'error_log': 'error_log', 'sys_temp_dir': 'upload_tmp_dir',
@@ -240,6 +252,9 @@ def check_params(p):
             problems.append('php_admin_values name %r is not an ini directive name' % (key,))
         elif key in OWN_OPTIONS:
             problems.append('php_admin_values must not set %s: use the option %s' % (key, OWN_OPTIONS[key]))
+        elif key in FIXED:
+            problems.append('php_admin_values must not set %s: it keeps pools from reading or resetting each '
+                            'other\'s opcache' % key)
         if value is None or isinstance(value, (dict, list)) or any(c in str(value) for c in '\r\n\0'):
             problems.append('php_admin_values[%s] must be a single-line scalar' % (key,))
     return names, problems
@@ -276,6 +291,8 @@ def render(p, names):
         'php_admin_value[error_log] = %s' % p['error_log'],
         'php_admin_flag[log_errors] = on',
         'php_admin_value[memory_limit] = %s' % p['memory_limit'],
+        'php_admin_value[opcache.restrict_api] = %s' % OPCACHE_RESTRICT_API,
+        'php_admin_flag[opcache.validate_permission] = on',
     ]
     for key in sorted(p['php_admin_values']):
         value = p['php_admin_values'][key]

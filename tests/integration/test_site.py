@@ -239,6 +239,110 @@ def test_interrupted_run_converges(stack):
     wait_status(node, "gamma.localhost", 200)
 
 
+# Site A's PHP asks opcache for every cached script and a reset, and prints what it got.
+OPCACHE_PROBE = r"""<?php
+$status = @opcache_get_status(true);
+$reset = @opcache_reset();
+echo json_encode(array('status' => is_array($status), 'reset' => $reset,
+    'scripts' => is_array($status) ? array_keys($status['scripts']) : array(),
+    'ini' => array(ini_get('opcache.restrict_api'), ini_get('opcache.validate_permission'))));
+"""
+# An observer pool of the same master whose API is allowed (its own root): it sees what is really cached.
+OBSERVER_POOL = """[zz-observer]
+user = www-data
+group = www-data
+listen = /run/php/zz-observer.sock
+listen.owner = root
+listen.mode = 0600
+pm = ondemand
+pm.max_children = 1
+php_admin_value[opcache.restrict_api] = /var/lib/zz-observer/
+"""
+OBSERVER_SCRIPT = "<?php echo json_encode(array_keys(opcache_get_status(true)['scripts']));\n"
+# One FastCGI GET of a script through a pool socket, run with the node's python3.
+FASTCGI_GET = r"""
+import socket, struct, sys
+def rec(kind, body): return struct.pack('>BBHHBB', 1, kind, 1, len(body), 0, 0) + body
+def pair(k, v): return bytes([len(k), len(v)]) + k + v
+params = b''.join(pair(k.encode(), v.encode()) for k, v in (
+    ('SCRIPT_FILENAME', sys.argv[2]), ('REQUEST_METHOD', 'GET'), ('GATEWAY_INTERFACE', 'CGI/1.1'),
+    ('SERVER_PROTOCOL', 'HTTP/1.1'), ('REQUEST_URI', '/'), ('QUERY_STRING', '')))
+s = socket.socket(socket.AF_UNIX); s.settimeout(20); s.connect(sys.argv[1])
+s.sendall(rec(1, struct.pack('>HB5x', 1, 0)) + rec(4, params) + rec(4, b'') + rec(5, b''))
+data = b''
+while True:
+    chunk = s.recv(65536)
+    if not chunk: break
+    data += chunk
+out, i = b'', 0
+while i + 8 <= len(data):
+    _v, kind, _id, n, pad, _r = struct.unpack('>BBHHBB', data[i:i + 8])
+    if kind == 6: out += data[i + 8:i + 8 + n]
+    i += 8 + n + pad
+sys.stdout.write(out.split(b'\r\n\r\n', 1)[1].decode())
+"""
+
+
+def cached_scripts(node) -> list[str]:
+    out = node.exec("python3", "-c", FASTCGI_GET, "/run/php/zz-observer.sock",
+                    "/var/lib/zz-observer/status.php")
+    return json.loads(out.stdout)
+
+
+def reload_fpm_and_wait(node, socket: str) -> None:
+    node.exec("systemctl", "reload", "php8.2-fpm")
+    deadline = time.monotonic() + 20
+    while node.exec("test", "-S", socket, check=False).returncode != 0:
+        assert time.monotonic() < deadline, f"{socket} did not appear"
+        time.sleep(0.2)
+
+
+def test_a_site_can_neither_list_nor_reset_another_sites_opcache(stack):
+    """PHP of alpha calls opcache_get_status() and opcache_reset(): no beta path, beta stays cached."""
+    node = stack.node
+    probe = "/var/www/sites/alpha/production/current/opcache-probe.php"
+    node.exec("install", "-d", "-m", "0755", "/var/lib/zz-observer")
+    node.exec("install", "-m", "0644", "/dev/stdin", "/var/lib/zz-observer/status.php", input=OBSERVER_SCRIPT)
+    node.exec("install", "-m", "0644", "/dev/stdin", "/etc/php/8.2/fpm/pool.d/zz-observer.conf",
+              input=OBSERVER_POOL)
+    node.exec("install", "-m", "0644", "/dev/stdin", probe, input=OPCACHE_PROBE)
+    try:
+        node.exec("rm", "-f", "/run/php/zz-observer.sock")
+        reload_fpm_and_wait(node, "/run/php/zz-observer.sock")
+        deadline = time.monotonic() + 30  # beta's pool comes back on the first request after the reload
+        while not any("/sites/beta/" in p for p in cached_scripts(node)):
+            assert time.monotonic() < deadline, cached_scripts(node)
+            wait_status(node, "beta.localhost", 200)
+        got = json.loads(wait_status(node, "alpha.localhost", 200, "/opcache-probe.php"))
+        assert not any("/sites/beta/" in p for p in got["scripts"]), got
+        # The pool's php_admin_value holds for these INI_SYSTEM settings (FPM sets them in each worker).
+        assert got == {"status": False, "reset": False, "scripts": [], "ini": ["/dev/null/", "1"]}, got
+        wait_status(node, "alpha.localhost", 200)  # a pending reset would happen at a request's start
+        assert any("/sites/beta/" in p for p in cached_scripts(node)), "beta's scripts were reset"
+    finally:
+        node.exec("rm", "-f", probe, "/etc/php/8.2/fpm/pool.d/zz-observer.conf")
+        node.exec("rm", "-rf", "/var/lib/zz-observer")
+        node.exec("systemctl", "reload", "php8.2-fpm")
+
+
+def test_an_account_pressluft_did_not_create_is_never_adopted_nor_removed(stack):
+    """An admin's john_doe: site john, env doe is refused by name; deleting that site leaves john_doe."""
+    node = stack.node
+    node.exec("useradd", "-m", "-s", "/bin/bash", "-c", "John Doe,,,", "john_doe")
+    account = node.sh("getent passwd john_doe; getent group john_doe; id john_doe; ls -la /home/john_doe")
+    created = stack.site("site_create.yml", "john", pressluft_env="doe")
+    assert created.rc != 0 and "the Linux account john_doe exists and Pressluft did not create it" \
+        in created.stdout, created.explain()
+    assert node.sh("getent passwd john_doe; getent group john_doe; id john_doe; ls -la /home/john_doe") \
+        == account
+    for path in ("/var/www/sites/john", "/etc/pressluft/secrets/john_doe.json"):
+        assert node.exec("test", "-e", path, check=False).returncode != 0, path
+    deleted = stack.site("site_delete.yml", "john", pressluft_env="doe")
+    assert deleted.rc == 0, deleted.explain()
+    assert node.sh("getent passwd john_doe; getent group john_doe; id john_doe; ls -la /home/john_doe") \
+        == account
+
+
 def test_delete_removes_everything_and_spares_the_other_site(stack):
     node = stack.node
     gone = stack.site("site_delete.yml", "beta")

@@ -29,6 +29,8 @@ def run(capsys, tmp_path, **args) -> dict:
     ({"site": "shop", "php_admin_values": {"x": None}}, "single-line scalar"),
     ({"site": "shop", "php_admin_values": {"open_basedir": "/"}}, "use the option open_basedir"),
     ({"site": "shop", "php_admin_values": {"session.save_path": "/tmp"}}, "use the option session_save_path"),
+    ({"site": "shop", "php_admin_values": {"opcache.restrict_api": ""}}, "each other's opcache"),
+    ({"site": "shop", "php_admin_values": {"opcache.validate_permission": False}}, "each other's opcache"),
     ({"site": "shop", "open_basedir": ["relative/dir"]}, "must be absolute"),
     ({"site": "shop", "error_log": "/var/log/a b.log"}, "must be absolute"),
     ({"site": "shop", "user": "Bad User"}, "not a valid user"),
@@ -61,7 +63,10 @@ def test_check_mode_renders_without_php_fpm(capsys, tmp_path):
     assert after[1:5] == ["[shop_staging]", "user = nobody", "group = nogroup",
                           "listen = /run/php/pressluft-shop_staging.sock"]
     for line in ("pm = static", "pm.max_children = 3", "php_admin_value[display_errors] = off",
-                 "php_admin_value[upload_max_filesize] = 64M"):
+                 "php_admin_value[upload_max_filesize] = 64M",
+                 # no pool may list or reset the opcache it shares with the others (test_site.py proves it)
+                 "php_admin_value[opcache.restrict_api] = /dev/null/",
+                 "php_admin_flag[opcache.validate_permission] = on"):
         assert line in after
     assert not any(line.startswith("pm.process_idle_timeout") for line in after)
     assert list(tmp_path.iterdir()) == [], "check mode leaves no files behind"
