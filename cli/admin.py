@@ -67,7 +67,7 @@ def audit_list(limit) -> None:
 def worker(once, concurrency, heartbeat_timeout, poll_interval) -> None:
     """Claim and run queued jobs (SIGTERM: finish running jobs; twice: cancel them)."""
     from pressluft_lib.execution.worker import Worker
-    from pressluft_lib.services import job_dict
+    from pressluft_lib.services.views import job_dict
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 

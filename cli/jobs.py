@@ -96,7 +96,7 @@ def jobs_follow(job_id, timeout, interval) -> None:
         for e in events:
             seq = e["seq"]
             click.echo(output.json.dumps(e, sort_keys=True) if output.wants_json() else _event_line(e))
-        if state in JOB_TERMINAL or state == "stalled":
+        if state in JOB_TERMINAL or state == JobState.STALLED:
             break
         if deadline and time.monotonic() > deadline:
             output.fail("follow_timeout", f"job {job_id} is still {state} after {timeout} s", 1)
@@ -105,7 +105,7 @@ def jobs_follow(job_id, timeout, interval) -> None:
         click.echo(output.json.dumps({"job_id": job_id, "state": state}))
     else:
         click.echo(f"job {job_id} {state}")
-    if state != "succeeded":
+    if state != JobState.SUCCEEDED:
         raise click.exceptions.Exit(output.EXIT_JOB_NOT_SUCCEEDED)
 
 
@@ -119,7 +119,7 @@ def jobs_cancel(job_id) -> None:
         data,
         lambda d: click.echo(
             f"job {d['job_id']} cancelled"
-            if d["state"] == "cancelled"
+            if d["state"] == JobState.CANCELLED
             else f"job {d['job_id']} asked to cancel (still {d['state']})"
         ),
     )

@@ -6,7 +6,7 @@ import click
 from pressluft_cli import output
 from pressluft_cli.context import control_plane
 
-from pressluft_lib.services import parse_vars
+from pressluft_lib.services.base import parse_vars
 
 NODE_COLUMNS = ["name", "host", "port", "user", "local", "state", "sites"]
 var_option = click.option(

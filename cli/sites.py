@@ -8,7 +8,8 @@ from pressluft_cli.context import control_plane
 from pressluft_cli.nodes import var_option
 
 from pressluft_lib.errors import ValidationError
-from pressluft_lib.services import parse_vars
+from pressluft_lib.names import DEFAULT_ENV
+from pressluft_lib.services.base import parse_vars
 
 
 @click.group()
@@ -21,7 +22,7 @@ def site() -> None:
 @click.option("--node", required=True, help="Node the site lives on.")
 @click.option("--php", "php_version", metavar="VERSION", help="PHP version, e.g. 8.2 (default: the node's).")
 @click.option("--domain", "domains", multiple=True, help="Domain (repeatable; default NAME.localhost).")
-@click.option("--env", default="production", show_default=True, help="First environment.")
+@click.option("--env", default=DEFAULT_ENV, show_default=True, help="First environment.")
 @var_option
 @output.json_option
 def site_create(name, node, php_version, domains, env, variables) -> None:

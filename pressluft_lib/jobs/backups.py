@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from pressluft_lib.errors import NotFound, ValidationError
 from pressluft_lib.jobs.retention import DEFAULT_KEEP, PRE_RESTORE_GRACE, Candidate, Policy, expired
-from pressluft_lib.states import JOB_TERMINAL
+from pressluft_lib.states import JOB_TERMINAL, BackupState, JobState
 from pressluft_lib.storage.models import AuditLog, Backup, Environment, Job, JobEvent, Site, utcnow
 from pressluft_lib.storage.transitions import transition
 
@@ -35,7 +35,9 @@ REPO_URL = "restic_repository"
 REPO_SECRETS = ("restic_password", "s3_access_key_id", "s3_secret_access_key")
 _ID_RE = re.compile(r"(\d{8}T\d{6}Z)-([1-9]\d{0,17})")
 _ROW_RE = re.compile(r"[1-9]\d{0,17}")
-_ACTIVE_BACKUP = ("pending", "running")
+_ACTIVE_BACKUP = (BackupState.PENDING, BackupState.RUNNING)
+# Rows a cleanup looks at: the ones that hold (or held) files.
+_ON_DISK = (BackupState.COMPLETED, BackupState.EXPIRED, BackupState.FAILED)
 MAX_REMOVE_PER_JOB = 25
 
 
@@ -71,7 +73,8 @@ def new_row(
     """A pending backup row with its id (created_at to the second, so the id names it exactly)."""
     if scope not in SCOPES:
         raise ValidationError(f"invalid backup scope {scope!r}: one of {', '.join(SCOPES)}")
-    row = Backup(env_id=env.id, state="pending", scope=scope, created_at=utcnow().replace(microsecond=0))
+    created = utcnow().replace(microsecond=0)
+    row = Backup(env_id=env.id, state=BackupState.PENDING, scope=scope, created_at=created)
     session.add(row)
     session.flush()
     row.manifest = {
@@ -131,29 +134,31 @@ def record(session: Session, row: Backup, job: Job, result: Any, trust_result: b
         )
     values = {"manifest": data, "location": (result or {}).get("location")}
     good = result is not None and not result.get("error")
-    if good and (trust_result or job.state == "succeeded"):
-        if row.state == "pending":  # start_backup did not see it (a run started by an older version)
-            transition(session, row, "running", event={"job_id": job.id})
+    if good and (trust_result or job.state == JobState.SUCCEEDED):
+        # start_backup did not see it (a run started by an older version)
+        if row.state == BackupState.PENDING:
+            transition(session, row, BackupState.RUNNING, event={"job_id": job.id})
         data["completed_at"] = utcnow().isoformat(timespec="seconds") + "Z"
-        transition(session, row, "completed", values=values, event={"job_id": job.id})
+        transition(session, row, BackupState.COMPLETED, values=values, event={"job_id": job.id})
         return
     if result is not None and result.get("error"):
         data["error"] = str(result["error"])[:2000]
-    elif job.state == "failed":
+    elif job.state == JobState.FAILED:
         data["error"] = _failure_message(session, job)
-    elif job.state != "succeeded":
+    elif job.state != JobState.SUCCEEDED:
         data["error"] = f"the job ended {job.state}"
     else:
         data["error"] = "the playbook returned no result for this backup"
-    transition(session, row, "failed", values=values, event={"job_id": job.id, "job_state": job.state})
+    event = {"job_id": job.id, "job_state": job.state}
+    transition(session, row, BackupState.FAILED, values=values, event=event)
 
 
 def start_backup(session: Session, job: Job) -> None:
     """The run starts: its backup (env_restore: the pre-restore one) is running from now on."""
     key = "pressluft_backup_id" if job.type == "backup_create" else "pressluft_pre_restore_backup_id"
     row = _row_from_payload(session, job, key)
-    if row is not None and row.state == "pending":  # a retry finds it running already
-        transition(session, row, "running", event={"job_id": job.id})
+    if row is not None and row.state == BackupState.PENDING:  # a retry finds it running already
+        transition(session, row, BackupState.RUNNING, event={"job_id": job.id})
 
 
 def after_backup_create(session: Session, job: Job, artifacts: dict) -> None:
@@ -173,8 +178,8 @@ def after_backup_cleanup(session: Session, job: Job, artifacts: dict) -> None:
         except (ValidationError, NotFound):
             continue
         session.refresh(row)
-        if row.state in ("completed", "expired", "failed"):
-            transition(session, row, "deleted", event={"job_id": job.id})
+        if row.state in _ON_DISK:
+            transition(session, row, BackupState.DELETED, event={"job_id": job.id})
 
 
 def after_env_restore(session: Session, job: Job, artifacts: dict) -> None:
@@ -182,7 +187,7 @@ def after_env_restore(session: Session, job: Job, artifacts: dict) -> None:
     restore = artifacts.get("pressluft_restore")
     source = (job.payload or {}).get("pressluft_backup_id")
     restored = bool(isinstance(restore, dict) and restore.get("id") == source and restore.get("restored"))
-    restored = restored and job.state == "succeeded"
+    restored = restored and job.state == JobState.SUCCEEDED
     if pre is not None:
         # The pre-restore backup step reports its own outcome; the restore after it may still fail.
         record(session, pre, job, artifacts.get("pressluft_backup"), trust_result=True)
@@ -219,13 +224,13 @@ def reconcile(session: Session, actor: str | None = None) -> list[str]:
         job_id = (row.manifest or {}).get("job_id")
         job = session.get(Job, job_id) if isinstance(job_id, int) else None
         if job is None or job.state in JOB_TERMINAL:
-            if row.state == "pending":
-                transition(session, row, "running", actor=actor, event={"reconcile": True})
+            if row.state == BackupState.PENDING:
+                transition(session, row, BackupState.RUNNING, actor=actor, event={"reconcile": True})
             data = {**(row.manifest or {}), "error": f"job {job_id} ended without a result"}
             transition(
                 session,
                 row,
-                "failed",
+                BackupState.FAILED,
                 actor=actor,
                 values={"manifest": data},
                 event={"reconcile": True, "job_id": job_id},
@@ -254,10 +259,10 @@ def cleanup_plan(
     now = now or utcnow()
     rows = session.scalars(
         select(Backup)
-        .where(Backup.env_id == env.id, Backup.state.in_(("completed", "expired", "failed")))
+        .where(Backup.env_id == env.id, Backup.state.in_(_ON_DISK))
         .order_by(Backup.id)
     ).all()
-    completed = [r for r in rows if r.state == "completed"]
+    completed = [r for r in rows if r.state == BackupState.COMPLETED]
     expiring: set[int] = set()
     rule = policy(site)
     for scope in SCOPES:
@@ -271,10 +276,10 @@ def cleanup_plan(
     remove = [
         r
         for r in rows
-        if r.state == "expired"
+        if r.state == BackupState.EXPIRED
         or r.id in expiring
         or (
-            r.state == "failed"
+            r.state == BackupState.FAILED
             and newest is not None
             and r.created_at < newest
             and now - r.created_at >= PRE_RESTORE_GRACE
@@ -295,7 +300,7 @@ def last_backup_at(session: Session, env: Environment) -> datetime | None:
         .where(
             Backup.env_id == env.id,
             Backup.scope == "full",
-            Backup.state.in_(("pending", "running", "completed")),
+            Backup.state.in_((BackupState.PENDING, BackupState.RUNNING, BackupState.COMPLETED)),
         )
         .order_by(Backup.created_at.desc())
         .limit(1)

@@ -22,8 +22,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pressluft_lib import names
 from pressluft_lib.errors import ConflictError, NotFound, ValidationError
-from pressluft_lib.states import JOB_TERMINAL, RELEASE
+from pressluft_lib.states import JOB_TERMINAL, RELEASE, ReleaseState, ResourceState
 from pressluft_lib.storage.models import Environment, Job, Release, Site, utcnow
 from pressluft_lib.storage.transitions import allowed, transition
 
@@ -39,12 +40,10 @@ def _env_ref(ref: str) -> tuple[str, str]:
     if not isinstance(ref, str) or ref.count("/") > 1 or not ref:
         raise ValidationError(f"invalid environment {ref!r}: use SITE or SITE/ENV", details={"env": str(ref)})
     site, _sep, env = ref.partition("/")
-    return site, env or "production"
+    return site, env or names.DEFAULT_ENV
 
 
 def parse_env(ref: str) -> tuple[str, str]:
-    from pressluft_lib import names
-
     site, env = _env_ref(ref)
     return names.validate_site(site), names.validate_env(env)
 
@@ -108,7 +107,7 @@ def env_rows(session: Session, site: str, env: str) -> tuple[Site, Environment]:
 
 
 def require_active(env_row: Environment, site: str) -> None:
-    if env_row.state != "active":
+    if env_row.state != ResourceState.ACTIVE:
         raise ConflictError(
             f"environment {site}/{env_row.name} is {env_row.state}; deploys need an active environment",
             details={"state": env_row.state},
@@ -157,7 +156,9 @@ def _adopt(session: Session, env: Environment, release_id: str, event: dict[str,
     """The row of a release the node has and the control plane never built (the first one)."""
     row = release_row(session, env, release_id)
     if row is None:
-        row = Release(env_id=env.id, release_id=release_id, state="building", health={"adopted": True})
+        row = Release(
+            env_id=env.id, release_id=release_id, state=ReleaseState.BUILDING, health={"adopted": True}
+        )
         session.add(row)
         session.flush()
     return row
@@ -168,21 +169,22 @@ def _health(row: Release, **values: Any) -> None:
 
 
 def _live_rows(session: Session, env_id: int) -> list[Release]:
-    return list(session.scalars(select(Release).where(Release.env_id == env_id, Release.state == "live")))
+    stmt = select(Release).where(Release.env_id == env_id, Release.state == ReleaseState.LIVE)
+    return list(session.scalars(stmt))
 
 
 def _make_live(session: Session, env: Environment, row: Release, event: dict[str, Any]) -> None:
     for old in _live_rows(session, env.id):
         if old.id != row.id:
-            _walk(session, old, "healthy", {**event, "superseded_by": row.release_id})
-    _walk(session, row, "live", event)
+            _walk(session, old, ReleaseState.HEALTHY, {**event, "superseded_by": row.release_id})
+    _walk(session, row, ReleaseState.LIVE, event)
 
 
 def _reactivate(session: Session, job: Job, reason: str) -> None:
     """The deploy failed but the site serves a healthy release: the environment is active again."""
     env = session.get(Environment, job.env_id, populate_existing=True)
-    if env is not None and env.state == "failed":
-        transition(session, env, "active", event={"job_id": job.id, "reason": reason})
+    if env is not None and env.state == ResourceState.FAILED:
+        transition(session, env, ResourceState.ACTIVE, event={"job_id": job.id, "reason": reason})
 
 
 def after_deploy(session: Session, job: Job, artifacts: dict[str, Any]) -> None:
@@ -197,28 +199,28 @@ def after_deploy(session: Session, job: Job, artifacts: dict[str, Any]) -> None:
     event = {"job_id": job.id}
     outcome = data.get("state") if data.get("id") == release_id else None
     now = utcnow().isoformat()
-    if outcome == "live":
+    if outcome == ReleaseState.LIVE:
         _health(row, job_id=job.id, reason="", healthy=True, checks=data.get("health"), checked_at=now)
         _make_live(session, env, row, event)
         for gone in data.get("removed") or []:
             old = release_row(session, env, gone)
-            if old is not None and allowed(Release, old.state, "pruned"):
-                transition(session, old, "pruned", event=event)
-    elif outcome == "rolled_back":
+            if old is not None and allowed(Release, old.state, ReleaseState.PRUNED):
+                transition(session, old, ReleaseState.PRUNED, event=event)
+    elif outcome == ReleaseState.ROLLED_BACK:
         _health(row, job_id=job.id, reason=data.get("reason"), healthy=False, checked_at=now)
-        if row.state != "live":
-            _walk(session, row, "live", event)
-        transition(session, row, "rolled_back", event={**event, "reason": data.get("reason")})
+        if row.state != ReleaseState.LIVE:
+            _walk(session, row, ReleaseState.LIVE, event)
+        transition(session, row, ReleaseState.ROLLED_BACK, event={**event, "reason": data.get("reason")})
         back = data.get("previous")
         if back:
             _make_live(session, env, _adopt(session, env, back, event), event)
         if data.get("rollback_healthy") is True:
             _reactivate(session, job, f"release {release_id} rolled back to {back}")
-    elif row.state in ("building", "checking"):
+    elif row.state in (ReleaseState.BUILDING, ReleaseState.CHECKING):
         reason = data.get("reason") or job.error_message or f"job {job.state}"
         _health(row, job_id=job.id, reason=reason, healthy=False)
-        transition(session, row, "failed", event={**event, "reason": reason})
-        if outcome == "failed":  # the pre-switch checks refused it: never live, the site unchanged
+        transition(session, row, ReleaseState.FAILED, event={**event, "reason": reason})
+        if outcome == ReleaseState.FAILED:  # the pre-switch checks refused it: never live, the site unchanged
             _reactivate(session, job, f"release {release_id} failed its pre-switch checks")
 
 
@@ -232,9 +234,10 @@ def after_rollback(session: Session, job: Job, artifacts: dict[str, Any]) -> Non
     gone = data.get("rolled_back")
     if gone and gone != data["id"]:
         old = release_row(session, env, gone)
-        if old is not None and old.state == "live":
-            transition(session, old, "rolled_back", event={**event, "reason": "rollback requested"})
-    if target.state in ("rolled_back", "failed", "pruned"):
+        if old is not None and old.state == ReleaseState.LIVE:
+            why = {**event, "reason": "rollback requested"}
+            transition(session, old, ReleaseState.ROLLED_BACK, event=why)
+    if target.state in (ReleaseState.ROLLED_BACK, ReleaseState.FAILED, ReleaseState.PRUNED):
         return  # the node switched to it; the history keeps its verdict
     _health(target, healthy=data.get("healthy"), reason=data.get("reason"), checks=data.get("health"),
             checked_at=utcnow().isoformat())

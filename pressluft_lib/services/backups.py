@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from pressluft_lib import names, queue, schemas
 from pressluft_lib.errors import ConflictError, NotFound, PressluftError, ValidationError
 from pressluft_lib.jobs import backups
-from pressluft_lib.services.base import ServiceBase
+from pressluft_lib.services.base import ServiceBase, iso
+from pressluft_lib.states import BackupState, ResourceState
 from pressluft_lib.storage.models import Backup, Environment, Job, Site, utcnow
 from pressluft_lib.storage.secret_store import SecretStore
 from pressluft_lib.storage.transitions import transition
@@ -24,10 +25,6 @@ from pressluft_lib.storage.transitions import transition
 # Local paths, sftp:, s3:, rest: (restic's own syntax); no whitespace, no password in the URL.
 _REPO_RE = re.compile(r"(/|local:/|sftp:|s3:https?://|rest:https?://)[^\s\x00-\x1f]{1,1000}")
 _URL_PASSWORD_RE = re.compile(r"://[^/@]*:[^/@]*@")
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") + "Z" if value else None
 
 
 def backup_dict(row: Backup, site: str, env: str, full: bool = False) -> dict[str, Any]:
@@ -53,7 +50,7 @@ def backup_dict(row: Backup, site: str, env: str, full: bool = False) -> dict[st
         "restic_snapshot": m.get("restic_snapshot"),
         "size_bytes": sum(sizes) if sizes else None,
         "error": m.get("error"),
-        "created_at": _iso(row.created_at),
+        "created_at": iso(row.created_at),
         "completed_at": m.get("completed_at"),
     }
     if full:
@@ -89,14 +86,14 @@ class BackupsMixin(ServiceBase):
         env_row = session.scalar(
             select(Environment).where(Environment.site_id == site_row.id, Environment.name == env)
         )
-        if env_row is None or env_row.state == "deleted":
+        if env_row is None or env_row.state == ResourceState.DELETED:
             raise NotFound(f"site {site} has no environment {env}", details={"site": site, "env": env})
         return site_row, env_row
 
     @staticmethod
     def _require_active(site: Site, env: Environment, what: str) -> None:
         for obj, label in ((site, f"site {site.name}"), (env, f"environment {site.name}/{env.name}")):
-            if obj.state != "active":
+            if obj.state != ResourceState.ACTIVE:
                 raise ConflictError(
                     f"{label} is {obj.state}: {what} needs it active", details={"state": obj.state}
                 )
@@ -157,7 +154,7 @@ class BackupsMixin(ServiceBase):
                 select(Backup, Site.name, Environment.name)
                 .join(Environment, Environment.id == Backup.env_id)
                 .join(Site, Site.id == Environment.site_id)
-                .where(Backup.state != "deleted")
+                .where(Backup.state != BackupState.DELETED)
             )
             if site is not None:
                 names.validate_site(site)
@@ -185,7 +182,7 @@ class BackupsMixin(ServiceBase):
                     f"backup {source_id} belongs to {other.site.name}/{other.name}, not {site}/{env}",
                     details={"backup_id": source_id},
                 )
-            if source.state != "completed":
+            if source.state != BackupState.COMPLETED:
                 raise ConflictError(
                     f"backup {source_id} is {source.state}: only a completed backup is restored",
                     details={"backup_id": source_id, "state": source.state},
@@ -317,7 +314,8 @@ class BackupsMixin(ServiceBase):
             )
             for r in expiring:
                 transition(
-                    session, r, "expired", actor=self.actor, event={"job_id": job.id, "reason": "retention"}
+                    session, r, BackupState.EXPIRED, actor=self.actor,
+                    event={"job_id": job.id, "reason": "retention"},
                 )
             audit["result"] = f"job:{job.id}"
             return {**out, "job_id": job.id}
@@ -346,7 +344,7 @@ class BackupsMixin(ServiceBase):
         now = now or utcnow()
         with self.session_factory.begin() as session:
             failed = backups.reconcile(session, actor=self.actor)
-            stmt = select(Site).where(Site.state != "deleted").order_by(Site.name)
+            stmt = select(Site).where(Site.state != ResourceState.DELETED).order_by(Site.name)
             if sites:
                 stmt = stmt.where(Site.name.in_(sites))
             candidates = [(s.id, s.name, s.state) for s in session.scalars(stmt)]
@@ -368,7 +366,7 @@ class BackupsMixin(ServiceBase):
     def _schedule_site(
         self, site_id: int, name: str, state: str, interval: timedelta, now: datetime, dry_run: bool
     ) -> dict[str, Any] | None:
-        if state != "active":
+        if state != ResourceState.ACTIVE:
             return {"site": name, "skipped": "inactive", "reason": f"site is {state}"}
         with self.session_factory() as session:
             holder = session.scalar(select(Job).where(Job.lock_key == f"site:{site_id}"))
@@ -379,7 +377,9 @@ class BackupsMixin(ServiceBase):
                     "reason": f"job {holder.id} ({holder.type}, {holder.state}) holds the site",
                 }
             envs = session.scalars(
-                select(Environment).where(Environment.site_id == site_id, Environment.state == "active")
+                select(Environment).where(
+                    Environment.site_id == site_id, Environment.state == ResourceState.ACTIVE
+                )
             ).all()
             envs = sorted(envs, key=lambda e: (e.name != names.DEFAULT_ENV, e.name))
             due = next((e.name for e in envs if backups.due(session, e, interval, now)), None)

@@ -10,9 +10,26 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from pressluft_lib.errors import NotFound, PressluftError
+from pressluft_lib.errors import NotFound, PressluftError, ValidationError
 from pressluft_lib.storage import db
 from pressluft_lib.storage.models import AuditLog, Node, Site, utcnow
+
+_VAR_RE_HINT = "KEY=VALUE with KEY a lowercase identifier"
+
+
+def iso(value) -> str | None:
+    return value.isoformat(timespec="seconds") + "Z" if value else None
+
+
+def parse_vars(pairs: list[str] | tuple[str, ...] | None) -> dict[str, str]:
+    """`KEY=VALUE` strings into a payload dict (secret-looking keys are refused by the queue)."""
+    out: dict[str, str] = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier() or key != key.lower() or key.startswith("_"):
+            raise ValidationError(f"invalid variable {pair!r}: expected {_VAR_RE_HINT}")
+        out[key] = value
+    return out
 
 
 class ServiceBase:

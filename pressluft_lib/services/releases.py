@@ -11,6 +11,7 @@ from pressluft_lib import queue
 from pressluft_lib.errors import ConflictError, ValidationError
 from pressluft_lib.jobs import releases
 from pressluft_lib.services.base import ServiceBase
+from pressluft_lib.states import ReleaseState
 from pressluft_lib.storage.models import Release
 
 
@@ -34,7 +35,7 @@ class ReleasesMixin(ServiceBase):
                                 actor=self.actor)
             release_id = f"{job.created_at:%Y%m%dT%H%M%SZ}-{job.id}"
             job.payload = {**payload, "pressluft_release": release_id}
-            session.add(Release(env_id=env_row.id, release_id=release_id, state="building",
+            session.add(Release(env_id=env_row.id, release_id=release_id, state=ReleaseState.BUILDING,
                                 health={"job_id": job.id, "source": source or f"{git}#{git_ref or 'HEAD'}"}))
             session.flush()
             audit["result"] = f"job:{job.id}"
@@ -48,7 +49,7 @@ class ReleasesMixin(ServiceBase):
             releases.require_active(env_row, site)
             if to is not None:
                 row = releases.release_row(session, env_row, to)
-                if row is not None and row.state not in ("healthy", "live"):
+                if row is not None and row.state not in (ReleaseState.HEALTHY, ReleaseState.LIVE):
                     raise ConflictError(f"release {to} is {row.state}; roll back to a healthy release",
                                         details={"release": to, "state": row.state})
             job = queue.enqueue(

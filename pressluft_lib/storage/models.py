@@ -21,6 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from pressluft_lib.states import BackupState, DomainState, JobState, NodeState, ReleaseState, ResourceState
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
@@ -57,7 +59,7 @@ class Node(Timestamps, Base):
     local: Mapped[bool] = mapped_column(Boolean, default=False)
     provider: Mapped[str] = mapped_column(String(32), default="static")
     roles: Mapped[list[str]] = mapped_column(default=list)
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[str] = mapped_column(String(16), default=NodeState.PENDING)
 
     sites: Mapped[list[Site]] = relationship(back_populates="node")
 
@@ -67,7 +69,7 @@ class Site(Timestamps, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(20), unique=True)
     node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"), index=True)
-    state: Mapped[str] = mapped_column(String(16), default="creating")
+    state: Mapped[str] = mapped_column(String(16), default=ResourceState.CREATING)
     # Monotonic per site; each job (and each retry) takes the next value, see queue.py.
     last_fencing_token: Mapped[int] = mapped_column(Integer, default=0)
     php_version: Mapped[str | None] = mapped_column(String(8))
@@ -85,7 +87,7 @@ class Environment(Timestamps, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
     name: Mapped[str] = mapped_column(String(11))
-    state: Mapped[str] = mapped_column(String(16), default="creating")
+    state: Mapped[str] = mapped_column(String(16), default=ResourceState.CREATING)
     php_version: Mapped[str | None] = mapped_column(String(8))
 
     site: Mapped[Site] = relationship(back_populates="environments")
@@ -100,7 +102,7 @@ class Release(Timestamps, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     env_id: Mapped[int] = mapped_column(ForeignKey("environments.id"))
     release_id: Mapped[str] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16), default="building")
+    state: Mapped[str] = mapped_column(String(16), default=ReleaseState.BUILDING)
     health: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     environment: Mapped[Environment] = relationship(back_populates="releases")
@@ -110,7 +112,7 @@ class Backup(Timestamps, Base):
     __tablename__ = "backups"
     id: Mapped[int] = mapped_column(primary_key=True)
     env_id: Mapped[int] = mapped_column(ForeignKey("environments.id"), index=True)
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[str] = mapped_column(String(16), default=BackupState.PENDING)
     scope: Mapped[str] = mapped_column(String(16), default="full")
     location: Mapped[str | None] = mapped_column(Text)
     manifest: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -123,7 +125,7 @@ class Domain(Timestamps, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     env_id: Mapped[int] = mapped_column(ForeignKey("environments.id"), index=True)
     name: Mapped[str] = mapped_column(String(253), unique=True)
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[str] = mapped_column(String(16), default=DomainState.PENDING)
 
     environment: Mapped[Environment] = relationship(back_populates="domains")
 
@@ -147,7 +149,7 @@ class Job(Base):
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     type: Mapped[str] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16), default="queued")
+    state: Mapped[str] = mapped_column(String(16), default=JobState.QUEUED)
     site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"), index=True)
     env_id: Mapped[int | None] = mapped_column(ForeignKey("environments.id"))
     node_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"), index=True)

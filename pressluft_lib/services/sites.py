@@ -1,0 +1,169 @@
+"""ControlPlane methods for sites: create, list, show, delete, reset."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pressluft_lib import names, queue, schemas
+from pressluft_lib.errors import ConflictError, NotFound
+from pressluft_lib.services.base import ServiceBase, iso
+from pressluft_lib.states import DomainState, NodeState, ResourceState
+from pressluft_lib.storage.models import Domain, Environment, Node, Site
+from pressluft_lib.storage.secret_store import SecretStore
+from pressluft_lib.storage.transitions import transition
+
+# Generated per environment at site creation; the runner passes them as pressluft_<name>.
+ENV_SECRETS = ("db_password", "wordpress_admin_password")
+
+
+class SitesMixin(ServiceBase):
+    """ControlPlane methods for sites and their environments."""
+
+    def site_create(
+        self,
+        name: str,
+        node: str,
+        php_version: str | None = None,
+        domains: list[str] | None = None,
+        env: str = names.DEFAULT_ENV,
+        variables: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        spec = schemas.parse(
+            schemas.SiteCreate,
+            {
+                "name": name,
+                "node": node,
+                "env": env,
+                "domains": list(domains or []),
+                "php_version": php_version,
+            },
+        )
+        domains = spec.effective_domains()
+        with self._mutation("site.create", f"site:{spec.name}", {"node": node, "domains": domains}) as (
+            session,
+            audit,
+        ):
+            target = self._node(session, spec.node)
+            if target.state != NodeState.ACTIVE:
+                raise ConflictError(
+                    f"node {target.name} is {target.state}; sites need an active (provisioned) node",
+                    details={"node": target.name, "state": target.state},
+                )
+            existing = session.scalar(select(Site).where(Site.name == spec.name))
+            if existing is not None:
+                raise ConflictError(
+                    f"site {spec.name} already exists ({existing.state})", details={"site": spec.name}
+                )
+            taken = session.scalars(select(Domain.name).where(Domain.name.in_(domains))).all()
+            if taken:
+                raise ConflictError(
+                    f"domain already in use: {', '.join(sorted(taken))}", details={"domains": taken}
+                )
+            site = Site(
+                name=spec.name, node_id=target.id, state=ResourceState.CREATING, php_version=spec.php_version
+            )
+            session.add(site)
+            session.flush()
+            environment = Environment(
+                site_id=site.id, name=spec.env, state=ResourceState.CREATING, php_version=spec.php_version
+            )
+            session.add(environment)
+            session.flush()
+            session.add_all(
+                [Domain(env_id=environment.id, name=d, state=DomainState.PENDING) for d in domains]
+            )
+            session.flush()
+            self._generate_env_secrets(session, spec.name, spec.env)
+            job = queue.enqueue(
+                session, "site_create", site=site, env=environment, payload=variables or {}, actor=self.actor
+            )
+            audit["result"] = f"job:{job.id}"
+            return {
+                "job_id": job.id,
+                "site": spec.name,
+                "env": spec.env,
+                "node": target.name,
+                "domains": domains,
+            }
+
+    def _generate_env_secrets(self, session: Session, site: str, env: str) -> None:
+        store = SecretStore(url=self.url)
+        for secret in ENV_SECRETS:
+            store.put(session, names.env_secret_scope(site, env), secret, secrets.token_urlsafe(24))
+
+    def site_list(self) -> list[dict[str, Any]]:
+        with self.session_factory() as session:
+            rows = session.execute(
+                select(Site, Node.name).join(Node, Node.id == Site.node_id).order_by(Site.name)
+            ).all()
+            return [
+                {
+                    "name": s.name,
+                    "node": node,
+                    "state": s.state,
+                    "php_version": s.php_version,
+                    "created_at": iso(s.created_at),
+                }
+                for s, node in rows
+            ]
+
+    def site_show(self, name: str) -> dict[str, Any]:
+        with self.session_factory() as session:
+            site = self._site(session, name)
+            envs = []
+            for e in session.scalars(
+                select(Environment).where(Environment.site_id == site.id).order_by(Environment.name)
+            ):
+                domains = session.scalars(
+                    select(Domain.name).where(Domain.env_id == e.id).order_by(Domain.id)
+                ).all()
+                envs.append(
+                    {
+                        "name": e.name,
+                        "state": e.state,
+                        "php_version": e.php_version or site.php_version,
+                        "domains": list(domains),
+                    }
+                )
+            return {
+                "name": site.name,
+                "node": site.node.name,
+                "state": site.state,
+                "php_version": site.php_version,
+                "fencing_token": site.last_fencing_token,
+                "environments": envs,
+                "created_at": iso(site.created_at),
+            }
+
+    def site_delete(self, name: str) -> dict[str, Any]:
+
+        names.validate_site(name)
+        with self._mutation("site.delete", f"site:{name}") as (session, audit):
+            site = self._site(session, name)
+            env = session.scalar(
+                select(Environment).where(
+                    Environment.site_id == site.id, Environment.name == names.DEFAULT_ENV
+                )
+            )
+            if env is None:
+                raise NotFound(f"site {name} has no {names.DEFAULT_ENV} environment")
+            # The env is marked by the queue; the site goes down with it (both settle on finish).
+            job = queue.enqueue(session, "site_delete", site=site, env=env, actor=self.actor)
+            if site.state != ResourceState.DELETING:
+                transition(session, site, ResourceState.DELETING, actor=self.actor, event={"job_id": job.id})
+            audit["result"] = f"job:{job.id}"
+            return {"job_id": job.id, "site": name}
+
+    def reset_site(self, name: str) -> dict[str, Any]:
+        with self._mutation("site.reset", f"site:{name}") as (session, _audit):
+            site = queue.reset_site(session, name, actor=self.actor)
+            return {"site": site.name, "state": site.state}
+
+    def reset_env(self, site: str, env: str) -> dict[str, Any]:
+        with self._mutation("env.reset", f"env:{site}_{env}") as (session, _audit):
+            obj = queue.reset_env(session, site, env, actor=self.actor)
+            return {"site": site, "env": obj.name, "state": obj.state}
