@@ -1,6 +1,6 @@
 # Copyright: Pressluft developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Artefacts of a Pressluft backup: dump row counts, deterministic tars, checksums (docs/backups.md)."""
+"""Artifacts of a Pressluft backup: dump row counts, deterministic tars, checksums (docs/backups.md)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -15,7 +15,8 @@ import stat
 ID_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$')
 MANIFEST = 'manifest.json'
 RESTIC_STATE = 'restic.json'
-FORMAT = 1
+# Format 2 names the files 'artifacts'; format 1 (written before) called them 'artefacts'.
+FORMAT = 2
 
 # GNU tar options that make the archive a pure function of the tree (names, contents, modes,
 # numeric owners, nanosecond mtimes): an unchanged tree gives the same bytes, which restic
@@ -103,7 +104,12 @@ def read_manifest(directory):
             data = json.load(f)
     except (IOError, OSError, ValueError):
         return None
-    return data if isinstance(data, dict) and data.get('format') == FORMAT else None
+    if not isinstance(data, dict) or data.get('format') not in (1, FORMAT):
+        return None
+    if data['format'] == 1:  # an older backup: read it as format 2, the file stays as it was
+        data['artifacts'] = data.pop('artefacts', None) or []
+        data['format'] = FORMAT
+    return data
 
 
 def write_json(path, data):
@@ -118,26 +124,26 @@ def write_json(path, data):
 
 
 def verify(directory, manifest):
-    """Problems found comparing the artefacts in directory with the manifest (empty when intact)."""
+    """Problems found comparing the artifacts in directory with the manifest (empty when intact)."""
     problems = []
-    for artefact in manifest.get('artefacts') or []:
-        name = artefact.get('name', '')
+    for artifact in manifest.get('artifacts') or []:
+        name = artifact.get('name', '')
         path = os.path.join(directory, name)
         if not ID_RE.fullmatch(name) or not os.path.isfile(path) or os.path.islink(path):
             problems.append('%s: missing' % name)
             continue
         size = os.path.getsize(path)
-        if size != artefact.get('size'):
-            problems.append('%s: size %d, manifest says %s' % (name, size, artefact.get('size')))
-        elif sha256_file(path) != artefact.get('sha256'):
+        if size != artifact.get('size'):
+            problems.append('%s: size %d, manifest says %s' % (name, size, artifact.get('size')))
+        elif sha256_file(path) != artifact.get('sha256'):
             problems.append('%s: sha256 does not match the manifest' % name)
-    if not manifest.get('artefacts'):
-        problems.append('the manifest lists no artefacts')
+    if not manifest.get('artifacts'):
+        problems.append('the manifest lists no artifacts')
     return problems
 
 
-def previous_artefact(backup_dir, skip, name, fingerprint):
-    """(path, manifest entry) of an earlier backup's artefact with this fingerprint, or (None, None)."""
+def previous_artifact(backup_dir, skip, name, fingerprint):
+    """(path, manifest entry) of an earlier backup's artifact with this fingerprint, or (None, None)."""
     try:
         entries = os.listdir(backup_dir)
     except OSError:
@@ -146,9 +152,9 @@ def previous_artefact(backup_dir, skip, name, fingerprint):
         if entry == skip or not ID_RE.fullmatch(entry):
             continue
         manifest = read_manifest(os.path.join(backup_dir, entry))
-        for artefact in (manifest or {}).get('artefacts') or []:
-            if artefact.get('name') == name and artefact.get('fingerprint') == fingerprint:
+        for artifact in (manifest or {}).get('artifacts') or []:
+            if artifact.get('name') == name and artifact.get('fingerprint') == fingerprint:
                 path = os.path.join(backup_dir, entry, name)
-                if os.path.isfile(path) and os.path.getsize(path) == artefact.get('size'):
-                    return path, artefact
+                if os.path.isfile(path) and os.path.getsize(path) == artifact.get('size'):
+                    return path, artifact
     return None, None

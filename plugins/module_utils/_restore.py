@@ -121,7 +121,7 @@ def restore(module, names, env, backup_dir, dest, restic):
     if (manifest.get('site'), manifest.get('env')) != (names['site'], names['env']):
         module.fail_json(msg='%s holds a backup of %s_%s, not of %s'
                          % (dest, manifest.get('site'), manifest.get('env'), names['name']), **result)
-    # Nothing is touched unless every artefact matches the manifest.
+    # Nothing is touched unless every artifact matches the manifest.
     problems = verify(dest, manifest)
     if problems:
         module.fail_json(msg='backup %s does not match its manifest, nothing was restored: %s'
@@ -129,7 +129,7 @@ def restore(module, names, env, backup_dir, dest, restic):
     result['changed'] = True
     if module.check_mode:
         module.exit_json(**result)
-    have = set(a['name'] for a in manifest['artefacts'])
+    have = set(a['name'] for a in manifest['artifacts'])
     suffix = '.restore-%d' % os.getpid()
     new_uploads_dir = os.path.join(env.shared, '.uploads' + suffix)
     new_config = os.path.join(env.shared, '.wp-config.php' + suffix)

@@ -16,15 +16,15 @@ description:
     --single-transaction) run as the environment's user, compressed with C(gzip -n --rsyncable)),
     C(uploads.tar) and C(wp-config.php)
     (and C(core.tar) of the current release with O(include_core)), and C(manifest.json) with the id, site,
-    environment, scope, creation time, WordPress version, release id, each artefact's size and SHA-256 and
+    environment, scope, creation time, WordPress version, release id, each artifact's size and SHA-256 and
     the row count of every table in the dump.
   - Archives are deterministic (sorted names, numeric owners, file mtimes), so an unchanged tree gives the
     same bytes; an unchanged tree's archive from an earlier backup is hard-linked instead of written again.
   - With O(restic_repository), the backup directory is then sent to restic (the repository is initialised
     when it does not exist) with tags C(pressluft), C(<site>_<env>) and C(id:<id>), with the newest earlier
-    snapshot of the environment as parent, so unchanged artefacts are neither read nor uploaded again.
+    snapshot of the environment as parent, so unchanged artifacts are neither read nor uploaded again.
     When restic fails the task fails and the local backup is kept (its location is returned).
-  - O(state=restored) verifies the size and SHA-256 of every artefact against the manifest before it touches
+  - O(state=restored) verifies the size and SHA-256 of every artifact against the manifest before it touches
     the environment (fetching the backup from restic first when there is no local copy). Then it imports the
     dump with C(wp db import) (the current database is exported first and imported back when the import
     fails),
@@ -127,7 +127,7 @@ location:
   type: str
   sample: /var/backups/pressluft/shop_production/20260101T030000Z
 manifest:
-  description: The manifest (id, site, env, scope, created, wordpress_version, release, artefacts, tables).
+  description: The manifest (id, site, env, scope, created, wordpress_version, release, artifacts, tables).
   returned: when the backup exists locally
   type: dict
 restic_snapshot:
@@ -160,7 +160,7 @@ from ansible_collections.pressluft.wordpress.plugins.module_utils._backup import
     MANIFEST,
     RESTIC_STATE,
     TAR_CREATE,
-    previous_artefact,
+    previous_artifact,
     read_manifest,
     sha256_file,
     table_rows,
@@ -246,22 +246,22 @@ def _tar(module, archive, parent, member):
     os.chmod(archive, 0o600)
 
 
-def _artefact(path, **extra):
+def _artifact(path, **extra):
     entry = dict(name=os.path.basename(path), size=os.path.getsize(path), sha256=sha256_file(path))
     entry.update(extra)
     return entry
 
 
-def _tree_artefact(module, backup_dir, backup_id, staging, name, parent, member):
+def _tree_artifact(module, backup_dir, backup_id, staging, name, parent, member):
     """uploads.tar / core.tar: hard-linked from an earlier backup when the tree is unchanged."""
     fingerprint = tree_fingerprint(parent, member)
     target = os.path.join(staging, name)
-    earlier, entry = previous_artefact(backup_dir, backup_id, name, fingerprint)
+    earlier, entry = previous_artifact(backup_dir, backup_id, name, fingerprint)
     if earlier:
         os.link(earlier, target)
         return dict(entry, reused=True)
     _tar(module, target, parent, member)
-    return _artefact(target, fingerprint=fingerprint)
+    return _artifact(target, fingerprint=fingerprint)
 
 
 def _create(module, names, env, dest, backup_dir):
@@ -270,7 +270,7 @@ def _create(module, names, env, dest, backup_dir):
     if os.path.lexists(staging):
         shutil.rmtree(staging)
     os.mkdir(staging, 0o700)
-    artefacts, tables = [], {}
+    artifacts, tables = [], {}
     now = datetime.datetime.now(datetime.timezone.utc)  # before the dump: the state the backup holds
     release, release_dir = env.release()
     if p['scope'] in ('full', 'db'):
@@ -279,26 +279,26 @@ def _create(module, names, env, dest, backup_dir):
         with open(dump, 'r', encoding='utf-8', errors='surrogateescape') as f:
             tables = table_rows(f)
         module.run_command(['gzip', '-n', '--rsyncable', dump], check_rc=True)
-        artefacts.append(_artefact(dump + '.gz'))
+        artifacts.append(_artifact(dump + '.gz'))
     if p['scope'] in ('full', 'files'):
         if not os.path.isdir(env.uploads):
             module.fail_json(msg='%s does not exist' % env.uploads)
-        artefacts.append(_tree_artefact(module, backup_dir, p['id'], staging, 'uploads.tar',
+        artifacts.append(_tree_artifact(module, backup_dir, p['id'], staging, 'uploads.tar',
                                         env.shared, 'uploads'))
         config = os.path.join(staging, 'wp-config.php')
         shutil.copyfile(env.wp_config, config)
         os.chmod(config, 0o600)
-        artefacts.append(_artefact(config))
+        artifacts.append(_artifact(config))
         if p['include_core']:
             if not release_dir or not os.path.isdir(release_dir):
                 module.fail_json(msg='include_core: %s does not point at a release' % env.current)
-            artefacts.append(_tree_artefact(module, backup_dir, p['id'], staging, 'core.tar',
+            artifacts.append(_tree_artifact(module, backup_dir, p['id'], staging, 'core.tar',
                                             os.path.dirname(release_dir), release))
     manifest = dict(
         format=FORMAT, id=p['id'], site=names['site'], env=names['env'], scope=p['scope'],
         include_core=p['include_core'], created=now.strftime('%Y-%m-%dT%H:%M:%SZ'),
         wordpress_version=release_version(release_dir) if release_dir else None, release=release,
-        artefacts=artefacts, tables=tables)
+        artifacts=artifacts, tables=tables)
     write_json(os.path.join(staging, MANIFEST), manifest)
     os.rename(staging, dest)  # the backup is complete or absent, never half there
     return manifest

@@ -254,7 +254,7 @@ def cleanup_plan(
     """(completed backups the ladder expires now, every backup a cleanup should remove).
 
     Removed: expired ones (also those a previous cleanup did not get to) and failed ones older than
-    PRE_RESTORE_GRACE with a newer completed backup (they may have left local artefacts behind).
+    PRE_RESTORE_GRACE with a newer completed backup (they may have left local artifacts behind).
     """
     now = now or utcnow()
     rows = session.scalars(

@@ -30,10 +30,12 @@ _URL_PASSWORD_RE = re.compile(r"://[^/@]*:[^/@]*@")
 def backup_dict(row: Backup, site: str, env: str, full: bool = False) -> dict[str, Any]:
     m = row.manifest or {}
     node_manifest = m.get("manifest") if isinstance(m.get("manifest"), dict) else {}
-    artefacts = node_manifest.get("artifacts") or node_manifest.get("artefacts") or {}
+    # The node's manifest as it returned it: format 1 (backups taken before format 2) spells the
+    # list 'artefacts'; the row keeps the copy verbatim, like the manifest file it mirrors.
+    artifacts = node_manifest.get("artifacts") or node_manifest.get("artefacts") or {}
     sizes = [
         a.get("size")
-        for a in (artefacts.values() if isinstance(artefacts, dict) else artefacts)
+        for a in (artifacts.values() if isinstance(artifacts, dict) else artifacts)
         if isinstance(a, dict) and isinstance(a.get("size"), int)
     ]
     out = {

@@ -123,7 +123,7 @@ def test_round_trip_through_restic_restores_db_and_files_exactly(stack):
     manifest = got["manifest"]
     assert got["id"] == manifest["id"] == "rt-1" and got["location"] == f"{BACKUPS}/rt-1"
     assert got["restic_snapshot"] and got["restic_data_added"] > 0
-    assert {a["name"] for a in manifest["artefacts"]} == {"db.sql.gz", "uploads.tar", "wp-config.php"}
+    assert {a["name"] for a in manifest["artifacts"]} == {"db.sql.gz", "uploads.tar", "wp-config.php"}
     assert manifest["tables"]["wp_options"] > 10 and manifest["tables"]["wp_users"] == 1
     assert manifest["release"] and manifest["wordpress_version"] and manifest["scope"] == "full"
     # 0700 root directory, 0600 root files.
@@ -171,7 +171,7 @@ def test_incremental_backup_of_an_unchanged_site_uploads_almost_nothing(stack):
     print(f"restic data_added: first backup {full} bytes, unchanged site {incremental} bytes")
     assert full > 4 * 1048576
     assert incremental < 256 * 1024, f"an unchanged site added {incremental} bytes"
-    uploads = next(a for a in backup_of(second)["manifest"]["artefacts"] if a["name"] == "uploads.tar")
+    uploads = next(a for a in backup_of(second)["manifest"]["artifacts"] if a["name"] == "uploads.tar")
     assert uploads.get("reused") is True  # hard-linked from inc-1, not written again
     inode = stack.node.sh(f"stat -c %i {BACKUPS}/inc-1/uploads.tar {BACKUPS}/inc-2/uploads.tar").split()
     assert inode[0] == inode[1]
@@ -193,7 +193,7 @@ def test_s3_unreachable_fails_clearly_and_keeps_the_local_backup(stack):
 def test_tampered_backup_is_refused_and_nothing_changes(stack):
     res = stack.play("backup_create.yml", pressluft_backup_id="tamper-1", pressluft_backup_scope="db")
     assert res.rc == 0, res.explain()
-    assert [a["name"] for a in backup_of(res)["manifest"]["artefacts"]] == ["db.sql.gz"]
+    assert [a["name"] for a in backup_of(res)["manifest"]["artifacts"]] == ["db.sql.gz"]
     stack.wp("option", "update", "pressluft_marker", "current-state")
     stack.settle()
     # Flip one byte in the middle of the dump.
@@ -266,7 +266,7 @@ broken = sql[:len(sql) // 2].rsplit(b'\\n', 1)[0] + b'\\nTHIS IS NOT SQL;\\n'
 with open('db.sql.gz', 'wb') as f:
     f.write(gzip.compress(broken))
 m = json.load(open('manifest.json'))
-for a in m['artefacts']:
+for a in m['artifacts']:
     data = open(a['name'], 'rb').read()
     a['size'], a['sha256'] = len(data), hashlib.sha256(data).hexdigest()
 json.dump(m, open('manifest.json', 'w'))

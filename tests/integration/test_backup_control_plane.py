@@ -111,7 +111,7 @@ def test_backup_then_restore_through_the_control_plane(stack):
     assert (shown["state"], shown["trigger"], shown["scope"]) == ("completed", "manual", "full")
     assert shown["location"] == f"{BACKUPS}/{made['backup_id']}"
     assert shown["restic_snapshot"] and shown["manifest"]["id"] == made["backup_id"]
-    assert {a["name"] for a in shown["manifest"]["artefacts"]} == {
+    assert {a["name"] for a in shown["manifest"]["artifacts"]} == {
         "db.sql.gz",
         "uploads.tar",
         "wp-config.php",

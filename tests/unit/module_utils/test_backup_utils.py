@@ -7,7 +7,8 @@ import subprocess
 
 from ansible_collections.pressluft.wordpress.plugins.module_utils._backup import (
     TAR_CREATE,
-    previous_artefact,
+    previous_artifact,
+    read_manifest,
     table_rows,
     tree_fingerprint,
     valid_id,
@@ -76,22 +77,32 @@ def test_tar_of_an_unchanged_tree_is_byte_identical(tmp_path):
     assert outs[0] == outs[1]
 
 
-def test_verify_and_previous_artefact(tmp_path):
+def test_verify_and_previous_artifact(tmp_path):
     b1 = tmp_path / 'b1'
     b1.mkdir()
     (b1 / 'uploads.tar').write_bytes(b'abc')
     import hashlib
     entry = dict(name='uploads.tar', size=3, sha256=hashlib.sha256(b'abc').hexdigest(), fingerprint='f1')
-    manifest = dict(format=1, artefacts=[entry])
+    manifest = dict(format=2, artifacts=[entry])
     write_json(str(b1 / 'manifest.json'), manifest)
     assert verify(str(b1), manifest) == []
-    assert previous_artefact(str(tmp_path), 'b2', 'uploads.tar', 'f1') == (str(b1 / 'uploads.tar'), entry)
-    assert previous_artefact(str(tmp_path), 'b2', 'uploads.tar', 'other') == (None, None)
-    assert previous_artefact(str(tmp_path), 'b1', 'uploads.tar', 'f1') == (None, None)
+    assert previous_artifact(str(tmp_path), 'b2', 'uploads.tar', 'f1') == (str(b1 / 'uploads.tar'), entry)
+    assert previous_artifact(str(tmp_path), 'b2', 'uploads.tar', 'other') == (None, None)
+    assert previous_artifact(str(tmp_path), 'b1', 'uploads.tar', 'f1') == (None, None)
     (b1 / 'uploads.tar').write_bytes(b'abd')
     assert verify(str(b1), manifest) == ['uploads.tar: sha256 does not match the manifest']
     (b1 / 'uploads.tar').write_bytes(b'ab')
     assert verify(str(b1), manifest) == ['uploads.tar: size 2, manifest says 3']
     (b1 / 'uploads.tar').unlink()
     assert verify(str(b1), manifest) == ['uploads.tar: missing']
-    assert verify(str(b1), dict(format=1, artefacts=[])) == ['the manifest lists no artefacts']
+    assert verify(str(b1), dict(format=2, artifacts=[])) == ['the manifest lists no artifacts']
+
+
+def test_read_manifest_of_a_format_1_backup(tmp_path):
+    # Backups written before format 2 called their files 'artefacts': still verified and restorable.
+    entry = dict(name='db.sql.gz', size=3, sha256='0' * 64)
+    write_json(str(tmp_path / 'manifest.json'), dict(format=1, id='b1', artefacts=[entry]))
+    got = read_manifest(str(tmp_path))
+    assert got['format'] == 2 and got['artifacts'] == [entry] and 'artefacts' not in got
+    write_json(str(tmp_path / 'manifest.json'), dict(format=3, id='b1', artifacts=[entry]))
+    assert read_manifest(str(tmp_path)) is None

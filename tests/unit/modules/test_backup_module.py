@@ -27,8 +27,8 @@ def make_backup(tmp_path, backup_id="b-1", site="shop", env="production") -> str
     dest.mkdir(parents=True)
     data = b"-- dump\n"
     (dest / "db.sql.gz").write_bytes(data)
-    manifest = {"format": 1, "id": backup_id, "site": site, "env": env, "scope": "db",
-                "artefacts": [{"name": "db.sql.gz", "size": len(data),
+    manifest = {"format": 2, "id": backup_id, "site": site, "env": env, "scope": "db",
+                "artifacts": [{"name": "db.sql.gz", "size": len(data),
                                "sha256": hashlib.sha256(data).hexdigest()}]}
     (dest / "manifest.json").write_text(json.dumps(manifest))
     return str(dest)
