@@ -14,23 +14,44 @@ def reset() -> None:
     """Return a failed site or environment to active after you checked it."""
 
 
+_FORCE = click.option(
+    "--force",
+    is_flag=True,
+    help="Reset even if the last stalled or timed-out job's worker may still be running it.",
+)
+
+
+def _said(line: str):
+    def human(d: dict) -> None:
+        if d.get("warning"):
+            click.echo(f"warning: {d['warning']}", err=True)
+        click.echo(line.format(**d))
+
+    return human
+
+
 @reset.command("site")
 @click.argument("name")
+@_FORCE
 @output.json_option
-def reset_site(name) -> None:
-    """failed -> active for a site."""
-    output.emit(control_plane().reset_site(name), lambda d: click.echo(f"site {d['site']} is {d['state']}"))
+def reset_site(name, force) -> None:
+    """failed -> active for a site.
+
+    Refused while a job holds the site, and until the worker of its last stalled or timed-out job
+    cannot still be running it (heartbeat timeout + stop grace after its last heartbeat).
+    """
+    output.emit(control_plane().reset_site(name, force=force), _said("site {site} is {state}"))
 
 
 @reset.command("env")
 @click.argument("site")
 @click.argument("env")
+@_FORCE
 @output.json_option
-def reset_env(site, env) -> None:
-    """failed -> active for one environment of a site."""
+def reset_env(site, env, force) -> None:
+    """failed -> active for one environment of a site (refused as `reset site` is)."""
     output.emit(
-        control_plane().reset_env(site, env),
-        lambda d: click.echo(f"environment {d['site']}/{d['env']} is {d['state']}"),
+        control_plane().reset_env(site, env, force=force), _said("environment {site}/{env} is {state}")
     )
 
 

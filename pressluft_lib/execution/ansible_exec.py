@@ -8,6 +8,7 @@ directory that is removed when the run ends, whatever happens.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -21,6 +22,9 @@ from pathlib import Path
 
 import ansible_runner
 
+from pressluft_lib.execution import process_group
+
+log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]  # the repository (collection) root
 # Worker environment variables that must never reach Ansible or the runner's artifacts.
 _SECRET_ENV = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|PRIVATE)|^PRESSLUFT_DB$", re.I)
@@ -36,14 +40,19 @@ _STATUS = {
 _FINAL = {"successful": "succeeded", "failed": "failed", "canceled": "cancelled", "timeout": "timed_out"}
 
 
+# A stop request: (the state the run ends in, why), e.g. ("cancelled", "cancel requested").
+Stop = tuple[str, str]
+
+
 @dataclass
 class RunOutcome:
-    state: str  # succeeded | failed | cancelled | timed_out
+    state: str  # succeeded | failed | cancelled | timed_out, or a stop request's state
     rc: int | None
     status: str
     stats: dict  # per-host counts from the playbook_on_stats event (ok, changed, failures, dark)
     # What the playbook returned with ansible.builtin.set_stats (aggregated, not per host), redacted.
     artifacts: dict = field(default_factory=dict)
+    reason: str | None = None  # why a stop request ended the run
 
 
 def collections_path(data_dir: Path) -> str:
@@ -130,8 +139,9 @@ def run_playbook(
     extravars: dict,
     secret_vars: dict | None = None,
     on_event: Callable[[dict], None] | None = None,
-    should_cancel: Callable[[], bool] | None = None,
-    timeout: int | None = None,
+    should_stop: Callable[[], Stop | None] | None = None,
+    timeout: float | None = None,
+    stop_grace: float = 10.0,
     ident: str = "run",
 ) -> RunOutcome:
     """Run playbooks/<playbook>.yml of the collection and return its outcome.
@@ -139,7 +149,13 @@ def run_playbook(
     `inventory` is either a dict (a static inventory written as JSON) or the text of an inventory
     plugin config (YAML, e.g. for pressluft.wordpress.pressluft). `secret_vars` reach Ansible
     through a 0600 vars file only; their values are redacted from every recorded event.
+
+    `should_stop` is polled about every 0.25 s; when it returns a Stop (or `timeout` s have passed:
+    "timed_out"), the playbook's process groups get SIGTERM, then SIGKILL after `stop_grace` s, each
+    reported through `on_event`, and the outcome carries the Stop's state and reason.
     """
+    if should_stop is not None and (early := should_stop()) is not None:
+        return RunOutcome(state=early[0], rc=None, status="not started", stats={}, reason=early[1])
     secret_vars = secret_vars or {}
     secrets = [str(v) for v in secret_vars.values() if v not in (None, "")]
     jobs_dir = data_dir / "runs"
@@ -159,17 +175,6 @@ def run_playbook(
             _write_private(inv_file, inventory)
         vars_file = private / "vars.json"
         _write_private(vars_file, json.dumps({**extravars, **secret_vars}))
-        last_check = [0.0, False]
-
-        def cancel() -> bool:
-            # The flag lives in the database: look at most once a second.
-            if should_cancel is None:
-                return False
-            now = time.monotonic()
-            if now - last_check[0] >= 1.0:
-                last_check[0], last_check[1] = now, bool(should_cancel())
-            return last_check[1]
-
         final_stats: dict = {}
         artifacts: dict = {}
 
@@ -204,17 +209,85 @@ def run_playbook(
             suppress_env_files=True,
             quiet=not os.environ.get("PRESSLUFT_RUNNER_VERBOSE"),
             event_handler=handle,
-            cancel_callback=cancel,
-            timeout=timeout,
             ident=ident,
         )
         # The runner copied os.environ; drop the worker's secrets before anything is written.
         r.config.env = {k: v for k, v in r.config.env.items() if k in envvars or not _SECRET_ENV.search(k)}
-        r.run()
+        watcher = _Watcher(str(private), should_stop, timeout, stop_grace, on_event)
+        watcher.start()
+        failure = None
+        try:
+            r.run()
+        except Exception as exc:  # e.g. pexpect's EOF wait timing out while a stop kills the group
+            failure = exc
+        finally:
+            watcher.finish()
+        if watcher.stop is not None:
+            state, reason = watcher.stop
+            return RunOutcome(state, r.rc, r.status or "stopped", final_stats, artifacts, reason=reason)
+        if failure is not None:
+            raise failure
         state = _FINAL.get(r.status, "failed")
         return RunOutcome(state=state, rc=r.rc, status=r.status, stats=final_stats, artifacts=artifacts)
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+class _Watcher(threading.Thread):
+    """Stops the run when asked (or at its timeout): every process it started, SIGTERM then SIGKILL."""
+
+    def __init__(self, marker, should_stop, timeout, grace, on_event):
+        super().__init__(name=f"stop-{Path(marker).name}", daemon=True)
+        self.marker, self.should_stop, self.grace, self.on_event = marker, should_stop, grace, on_event
+        self.deadline = time.monotonic() + timeout if timeout else None
+        self.stop: Stop | None = None
+        self.root: int | None = None  # the ansible-playbook process
+        self.run_ended = threading.Event()
+
+    def _wanted(self) -> Stop | None:
+        if self.should_stop is not None and (stop := self.should_stop()) is not None:
+            return stop
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return ("timed_out", "the run's time limit passed")
+        return None
+
+    def run(self) -> None:
+        while not self.run_ended.wait(0.25):
+            if self.root is None:  # found while the playbook runs: it may exit before its children
+                self.root = process_group.find_child(self.marker)
+            if (stop := self._wanted()) is not None:
+                self.stop = stop
+                break
+        if self.stop is None:
+            return
+        self.root = self.root or process_group.find_child(self.marker)
+        if self.root is None:
+            return  # nothing started, or it is gone already
+
+        event = {"event": "stop", "state": self.stop[0], "reason": self.stop[1], "grace_s": self.grace}
+
+        def record(sig: str) -> None:
+            try:
+                self.on_event({**event, "signal": sig})
+            except Exception:
+                log.exception("could not record the %s of %s", sig, self.marker)
+
+        # Recorded beside the kill, never before it: the database may be the very thing that is gone.
+        reports: list[threading.Thread] = []
+
+        def report(sig: str) -> None:
+            if self.on_event is not None:
+                reports.append(threading.Thread(target=record, args=(sig,), daemon=True))
+                reports[-1].start()
+
+        process_group.terminate(self.root, self.grace, report)
+        for r in reports:
+            r.join(2.0)  # in order before the job's final event, unless the database hangs
+
+    def finish(self) -> None:
+        """The runner returned: let a stop in progress end (every process of the group gone)."""
+        self.run_ended.set()
+        self.join()
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -19,8 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from pressluft_lib import jobtypes, names, queue
-from pressluft_lib.errors import PressluftError
+from pressluft_lib.errors import ConflictError, PressluftError
 from pressluft_lib.execution import ansible_exec
+from pressluft_lib.execution.attempt import Attempt
 from pressluft_lib.storage.db import data_dir as default_data_dir
 from pressluft_lib.storage.models import Domain, Environment, Job, Node, Site, utcnow
 from pressluft_lib.storage.secret_store import SecretStore
@@ -29,6 +30,8 @@ from pressluft_lib.storage.transitions import add_job_event
 log = logging.getLogger(__name__)
 # A deadline this close or past still gets a short run so the timeout path is taken by the runner.
 MIN_TIMEOUT = 1
+# Seconds a stopped playbook gets between SIGTERM and SIGKILL (its process group).
+STOP_GRACE = 10.0
 
 
 def inventory_config(url: str) -> str:
@@ -91,12 +94,32 @@ def execute(
     *,
     data_dir: Path | None = None,
     playbook_dir: Path | None = None,
+    heartbeat_interval: float = 5.0,
+    heartbeat_timeout: float = 60.0,
+    stop_grace: float = STOP_GRACE,
 ) -> Job:
-    """Run a job claimed by `worker_id` to its end and record its final state; returns the finished job.
+    """Run a job claimed as `worker_id` (its claim id) to its end and record its final state.
 
     The playbook is the job type's (jobtypes is the allowlist): from the collection, or from
-    `playbook_dir` (tests) by the same name.
+    `playbook_dir` (tests) by the same name. The attempt heartbeats every `heartbeat_interval` s
+    and stops its playbook when it may not go on (attempt.py); ConflictError if the queue gave
+    the job to another attempt meanwhile (nothing is recorded as this attempt's result then).
     """
+    with Attempt(
+        session_factory, job, worker_id, interval=heartbeat_interval, lease=heartbeat_timeout
+    ) as attempt:
+        return _execute(session_factory, job, worker_id, attempt, data_dir, playbook_dir, stop_grace)
+
+
+def _execute(
+    session_factory: sessionmaker,
+    job: Job,
+    worker_id: str,
+    attempt: Attempt,
+    data_dir: Path | None,
+    playbook_dir: Path | None,
+    stop_grace: float,
+) -> Job:
     jt = jobtypes.JOB_TYPES.get(job.type)
 
     def end(state: str, code: str | None, message: str | None, artifacts: dict, **event: Any) -> Job:
@@ -106,6 +129,16 @@ def execute(
                 jt.run_after(session, done, artifacts)
         return done
 
+    def on_event(data: dict) -> None:
+        if data.get("event") in ("attempt", "stop"):
+            data = {**data, "attempt": job.attempts}
+        with session_factory.begin() as session:
+            add_job_event(session, job.id, "runner" if "task" in data or "play" in data else "log", data)
+
+    # What `pressluft reset` needs to know when this attempt's worker can no longer be running it.
+    on_event(
+        {"event": "attempt", "worker_id": worker_id, "lease_s": attempt.lease, "stop_grace_s": stop_grace}
+    )
     try:
         jt = jobtypes.get(job.type)
         url = _db_url(session_factory)
@@ -116,14 +149,6 @@ def execute(
             secret_vars = load_secrets(session, url, site, env, jt.secret_scopes)
     except PressluftError as exc:
         return end("failed", exc.code, exc.message, {})
-
-    def on_event(data: dict) -> None:
-        with session_factory.begin() as session:
-            add_job_event(session, job.id, "runner", data)
-
-    def should_cancel() -> bool:
-        with session_factory() as session:
-            return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job.id)))
 
     timeout = jt.timeout
     if job.deadline_at is not None:
@@ -137,22 +162,30 @@ def execute(
             extravars=extravars,
             secret_vars=secret_vars,
             on_event=on_event,
-            should_cancel=should_cancel,
+            should_stop=attempt.should_stop,
             timeout=timeout,
-            ident=f"job{job.id}",
+            stop_grace=stop_grace,
+            ident=f"job{job.id}-a{job.attempts}",
         )
     except Exception as exc:  # the run could not even start: record why (these messages hold no secret)
         log.exception("job %s could not run", job.id)
         message = ansible_exec.redact(f"{type(exc).__name__}: {exc}", secret_vars.values())
         return end("failed", "runner_error", message, {})
+    if outcome.state == "stopped":  # the queue gave the job to another attempt: record nothing as ours
+        if outcome.status == "not started":
+            on_event({"event": "stop", "state": "stopped", "reason": outcome.reason, "signal": None})
+        raise ConflictError(
+            f"job {job.id} attempt {job.attempts} stopped: {outcome.reason}", details={"job_id": job.id}
+        )
     error = {
         "succeeded": (None, None),
         "failed": ("playbook_failed", f"the playbook failed (rc={outcome.rc})"),
         "cancelled": ("cancelled", "cancelled on request"),
         "timed_out": ("timeout", f"no result within {timeout} s"),
+        "stalled": ("stalled", outcome.reason),
     }[outcome.state]
     return end(
-        outcome.state,
+        "failed" if outcome.state == "stalled" else outcome.state,
         *error,
         outcome.artifacts,
         rc=outcome.rc,
@@ -171,8 +204,11 @@ def remove_stale_runs(session_factory: sessionmaker, data_dir: Path | None = Non
     secrets in the 0600 vars file: the next worker removes it. Directories of running jobs stay.
     """
     runs = (data_dir or default_data_dir()) / "runs"
-    found = [(p, int(m.group(1))) for p in (runs.iterdir() if runs.is_dir() else ())
-             if (m := _RUN_DIR.fullmatch(p.name))]
+    found = [
+        (p, int(m.group(1)))
+        for p in (runs.iterdir() if runs.is_dir() else ())
+        if (m := _RUN_DIR.fullmatch(p.name))
+    ]
     if not found:
         return 0
     with session_factory() as s:

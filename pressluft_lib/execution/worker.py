@@ -1,10 +1,11 @@
-"""The worker: sweep (deadlines, stalls), claim, run with a heartbeat, finish; N threads.
+"""The worker: sweep (deadlines, stalls), claim, run (runner.execute heartbeats), finish; N threads.
 
 SIGTERM/SIGINT once: claim nothing new, let running jobs end. Twice: also ask them to cancel.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import signal
@@ -38,6 +39,7 @@ class Worker:
         types: list[str] | None = None,
         on_job_done: Callable[[Job], None] | None = None,
         playbook_dir: Path | None = None,
+        stop_grace: float = runner.STOP_GRACE,
     ):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -46,6 +48,7 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
+        self.stop_grace = stop_grace
         self.poll_interval = poll_interval
         self.data_dir = data_dir
         self.types = types
@@ -53,7 +56,8 @@ class Worker:
         self.playbook_dir = playbook_dir  # tests: playbooks by job type name from here
         self.stopping = threading.Event()
         self.processed: list[Job] = []
-        self._running: dict[int, Job] = {}
+        self._running: dict[str, Job] = {}  # by claim id
+        self._claims = itertools.count(1)
         self._lock = threading.Lock()
 
     def stop(self, cancel_running: bool = False) -> None:
@@ -61,47 +65,39 @@ class Worker:
         self.stopping.set()
         if cancel_running:
             with self._lock:
-                running = list(self._running)
+                running = [j.id for j in self._running.values()]
             for job_id in running:
                 try:
                     queue.request_cancel(self.session_factory, job_id, actor=f"worker:{self.worker_id}")
                 except PressluftError as exc:
                     log.warning("cancel of job %s: %s", job_id, exc.message)
 
-    def _heartbeat(self, job: Job, done: threading.Event) -> None:
-        while not done.wait(self.heartbeat_interval):
-            try:
-                queue.heartbeat(self.session_factory, job, self.worker_id)
-            except ConflictError:
-                log.warning("job %s is no longer ours; its run will not be recorded", job.id)
-                return
-            except Exception:  # a transient database error: the next beat retries
-                log.exception("heartbeat of job %s failed", job.id)
+    def claim(self) -> Job | None:
+        """Claim a due job under a claim id of its own (worker id + claim number): concurrent runs of
+        this worker, and a retry it claims of its own stale attempt, never pass for one another."""
+        claim_id = f"{self.worker_id}#{next(self._claims)}"
+        return queue.claim(self.session_factory, claim_id, self.types)
 
     def run_one(self, job: Job) -> Job:
-        done = threading.Event()
-        beat = threading.Thread(
-            target=self._heartbeat, args=(job, done), name=f"heartbeat-{job.id}", daemon=True
-        )
         with self._lock:
-            self._running[job.id] = job
-        beat.start()
+            self._running[job.worker_id] = job
         try:
             finished = runner.execute(
                 self.session_factory,
                 job,
-                self.worker_id,
+                job.worker_id,
                 data_dir=self.data_dir,
                 playbook_dir=self.playbook_dir,
+                heartbeat_interval=self.heartbeat_interval,
+                heartbeat_timeout=self.heartbeat_timeout,
+                stop_grace=self.stop_grace,
             )
-        except ConflictError as exc:  # someone else ended it meanwhile (deadline sweep, operator)
+        except ConflictError as exc:  # the queue gave the job to another attempt, or someone ended it
             log.warning("job %s: %s", job.id, exc.message)
             finished = job
         finally:
-            done.set()
-            beat.join()
             with self._lock:
-                self._running.pop(job.id, None)
+                self._running.pop(job.worker_id, None)
         with self._lock:
             self.processed.append(finished)
         if self.on_job_done:
@@ -113,7 +109,7 @@ class Worker:
             try:
                 queue.sweep(self.session_factory, self.heartbeat_timeout)
                 runner.remove_stale_runs(self.session_factory, self.data_dir)
-                job = queue.claim(self.session_factory, self.worker_id, self.types)
+                job = self.claim()
             except Exception:
                 log.exception("claiming failed")
                 job = None

@@ -220,21 +220,26 @@ def claim(session_factory: sessionmaker, worker_id: str, types: list[str] | None
     return _fastpath.to_job(row)
 
 
-def heartbeat(db: Db, job: Job | int, worker_id: str) -> bool:
-    """Record liveness; returns cancel_requested. ConflictError if the job is no longer ours."""
-    job_id = job if isinstance(job, int) else job.id
+def heartbeat(db: Db, job: Job, worker_id: str) -> bool:
+    """Record liveness of the attempt `job` (as claimed by `worker_id`); returns cancel_requested.
+
+    ConflictError if the job is no longer that attempt's: not running, claimed again (a higher
+    attempt number, even by the same worker), or running under another claim id."""
     with _tx(db) as session:
         row = session.execute(
             update(Job)
-            .where(Job.id == job_id, Job.state == "running", Job.worker_id == worker_id)
+            .where(
+                Job.id == job.id,
+                Job.state == "running",
+                Job.worker_id == worker_id,
+                Job.attempts == job.attempts,
+            )
             .values(heartbeat_at=utcnow())
             .returning(Job.cancel_requested),
             execution_options={"synchronize_session": False},
         ).first()
-    if row is None:
-        raise ConflictError(
-            f"job {job_id} is no longer running on worker {worker_id}", details={"job_id": job_id}
-        )
+        if row is None:
+            raise _not_running(session.connection(), job.id, worker_id, job.attempts)
     return bool(row[0])
 
 
@@ -248,14 +253,21 @@ def _settle(
         jt.run_after(session, job, {})
 
 
-def _not_running(conn: Connection, job_id: int, worker_id: str | None) -> Exception:
-    current = conn.execute(select(Job.state, Job.worker_id).where(Job.id == job_id)).first()
+def _not_running(conn: Connection, job_id: int, worker_id: str | None, attempt: int | None) -> Exception:
+    current = conn.execute(select(Job.state, Job.worker_id, Job.attempts).where(Job.id == job_id)).first()
     if current is None:
         return NotFound(f"job {job_id} does not exist")
+    mine = f"attempt {attempt} ({worker_id})" if worker_id else None
+    if current.state == "running" and mine:
+        now = f"is running attempt {current.attempts} ({current.worker_id})"
+        return ConflictError(
+            f"job {job_id} {now}, not {mine}",
+            details={"job_id": job_id, "state": current.state, "attempt": current.attempts},
+        )
     return ConflictError(
-        f"job {job_id} is {current.state} (worker {current.worker_id}), not running"
-        + (f" on {worker_id}" if worker_id else ""),
-        details={"job_id": job_id, "state": current.state},
+        f"job {job_id} is {current.state} (attempt {current.attempts}), not running"
+        + (f": {mine} is no longer running" if mine else ""),
+        details={"job_id": job_id, "state": current.state, "attempt": current.attempts},
     )
 
 
@@ -269,10 +281,18 @@ def finish(
     worker_id: str | None = None,
     event: dict[str, Any] | None = None,
 ) -> Job:
-    """End a running job, release its lock and settle its resources. With worker_id, only that worker may."""
+    """End a running job, release its lock and settle its resources.
+
+    With worker_id (a claim id), only that claim's attempt may: `job` must then be the claimed Job,
+    whose attempt number must still be the job's. Without, any running job (operator, tests)."""
     if state not in FINISH_STATES:
         raise ValidationError(f"a job finishes as one of {', '.join(FINISH_STATES)}, not {state!r}")
     job_id = job if isinstance(job, int) else job.id
+    attempt = None
+    if worker_id is not None:
+        if not isinstance(job, Job):
+            raise ValidationError("finishing as a worker needs the claimed job (its attempt number)")
+        attempt = job.attempts
     now = utcnow()
     data = {
         "from": "running",
@@ -287,6 +307,7 @@ def finish(
         "msg": message,
         "id": job_id,
         "worker": worker_id,
+        "attempt": attempt,
     }
     if _dialect(db) != "sqlite":  # one statement also writes the state event and settles resources
         params.update(data=_fastpath.json_param(data), node_types=_fastpath.node_types())
@@ -294,12 +315,12 @@ def finish(
             row = _fastpath.pg_row(dbapi, _fastpath.finish_sql("postgresql", worker_id is not None), params)
         if row is None:
             with _conn(db) as conn:
-                raise _not_running(conn, job_id, worker_id)
+                raise _not_running(conn, job_id, worker_id, attempt)
         return _fastpath.to_job(row)
     with _conn(db) as conn:
         row = conn.execute(_fastpath.finish_sql("sqlite", worker_id is not None), params).first()
         if row is None:
-            raise _not_running(conn, job_id, worker_id)
+            raise _not_running(conn, job_id, worker_id, attempt)
         done = _fastpath.to_job(row)
         _fastpath.add_event(conn, job_id, done.event_seq, data, now)
         _fastpath.settle(conn, done, state == "succeeded", now)
@@ -438,32 +459,84 @@ def fail_stalled(db: Db, job: Job | int, *, actor: str | None = None, message: s
     return current
 
 
-def _reset(session: Session, obj: Site | Environment, site: Site, actor: str | None) -> Any:
+# What `reset` assumes of an attempt that recorded no lease (attempt.py): the worker defaults.
+DEFAULT_LEASE = 60.0
+DEFAULT_STOP_GRACE = 10.0
+# Added to lease + grace: the poll of the lease, the last SIGKILL, and clocks of workers and CLI
+# that differ by a few seconds.
+RESET_MARGIN = 10.0
+
+
+def may_still_run(session: Session, site: Site) -> str | None:
+    """Why the site's last attempt that ended without its worker (stalled, timed out) may still be
+    running, or None. Its worker stops it by itself `lease + stop grace` after its last heartbeat."""
+    job = session.scalar(
+        select(Job)
+        .where(
+            Job.site_id == site.id, Job.error_code.in_(("stalled", "timeout")), Job.heartbeat_at.is_not(None)
+        )
+        .order_by(Job.heartbeat_at.desc())
+        .limit(1)
+    )
+    if job is None:
+        return None
+    lease, grace = DEFAULT_LEASE, DEFAULT_STOP_GRACE
+    for e in events(session, job.id):
+        if e.kind == "log" and e.data.get("event") == "attempt" and e.data.get("attempt") == job.attempts:
+            lease, grace = float(e.data.get("lease_s", lease)), float(e.data.get("stop_grace_s", grace))
+    until = job.heartbeat_at + timedelta(seconds=lease + grace + RESET_MARGIN)
+    if utcnow() >= until:
+        return None
+    return (
+        f"job {job.id} ({job.type}) ended as {job.state} ({job.error_code}) without its worker: attempt "
+        f"{job.attempts} on {job.worker_id} may still be running until {until:%Y-%m-%d %H:%M:%S} UTC "
+        f"(last heartbeat {job.heartbeat_at:%H:%M:%S} + heartbeat timeout {lease:g} s + stop grace "
+        f"{grace:g} s + {RESET_MARGIN:g} s)"
+    )
+
+
+def _reset(session: Session, obj: Site | Environment, site: Site, actor: str | None, force: bool) -> Any:
     if session.scalar(select(Job.id).where(Job.lock_key == f"site:{site.id}")) is not None:
         raise _holder_error(session, f"site:{site.id}", f"site {site.name}")
     if obj.state != "failed":
         raise TransitionError(
             f"{obj.__tablename__[:-1]} {obj.name} is {obj.state}: only a failed one can be reset"
         )
-    return transition(session, obj, "active", actor=actor, event={"reset": True})
+    running = may_still_run(session, site)
+    if running is not None and not force:
+        raise ConflictError(
+            f"site {site.name}: {running}; reset it after that, or with --force once you know that "
+            "worker is gone",
+            details={"site": site.name},
+        )
+    event = {"reset": True, **({"forced": running} if running else {})}
+    return transition(session, obj, "active", actor=actor, event=event)
 
 
-def reset_site(db: Db, site: Site | str | int, *, actor: str | None = None) -> Site:
-    """failed -> active, after an operator checked the site (refused while a job holds it)."""
+def reset_site(db: Db, site: Site | str | int, *, actor: str | None = None, force: bool = False) -> Site:
+    """failed -> active, after an operator checked the site.
+
+    Refused while a job holds the site, and while the attempt of its last stalled or timed-out job
+    may still be running (may_still_run), unless `force` (the audit event records what it overrode)."""
     with _tx(db) as session:
         obj = _resolve(session, Site, site)
         session.refresh(obj)
-        return _reset(session, obj, obj, actor)
+        return _reset(session, obj, obj, actor, force)
 
 
 def reset_env(
-    db: Db, site: Site | str | int, env: Environment | str | int, *, actor: str | None = None
+    db: Db,
+    site: Site | str | int,
+    env: Environment | str | int,
+    *,
+    actor: str | None = None,
+    force: bool = False,
 ) -> Environment:
     with _tx(db) as session:
         site_obj = _resolve(session, Site, site)
         obj = _resolve(session, Environment, env, site_id=site_obj.id)
         session.refresh(obj)
-        return _reset(session, obj, site_obj, actor)
+        return _reset(session, obj, site_obj, actor, force)
 
 
 def check_fencing(session: Session, job: Job) -> None:

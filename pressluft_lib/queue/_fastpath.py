@@ -71,7 +71,7 @@ def claim_sql(dialect: str, with_types: bool) -> Any:
 def finish_sql(dialect: str, with_worker: bool) -> Any:
     """SQLite: the job UPDATE only. PostgreSQL: one statement that also writes the state event and
     settles the job's resources (lock, move, audit: see settle()), so it needs no transaction of its own."""
-    worker = "AND worker_id = :worker" if with_worker else ""
+    worker = "AND worker_id = :worker AND attempts = :attempt" if with_worker else ""
     sql = f"""
         UPDATE jobs SET state = :state, lock_key = NULL, finished_at = :now, updated_at = :now,
             error_code = :code, error_message = :msg, event_seq = event_seq + 1

@@ -158,12 +158,23 @@ class SitesMixin(ServiceBase):
             audit["result"] = f"job:{job.id}"
             return {"job_id": job.id, "site": name}
 
-    def reset_site(self, name: str) -> dict[str, Any]:
-        with self._mutation("site.reset", f"site:{name}") as (session, _audit):
-            site = queue.reset_site(session, name, actor=self.actor)
-            return {"site": site.name, "state": site.state}
+    def _reset_warning(self, session: Session, site: str, force: bool, audit: dict) -> dict[str, Any]:
+        """With --force: what the reset overrode (an attempt that may still run), for the caller."""
+        obj = session.scalar(select(Site).where(Site.name == site)) if force else None
+        running = queue.may_still_run(session, obj) if obj is not None else None
+        if running is None:
+            return {}
+        audit["detail"]["forced"] = running
+        return {"warning": f"forced: {running}"}
 
-    def reset_env(self, site: str, env: str) -> dict[str, Any]:
-        with self._mutation("env.reset", f"env:{site}_{env}") as (session, _audit):
-            obj = queue.reset_env(session, site, env, actor=self.actor)
-            return {"site": site, "env": obj.name, "state": obj.state}
+    def reset_site(self, name: str, force: bool = False) -> dict[str, Any]:
+        with self._mutation("site.reset", f"site:{name}") as (session, audit):
+            warning = self._reset_warning(session, name, force, audit)
+            site = queue.reset_site(session, name, actor=self.actor, force=force)
+            return {"site": site.name, "state": site.state, **warning}
+
+    def reset_env(self, site: str, env: str, force: bool = False) -> dict[str, Any]:
+        with self._mutation("env.reset", f"env:{site}_{env}") as (session, audit):
+            warning = self._reset_warning(session, site, force, audit)
+            obj = queue.reset_env(session, site, env, actor=self.actor, force=force)
+            return {"site": site, "env": obj.name, "state": obj.state, **warning}

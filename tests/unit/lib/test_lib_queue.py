@@ -332,3 +332,72 @@ def test_postgresql_broken_connection_is_dropped(postgres_url):
             assert s.scalar(text("SELECT pg_backend_pid()")) != pid
     finally:
         engine.dispose()
+
+
+def test_sequence_3_a_stale_attempt_can_neither_heartbeat_nor_finish(sf, make_site):
+    """Claim (token 1) -> heartbeat stale -> re-queued (token 2) -> claimed again under the SAME claim id
+    (the worst case: the queue must fence by attempt, not trust claim ids to differ)."""
+    make_site("blog", state="creating")
+    job = enqueue(sf, site="blog")
+    first = queue.claim(sf, "w1")
+    assert (first.attempts, first.fencing_token) == (1, 1)
+    assert queue.detect_stalled(sf, 0, backoff_base=0) == [(job.id, "requeued")]
+    second = queue.claim(sf, "w1")
+    assert (second.id, second.attempts, second.fencing_token) == (job.id, 2, 2)
+    with pytest.raises(ConflictError, match="running attempt 2"):
+        queue.heartbeat(sf, first, "w1")
+    with pytest.raises(ConflictError, match="running attempt 2"):
+        queue.finish(sf, first, "succeeded", worker_id="w1")
+    with sf() as s:
+        with pytest.raises(StaleFencingToken):
+            queue.check_fencing(s, first)
+        j = s.get(Job, job.id)
+        assert (j.state, j.lock_key, j.attempts) == ("running", f"site:{job.site_id}", 2), (
+            "attempt 2 holds it"
+        )
+    with pytest.raises(ConflictError, match=f"job {job.id}"):
+        enqueue(sf, "site_delete", site="blog")
+    assert queue.heartbeat(sf, second, "w1") is False
+    assert queue.finish(sf, second, "succeeded", worker_id="w1").state == "succeeded"
+    assert state_of(sf, Site, job.site_id) == "active"
+
+
+def test_claim_ids_fence_concurrent_runs_of_one_worker(sf, make_site):
+    make_site("blog", state="creating")
+    job = enqueue(sf, site="blog")
+    running = queue.claim(sf, "w1#1")
+    with pytest.raises(ConflictError, match=r"not attempt 1 \(w1#2\)"):
+        queue.heartbeat(sf, running, "w1#2")
+    with pytest.raises(ConflictError):
+        queue.finish(sf, running, "failed", worker_id="w1#2")
+    assert queue.finish(sf, running, "failed", worker_id="w1#1").id == job.id
+
+
+def test_reset_waits_until_a_stalled_attempt_cannot_run(sf, make_site):
+    make_site("blog", state="active")
+    job = enqueue(sf, "site_delete", site="blog")
+    queue.claim(sf, "w1#1")
+    assert queue.detect_stalled(sf, 0) == [(job.id, "stalled")]  # destructive: lock released, site failed
+    assert state_of(sf, Site, job.site_id) == "failed"
+    with pytest.raises(ConflictError, match=r"attempt 1 on w1#1 may still be running until .* \+ stop grace"):
+        queue.reset_site(sf, "blog")
+    assert state_of(sf, Site, job.site_id) == "failed"
+    # Once lease + grace + margin have passed since the last heartbeat, the worker has stopped it.
+    with sf.begin() as s:
+        s.get(Job, job.id).heartbeat_at = utcnow() - timedelta(
+            seconds=queue.DEFAULT_LEASE + queue.DEFAULT_STOP_GRACE + queue.RESET_MARGIN + 1
+        )
+    assert queue.reset_site(sf, "blog").state == "active"
+
+
+def test_reset_force_overrides_and_says_so(sf, make_site):
+    make_site("blog", state="active", env="production")
+    job = enqueue(sf, "site_delete", site="blog", env="production")
+    queue.claim(sf, "w1#1")
+    queue.detect_stalled(sf, 0)
+    with pytest.raises(ConflictError, match="may still be running"):
+        queue.reset_env(sf, "blog", "production")
+    assert queue.reset_env(sf, "blog", "production", force=True).state == "active"
+    with sf() as s:
+        audit = s.scalars(select(AuditLog).where(AuditLog.target == "environments:production")).all()
+        assert f"job {job.id}" in audit[-1].detail["forced"]

@@ -106,7 +106,11 @@ def test_stop_with_cancel_cancels_the_running_job(cp):
     t = threading.Thread(target=w.run)
     t.start()
     try:
-        wait_for(lambda: job(cp, first).state == "running" and first in w._running, 60, "the job to run")
+        wait_for(
+            lambda: job(cp, first).state == "running" and any(j.id == first for j in w._running.values()),
+            60,
+            "the job to run",
+        )
         w.stop()
         assert job(cp, first).state == "running", "a plain stop lets the job run on"
         w.stop(cancel_running=True)
