@@ -20,8 +20,8 @@ import time
 from sqlalchemy.orm import sessionmaker
 
 from pressluft_lib import queue
-from pressluft_lib.execution.ansible_exec import Stop
 from pressluft_lib.errors import ConflictError
+from pressluft_lib.execution.ansible_exec import Stop
 from pressluft_lib.storage.models import Job
 
 log = logging.getLogger(__name__)

@@ -237,8 +237,9 @@ def test_follow_a_running_job_until_it_ends(active_node):
     from pressluft_lib import queue
 
     sf = db.session_factory(active_node)
-    queue.claim(sf, "w-test")
-    queue.finish(sf, job_id, "succeeded", worker_id="w-test")
+    claimed = queue.claim(sf, "w-test")
+    assert claimed.id == job_id
+    queue.finish(sf, claimed, "succeeded", worker_id="w-test")
     out = run("jobs", "follow", str(job_id), "--timeout", "10")
     assert f"job {job_id} succeeded" in out.stdout
     assert js("site", "show", "shop")["state"] == "active"

@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from pressluft_lib import jobtypes, queue, runner
+from pressluft_lib import jobtypes, queue
 from pressluft_lib.errors import ConflictError
-from pressluft_lib.models import Job, Site, utcnow
-from pressluft_lib.worker import Worker
+from pressluft_lib.execution import runner
+from pressluft_lib.execution.worker import Worker
+from pressluft_lib.storage.models import Job, Site, utcnow
 
 from .conftest import PLAYBOOKS
 from .test_runner import enqueue, make_site, runner_events
