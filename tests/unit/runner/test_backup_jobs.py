@@ -76,7 +76,9 @@ def test_backup_is_running_from_the_start_of_the_run(cp, plane):
         moves = s.scalars(
             select(AuditLog).where(AuditLog.target.like("backups:%")).order_by(AuditLog.id)
         ).all()
-        runner_events = select(JobEvent.created_at).where(JobEvent.job_id == job.id, JobEvent.kind == "runner")
+        runner_events = select(JobEvent.created_at).where(
+            JobEvent.job_id == job.id, JobEvent.kind == "runner"
+        )
         first_event = s.scalar(runner_events.order_by(JobEvent.seq))
     assert [(m.detail["from"], m.result) for m in moves] == [("pending", "running"), ("running", "completed")]
     assert moves[0].created_at <= first_event, "running was recorded only after the playbook started"
