@@ -12,9 +12,25 @@ from pressluft_lib import jobtypes
 from pressluft_lib.states import JOB_TERMINAL, JobState
 
 TYPE_COLUMNS = [
-    "type", "verb", "playbook", "roles", "scope", "destructive", "max_attempts", "timeout", "marks",
+    "type",
+    "verb",
+    "playbook",
+    "roles",
+    "scope",
+    "destructive",
+    "max_attempts",
+    "timeout",
+    "marks",
 ]
-JOB_COLUMNS = ["id", "type", "state", "site", "node", "attempts", "error_code", "created_at", "finished_at"]
+JOB_COLUMNS = ["id", "type", "state", "site", "node", "attempts", "created_at", "finished_at", "error"]
+ERROR_WIDTH = 48  # `jobs list` shows the start of error_message; `jobs show` all of it
+
+
+def _short_error(row: dict) -> dict:
+    text = row.get("error_message") or row.get("error_code")
+    if text and len(text) > ERROR_WIDTH:
+        text = text[: ERROR_WIDTH - 1] + "…"
+    return {**row, "error": text}
 
 
 @click.group()
@@ -29,7 +45,8 @@ def jobs() -> None:
 def jobs_list(state, limit) -> None:
     """Most recent jobs first."""
     output.emit(
-        control_plane().jobs_list(state=state, limit=limit), lambda rows: output.table(rows, JOB_COLUMNS)
+        control_plane().jobs_list(state=state, limit=limit),
+        lambda rows: output.table([_short_error(r) for r in rows], JOB_COLUMNS),
     )
 
 
@@ -67,7 +84,9 @@ def jobs_show(job_id) -> None:
     """A job with its events."""
 
     def human(d):
-        output.fields({k: v for k, v in d.items() if k != "events"})
+        output.fields({k: v for k, v in d.items() if k not in ("events", "error_message")})
+        if d.get("error_message"):  # its own line, never wrapped or cut by the table
+            click.echo(f"error_message: {d['error_message']}")
         for e in d["events"]:
             click.echo(_event_line(e))
 

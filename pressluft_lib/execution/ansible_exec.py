@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]  # the repository (collection) root
 # Worker environment variables that must never reach Ansible or the runner's artifacts.
 _SECRET_ENV = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|PRIVATE)|^PRESSLUFT_DB$", re.I)
 REDACTED = "********"
+MESSAGE_LIMIT = 500  # characters of a failure message kept in events and in a job's error_message
 # Runner event -> the status recorded in job_events.
 _STATUS = {
     "runner_on_ok": "ok",
@@ -53,6 +54,7 @@ class RunOutcome:
     # What the playbook returned with ansible.builtin.set_stats (aggregated, not per host), redacted.
     artifacts: dict = field(default_factory=dict)
     reason: str | None = None  # why a stop request ended the run
+    failure: str | None = None  # why a failed run failed: the last failed task, or Ansible's error
 
 
 def collections_path(data_dir: Path) -> str:
@@ -126,9 +128,52 @@ def summarize_event(event: dict, secrets: Iterable[str]) -> dict | None:
     if hidden:
         out["hidden"] = True  # no_log: Ansible censored the result, even whether it changed
     if status in ("failed", "unreachable"):
-        msg = "the output has been hidden (no_log)" if hidden else str(res.get("msg", ""))[:500]
-        out["msg"] = msg
+        out["msg"] = "the output has been hidden (no_log)" if hidden else _result_msg(res, secrets)
+        if data.get("ignore_errors"):
+            out["ignored"] = True
     return redact(out, secrets)
+
+
+def bounded(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    text = " ".join(text.split())  # one line: it is shown in tables and logs
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _result_msg(res: dict, secrets: Iterable[str]) -> str:
+    """A failed result's message, redacted before it is cut (a cut secret would escape redaction)."""
+    return bounded(redact(_why(res), secrets))
+
+
+def _why(res: dict) -> str:
+    msg = str(res.get("msg") or "")
+    items = [r for r in res.get("results") or () if isinstance(r, dict) and r.get("failed")]
+    if items:  # a loop: the first failed item says why
+        item = "the output has been hidden (no_log)" if items[0].get("_ansible_no_log") else _why(items[0])
+        return f"{msg}: {item}" if msg else item
+    if not msg or msg.startswith("non-zero return code"):  # a failed command often says why only there
+        extra = str(res.get("stderr") or "").strip() or str(res.get("stdout") or "").strip()
+        return f"{msg}: {extra}" if msg and extra else msg or extra
+    return msg
+
+
+def failure_message(summary: dict) -> str:
+    """error_message of a job whose playbook failed at this (failed or unreachable) task event."""
+    task, host, msg = summary.get("task") or "?", summary.get("host") or "?", summary.get("msg") or ""
+    if summary["status"] == "unreachable":
+        text = f"host {host} unreachable (task {task!r}): {msg}"
+    else:
+        text = f"task {task!r} failed on {host}: {msg}"
+    return bounded(text.rstrip(": "))
+
+
+def _ansible_error(stdout: Path, secrets: Iterable[str]) -> str | None:
+    """Ansible's own error (no task failed: a play that could not start, a syntax error)."""
+    try:
+        text = redact(stdout.read_text(errors="replace"), secrets)
+    except OSError:
+        return None
+    found = re.search(r"^(?:ERROR!|\[ERROR\]:)\s*(.*(?:\n(?!\n).*)*)", text, re.M)
+    return bounded(f"ansible-playbook: {found.group(1)}") if found else None
 
 
 def run_playbook(
@@ -178,8 +223,12 @@ def run_playbook(
         final_stats: dict = {}
         artifacts: dict = {}
 
+        failures: list[str] = []
+
         def handle(event: dict) -> bool:
             summary = summarize_event(event, secrets)
+            if summary is not None and "msg" in summary and not summary.get("ignored"):
+                failures.append(failure_message(summary))
             if summary is not None and summary["event"] == "playbook_on_stats":
                 final_stats.update({k: v for k, v in summary.items() if k != "event"})
                 artifacts.update(redact(event.get("event_data", {}).get("artifact_data") or {}, secrets))
@@ -228,7 +277,12 @@ def run_playbook(
         if failure is not None:
             raise failure
         state = _FINAL.get(r.status, "failed")
-        return RunOutcome(state=state, rc=r.rc, status=r.status, stats=final_stats, artifacts=artifacts)
+        failure = None
+        if state == "failed":
+            failure = (
+                failures[-1] if failures else _ansible_error(Path(r.config.artifact_dir, "stdout"), secrets)
+            )
+        return RunOutcome(state, r.rc, r.status, final_stats, artifacts, failure=failure)
     finally:
         shutil.rmtree(private, ignore_errors=True)
 

@@ -179,7 +179,7 @@ def _execute(
         )
     error = {
         "succeeded": (None, None),
-        "failed": ("playbook_failed", f"the playbook failed (rc={outcome.rc})"),
+        "failed": ("playbook_failed", outcome.failure or f"the playbook failed (rc={outcome.rc})"),
         "cancelled": ("cancelled", "cancelled on request"),
         "timed_out": ("timeout", f"no result within {timeout} s"),
         "stalled": ("stalled", outcome.reason),

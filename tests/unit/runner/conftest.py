@@ -31,6 +31,9 @@ def tiny_types() -> Iterator[None]:
         jobtypes.register(
             jobtypes.JobType("tiny_site", "site", destructive=False, timeout=600, max_attempts=1)
         ),
+        jobtypes.register(
+            jobtypes.JobType("tiny_broken", "node", destructive=False, timeout=600, max_attempts=1)
+        ),
     ]
     yield
     for jt in added:
