@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from pressluft_lib import jobtypes
 from pressluft_lib.errors import ConflictError, NotFound, StaleFencingToken, TransitionError, ValidationError
 from pressluft_lib.queue import _fastpath
-from pressluft_lib.states import JOB_TERMINAL, JobState
+from pressluft_lib.states import JOB_TERMINAL, JobState, ResourceState
 from pressluft_lib.storage.models import Environment, Job, JobEvent, Node, Site, utcnow
 from pressluft_lib.storage.transitions import add_job_event, transition
 
-FINISH_STATES = ("succeeded", "failed", "cancelled", "timed_out")
+FINISH_STATES = JOB_TERMINAL
 BACKOFF_BASE = 30.0  # seconds; retry n waits base * 2**(n-1), capped
 BACKOFF_MAX = 3600.0
 # Payloads are stored and shown: secrets belong in secret_store, never here.
@@ -176,7 +176,7 @@ def enqueue(
                 transition(session, primary, jt.marks, actor=actor, event={"job_type": type})
             job = Job(
                 type=type,
-                state="queued",
+                state=JobState.QUEUED,
                 site_id=site.id if site else None,
                 env_id=env.id if env else None,
                 node_id=node.id if node else None,
@@ -192,7 +192,7 @@ def enqueue(
             )
             session.add(job)
             session.flush()
-            add_job_event(session, job.id, "state", {"from": None, "to": "queued", "actor": actor})
+            add_job_event(session, job.id, "state", {"from": None, "to": JobState.QUEUED, "actor": actor})
     except IntegrityError:
         raise _holder_error(session, lock_key, label) from None
     except ConflictError as exc:
@@ -215,7 +215,9 @@ def claim(session_factory: sessionmaker, worker_id: str, types: list[str] | None
         row = conn.execute(_fastpath.claim_sql("sqlite", bool(types)), params).first()
         if row is None:
             return None
-        event = {"from": "queued", "to": "running", "worker_id": worker_id, "attempt": row.attempts}
+        event = {
+            "from": JobState.QUEUED, "to": JobState.RUNNING, "worker_id": worker_id, "attempt": row.attempts
+        }
         _fastpath.add_event(conn, row.id, row.event_seq, event, now)
     return _fastpath.to_job(row)
 
@@ -230,7 +232,7 @@ def heartbeat(db: Db, job: Job, worker_id: str) -> bool:
             update(Job)
             .where(
                 Job.id == job.id,
-                Job.state == "running",
+                Job.state == JobState.RUNNING,
                 Job.worker_id == worker_id,
                 Job.attempts == job.attempts,
             )
@@ -258,7 +260,7 @@ def _not_running(conn: Connection, job_id: int, worker_id: str | None, attempt: 
     if current is None:
         return NotFound(f"job {job_id} does not exist")
     mine = f"attempt {attempt} ({worker_id})" if worker_id else None
-    if current.state == "running" and mine:
+    if current.state == JobState.RUNNING and mine:
         now = f"is running attempt {current.attempts} ({current.worker_id})"
         return ConflictError(
             f"job {job_id} {now}, not {mine}",
@@ -295,7 +297,7 @@ def finish(
         attempt = job.attempts
     now = utcnow()
     data = {
-        "from": "running",
+        "from": JobState.RUNNING,
         "to": state,
         **({"error_code": error_code} if error_code else {}),
         **(event or {}),
@@ -323,7 +325,7 @@ def finish(
             raise _not_running(conn, job_id, worker_id, attempt)
         done = _fastpath.to_job(row)
         _fastpath.add_event(conn, job_id, done.event_seq, data, now)
-        _fastpath.settle(conn, done, state == "succeeded", now)
+        _fastpath.settle(conn, done, state == JobState.SUCCEEDED, now)
     return done
 
 
@@ -341,7 +343,8 @@ def _requeue(session: Session, job: Job, now: datetime, backoff_base: float, rea
     if job.site_id is not None:
         # A zombie worker of the old attempt must lose against the retry on the node.
         values["fencing_token"] = _next_token(session, job.site_id)
-    transition(session, job, "queued", values=values, event={"reason": reason, "attempts": job.attempts})
+    event = {"reason": reason, "attempts": job.attempts}
+    transition(session, job, JobState.QUEUED, values=values, event=event)
 
 
 def detect_stalled(
@@ -357,7 +360,7 @@ def detect_stalled(
     out: list[tuple[int, str]] = []
     with _tx(db) as session:
         stmt = select(Job).where(
-            Job.state == "running", Job.heartbeat_at < now - timedelta(seconds=heartbeat_timeout)
+            Job.state == JobState.RUNNING, Job.heartbeat_at < now - timedelta(seconds=heartbeat_timeout)
         )
         if session.get_bind().dialect.name != "sqlite":
             stmt = stmt.with_for_update(skip_locked=True)
@@ -366,21 +369,22 @@ def detect_stalled(
             info = {"heartbeat_at": job.heartbeat_at.isoformat(), "worker_id": job.worker_id}
             if jt is None or jt.destructive:
                 transition(
-                    session, job, "stalled", values={"lock_key": None, "error_code": "stalled"}, event=info
+                    session, job, JobState.STALLED, values={"lock_key": None, "error_code": "stalled"},
+                    event=info,
                 )
                 _settle(session, job, success=False)
-                out.append((job.id, "stalled"))
+                out.append((job.id, JobState.STALLED))
                 continue
-            transition(session, job, "stalled", event=info)
+            transition(session, job, JobState.STALLED, event=info)
             if job.attempts < job.max_attempts:
                 _requeue(session, job, now, backoff_base, "stalled")
                 out.append((job.id, "requeued"))
             else:
                 values = {"lock_key": None, "error_code": "stalled", "finished_at": now}
                 values["error_message"] = f"stalled after {job.attempts} attempts"
-                transition(session, job, "failed", values=values)
+                transition(session, job, JobState.FAILED, values=values)
                 _settle(session, job, success=False)
-                out.append((job.id, "failed"))
+                out.append((job.id, JobState.FAILED))
     return out
 
 
@@ -389,15 +393,14 @@ def expire_deadlines(db: Db, *, now: datetime | None = None) -> list[int]:
     now = now or utcnow()
     expired: list[int] = []
     with _tx(db) as session:
-        stmt = select(Job).where(Job.state == "running", Job.deadline_at < now)
+        stmt = select(Job).where(Job.state == JobState.RUNNING, Job.deadline_at < now)
         if session.get_bind().dialect.name != "sqlite":
             stmt = stmt.with_for_update(skip_locked=True)
         for job in session.scalars(stmt.order_by(Job.id)).all():
             values = {"lock_key": None, "error_code": "timeout", "finished_at": now}
             values["error_message"] = f"deadline of {job.timeout_seconds} s passed"
-            transition(
-                session, job, "timed_out", values=values, event={"deadline_at": job.deadline_at.isoformat()}
-            )
+            event = {"deadline_at": job.deadline_at.isoformat()}
+            transition(session, job, JobState.TIMED_OUT, values=values, event=event)
             _settle(session, job, success=False)
             expired.append(job.id)
     return expired
@@ -418,18 +421,20 @@ def request_cancel(db: Db, job: Job | int, *, actor: str | None = None) -> Job:
         current = session.get(Job, job_id, populate_existing=True)
         if current is None:
             raise NotFound(f"job {job_id} does not exist")
-        if current.state == "queued":
+        if current.state == JobState.QUEUED:
             transition(
                 session,
                 current,
-                "cancelled",
+                JobState.CANCELLED,
                 values={"lock_key": None, "finished_at": utcnow()},
                 event={"actor": actor},
             )
             _settle(session, current, success=False, actor=actor, untouched=True)
-        elif current.state == "running":
+        elif current.state == JobState.RUNNING:
             result = session.execute(
-                update(Job).where(Job.id == job_id, Job.state == "running").values(cancel_requested=True),
+                update(Job)
+                .where(Job.id == job_id, Job.state == JobState.RUNNING)
+                .values(cancel_requested=True),
                 execution_options={"synchronize_session": False},
             )
             if result.rowcount != 1:
@@ -455,7 +460,7 @@ def fail_stalled(db: Db, job: Job | int, *, actor: str | None = None, message: s
             "finished_at": utcnow(),
             "error_message": message or "resolved by operator",
         }
-        transition(session, current, "failed", values=values, event={"actor": actor})
+        transition(session, current, JobState.FAILED, values=values, event={"actor": actor})
     return current
 
 
@@ -498,7 +503,7 @@ def may_still_run(session: Session, site: Site) -> str | None:
 def _reset(session: Session, obj: Site | Environment, site: Site, actor: str | None, force: bool) -> Any:
     if session.scalar(select(Job.id).where(Job.lock_key == f"site:{site.id}")) is not None:
         raise _holder_error(session, f"site:{site.id}", f"site {site.name}")
-    if obj.state != "failed":
+    if obj.state != ResourceState.FAILED:
         raise TransitionError(
             f"{obj.__tablename__[:-1]} {obj.name} is {obj.state}: only a failed one can be reset"
         )
@@ -510,7 +515,7 @@ def _reset(session: Session, obj: Site | Environment, site: Site, actor: str | N
             details={"site": site.name},
         )
     event = {"reset": True, **({"forced": running} if running else {})}
-    return transition(session, obj, "active", actor=actor, event=event)
+    return transition(session, obj, ResourceState.ACTIVE, actor=actor, event=event)
 
 
 def reset_site(db: Db, site: Site | str | int, *, actor: str | None = None, force: bool = False) -> Site:

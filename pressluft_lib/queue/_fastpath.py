@@ -20,7 +20,13 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from pressluft_lib import jobtypes
 from pressluft_lib.errors import ConflictError
-from pressluft_lib.states import NODE_MUTATING, RESOURCE_MUTATING, SETTLE_SUCCESS, SETTLE_UNTOUCHED
+from pressluft_lib.states import (
+    NODE_MUTATING,
+    RESOURCE_MUTATING,
+    SETTLE_SUCCESS,
+    SETTLE_UNTOUCHED,
+    ResourceState,
+)
 from pressluft_lib.storage.models import AuditLog, Job, JobEvent
 
 _COLS = Job.__table__.c
@@ -223,7 +229,7 @@ def settle(
         row = conn.execute(_select_state(table), {"id": ident}).first()
         if row is None or row.state not in mutating:
             continue
-        new = SETTLE_SUCCESS[row.state] if success else "failed"
+        new = SETTLE_SUCCESS[row.state] if success else ResourceState.FAILED  # == NodeState.FAILED
         if untouched and not success:
             new = SETTLE_UNTOUCHED.get(row.state, new)
         if (
