@@ -142,3 +142,15 @@ def jobs_cancel(job_id) -> None:
             else f"job {d['job_id']} asked to cancel (still {d['state']})"
         ),
     )
+
+
+@jobs.command("retry")
+@click.argument("job_id", type=int)
+@output.json_option
+def jobs_retry(job_id) -> None:
+    """Queue a failed, cancelled, timed_out or stalled job again (same type, target and payload; a new
+    fencing token). Refused (exit 2) for any other job, or when its site or node moved on."""
+    output.emit(
+        control_plane().job_retry(job_id),
+        lambda d: click.echo(f"job {d['job_id']} queued: {d['type']}, retrying job {d['retry_of']}"),
+    )

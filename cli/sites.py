@@ -26,7 +26,11 @@ def site() -> None:
 @var_option
 @output.json_option
 def site_create(name, node, php_version, domains, env, variables) -> None:
-    """Queue a site_create job; prints the job id."""
+    """Queue a site_create job; prints the job id.
+
+    Again on a site whose creation failed, retries it (the same options, new --var values). A deleted
+    site's name makes a new site (a new incarnation; the old one's history stays).
+    """
     data = control_plane().site_create(
         name, node, php_version=php_version, domains=list(domains), env=env, variables=parse_vars(variables)
     )
@@ -34,6 +38,7 @@ def site_create(name, node, php_version, domains, env, variables) -> None:
         data,
         lambda d: click.echo(
             f"job {d['job_id']} queued: site_create {d['site']} on {d['node']} ({', '.join(d['domains'])})"
+            + (f", retrying job {d['retry_of']}" if d.get("retry_of") else "")
         ),
     )
 
@@ -55,7 +60,8 @@ def site_show(name) -> None:
     """One site with its environments and domains."""
 
     def human(d):
-        output.fields(d, ["name", "node", "state", "php_version", "fencing_token", "created_at"])
+        shown = ["name", "node", "state", "php_version", "incarnation", "fencing_token", "created_at"]
+        output.fields(d, shown)
         output.table(d["environments"], ["name", "state", "php_version", "domains"], title="environments")
 
     output.emit(control_plane().site_show(name), human)
@@ -73,3 +79,13 @@ def site_delete(name, yes) -> None:
         click.confirm(f"Delete site {name} with its database and files?", abort=True)
     data = control_plane().site_delete(name)
     output.emit(data, lambda d: click.echo(f"job {d['job_id']} queued: site_delete {d['site']}"))
+
+
+@site.command("adopt")
+@click.argument("name")
+@output.json_option
+def site_adopt(name) -> None:
+    """Queue a site_adopt job: the site takes over the node's fencing record (its incarnation and last
+    token), for a control plane that is behind the node. Audited; see docs/contracts.md, "Fencing"."""
+    data = control_plane().site_adopt(name)
+    output.emit(data, lambda d: click.echo(f"job {d['job_id']} queued: site_adopt {d['site']}"))

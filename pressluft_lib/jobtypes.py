@@ -132,6 +132,10 @@ JOB_TYPES: dict[str, JobType] = {
         JobType("site_delete", _SITE, verb="site delete", destructive=True, timeout=1800, max_attempts=1,
                 roles=("site_env",), marks=ResourceState.DELETING, after=f"{_SITES}:after_site_delete",
                 summary="remove an environment and everything it owns"),
+        # Reads the node's fencing record; the control plane takes it over when the job succeeds.
+        JobType("site_adopt", _SITE, verb="site adopt", destructive=False, timeout=300, max_attempts=1,
+                after=f"{_SITES}:after_site_adopt",
+                summary="take over the node's site incarnation and fencing token"),
         # A deploy's build is idempotent: the release id is fixed at enqueue, a retried run rebuilds an
         # unfinished release from scratch and finds a switched one live, so a stalled deploy may be
         # retried. A rollback to "previous" is not (a second run would go one step further back).

@@ -90,6 +90,8 @@ RESOURCE: dict[str, frozenset[str]] = {
     R.FAILED: frozenset({R.ACTIVE, R.DELETING}),  # active only through reset_site/reset_env
     R.DELETED: frozenset(),
 }
+# A retry (queue.retry, nothing else) moves a failed site or environment straight into its job's state.
+RETRY_FROM_FAILED = frozenset(RESOURCE_MUTATING)
 
 NODE: dict[str, frozenset[str]] = {
     N.PENDING: frozenset({N.PROVISIONING, N.REMOVED}),

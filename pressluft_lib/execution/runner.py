@@ -1,7 +1,8 @@
 """Run a claimed job: its allowlisted playbook, events into job_events, cancel, timeout, finish.
 
 Extra vars follow docs/contracts.md: pressluft_target (the node), pressluft_site, pressluft_env,
-pressluft_domains, pressluft_php_version, pressluft_fencing_token, plus the job payload (never
+pressluft_domains, pressluft_php_version, pressluft_fencing_token, pressluft_fencing_incarnation,
+pressluft_fencing_run, plus the job payload (never
 secret: queue.enqueue refuses secret-looking keys). The environment's secrets from the secret
 store reach Ansible as `pressluft_<name>` through ansible_exec's 0600 vars file only.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import secrets
 import shutil
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,9 @@ def job_vars(session: Session, job: Job) -> tuple[dict[str, Any], str | None, st
     if site is not None:
         extravars["pressluft_site"] = site.name
         extravars["pressluft_fencing_token"] = job.fencing_token
+        extravars["pressluft_fencing_incarnation"] = site.incarnation
+        # One id per run: the node accepts the job's token again only from this run (docs/contracts.md).
+        extravars["pressluft_fencing_run"] = "r" + secrets.token_hex(8)
         php = (env.php_version if env else None) or site.php_version
         if php:
             extravars["pressluft_php_version"] = php

@@ -95,7 +95,7 @@ def release_source(source: str | None, git: str | None, ref: str | None) -> dict
 
 
 def env_rows(session: Session, site: str, env: str) -> tuple[Site, Environment]:
-    site_row = session.scalar(select(Site).where(Site.name == site))
+    site_row = session.scalar(Site.by_name(site))
     if site_row is None:
         raise NotFound(f"site {site!r} does not exist", details={"site": site})
     env_row = session.scalar(

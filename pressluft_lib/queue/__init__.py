@@ -15,14 +15,14 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pressluft_lib import jobtypes
 from pressluft_lib.errors import ConflictError, NotFound, StaleFencingToken, TransitionError, ValidationError
 from pressluft_lib.queue import _fastpath
-from pressluft_lib.states import JOB_TERMINAL, JobState, ResourceState
+from pressluft_lib.states import JOB_TERMINAL, JobState, NodeState, ResourceState
 from pressluft_lib.storage.models import Environment, Job, JobEvent, Node, Site, utcnow
 from pressluft_lib.storage.transitions import add_job_event, transition
 
@@ -73,6 +73,8 @@ def _resolve(session: Session, model: type, ref: Any, **where: Any) -> Any:
         return ref
     if isinstance(ref, int):
         obj = session.get(model, ref)
+    elif model is Site:
+        obj = session.scalar(Site.by_name(ref))
     else:
         obj = session.scalar(
             select(model).where(model.name == ref, *[getattr(model, k) == v for k, v in where.items()])
@@ -143,8 +145,12 @@ def enqueue(
     actor: str | None = None,
     max_attempts: int | None = None,
     timeout: int | None = None,
+    retry_of: int | None = None,
 ) -> Job:
-    """Queue a job in the caller's transaction; ConflictError names the job holding the site/node."""
+    """Queue a job in the caller's transaction; ConflictError names the job holding the site/node.
+
+    retry_of (queue.retry): the job this one retries; its failed resource may then enter the job's state.
+    """
     jt = jobtypes.get(type)
     payload = _check_payload(payload)
     site = _resolve(session, Site, site)
@@ -173,7 +179,8 @@ def enqueue(
     try:
         with session.begin_nested():
             if jt.marks and primary.state != jt.marks:
-                transition(session, primary, jt.marks, actor=actor, event={"job_type": type})
+                event = {"job_type": type, **({"retry_of": retry_of} if retry_of else {})}
+                transition(session, primary, jt.marks, actor=actor, event=event, retry=retry_of is not None)
             job = Job(
                 type=type,
                 state=JobState.QUEUED,
@@ -192,7 +199,10 @@ def enqueue(
             )
             session.add(job)
             session.flush()
-            add_job_event(session, job.id, "state", {"from": None, "to": JobState.QUEUED, "actor": actor})
+            queued = {"from": None, "to": JobState.QUEUED, "actor": actor}
+            if retry_of:
+                queued["retry_of"] = retry_of
+            add_job_event(session, job.id, "state", queued)
     except IntegrityError:
         raise _holder_error(session, lock_key, label) from None
     except ConflictError as exc:
@@ -331,6 +341,73 @@ def finish(
 
 def backoff(attempts: int, base: float = BACKOFF_BASE) -> timedelta:
     return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), BACKOFF_MAX))
+
+
+RETRYABLE = (JobState.FAILED, JobState.CANCELLED, JobState.TIMED_OUT, JobState.STALLED)
+# Job types that create or delete the site itself: a retry moves the failed site along with its env.
+_SITE_MARKS = (ResourceState.CREATING, ResourceState.DELETING)
+
+
+def retry(
+    session: Session, job_id: int, *, actor: str | None = None, payload: dict[str, Any] | None = None
+) -> Job:
+    """Queue a new job with the type, target and payload (or `payload`) of a job that did not succeed.
+
+    The new job takes a new fencing token, so a zombie run of the old one is refused on the node.
+    ValidationError when the job cannot be retried: it is still active or succeeded, or its target
+    moved on (the site was deleted or re-created, the node removed, or a newer job of the same type
+    ran for the same target: retry that one).
+    """
+    job = session.get(Job, job_id, populate_existing=True)
+    if job is None:
+        raise NotFound(f"job {job_id} does not exist", details={"job_id": job_id})
+    refuse = f"job {job_id} ({job.type}) cannot be retried"
+    if job.state not in RETRYABLE:
+        raise ValidationError(
+            f"{refuse}: it is {job.state}; only a failed, cancelled, timed_out or stalled job can be",
+            details={"job_id": job_id, "state": job.state},
+        )
+    jt = jobtypes.get(job.type)
+    site = session.get(Site, job.site_id) if job.site_id else None
+    env = session.get(Environment, job.env_id) if job.env_id else None
+    node = session.get(Node, job.node_id) if job.node_id else None
+    if site is not None:
+        live = session.scalar(Site.by_name(site.name))
+        if site.state == ResourceState.DELETED or live is None or live.id != site.id:
+            again = live is not None and live.id != site.id
+            raise ValidationError(
+                f"{refuse}: site {site.name} was deleted since"
+                + (" and created again (a new incarnation)" if again else ""),
+                details={"job_id": job_id, "site": site.name},
+            )
+    if node is not None and node.state == NodeState.REMOVED:
+        raise ValidationError(f"{refuse}: node {node.name} was removed", details={"job_id": job_id})
+    if jt.scope == "site":  # a later attempt of the same job, or a delete of the site, supersedes it
+        env_match = Job.env_id.is_(None) if env is None else Job.env_id == env.id
+        later = or_(and_(Job.type == job.type, env_match), Job.type == "site_delete")
+        same_target = [Job.site_id == job.site_id, later]
+    else:
+        same_target = [Job.node_id == job.node_id, Job.type == job.type]
+    newer = session.scalar(select(Job).where(Job.id > job.id, *same_target).order_by(Job.id.desc()).limit(1))
+    if newer is not None:
+        raise ValidationError(
+            f"{refuse}: job {newer.id} ({newer.type}, {newer.state}) ran after it for the same target"
+            + ("; retry that one" if newer.state in RETRYABLE else ""),
+            details={"job_id": job_id, "newer_job_id": newer.id},
+        )
+    new = enqueue(
+        session, job.type, site=site, env=env, node=node, actor=actor, retry_of=job.id,
+        payload=dict(job.payload or {}) if payload is None else payload,
+    )
+    moves_site = site is not None and env is not None and jt.marks in _SITE_MARKS
+    if moves_site and site.state == ResourceState.FAILED:
+        event = {"job_id": new.id, "retry_of": job.id}
+        transition(session, site, jt.marks, actor=actor, event=event, retry=True)
+    if job.state == JobState.STALLED:  # the operator's retry is the decision fail_stalled() records
+        values = {"lock_key": None, "finished_at": utcnow(), "error_message": f"retried as job {new.id}"}
+        transition(session, job, JobState.FAILED, values=values, event={"actor": actor})
+    add_job_event(session, job.id, "state", {"retried_as": new.id, "actor": actor})
+    return new
 
 
 def _requeue(session: Session, job: Job, now: datetime, backoff_base: float, reason: str) -> None:

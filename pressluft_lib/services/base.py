@@ -80,7 +80,7 @@ class ServiceBase:
         return node
 
     def _site(self, session: Session, name: str) -> Site:
-        site = session.scalar(select(Site).where(Site.name == name))
+        site = session.scalar(Site.by_name(name))
         if site is None:
             raise NotFound(f"site {name!r} does not exist", details={"site": name})
         return site

@@ -43,6 +43,14 @@ class JobsMixin(ServiceBase):
                 raise NotFound(f"job {job_id} does not exist", details={"job_id": job_id})
             return state, [event_dict(e) for e in queue.events(session, job_id, after_seq)]
 
+    def job_retry(self, job_id: int) -> dict[str, Any]:
+        """A new job with the type, target and payload of one that did not succeed (new fencing token)."""
+        with self._mutation("job.retry", f"job:{job_id}") as (session, audit):
+            job = queue.retry(session, job_id, actor=self.actor)
+            audit["result"] = f"job:{job.id}"
+            out = {"job_id": job.id, "retry_of": job_id, "type": job.type}
+            return {**out, "fencing_token": job.fencing_token}
+
     def job_cancel(self, job_id: int) -> dict[str, Any]:
         with self._mutation("job.cancel", f"job:{job_id}") as (session, audit):
             job = queue.request_cancel(session, job_id, actor=self.actor)

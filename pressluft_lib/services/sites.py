@@ -1,4 +1,4 @@
-"""ControlPlane methods for sites: create, list, show, delete, reset."""
+"""ControlPlane methods for sites: create (or retry a failed create), list, show, delete, adopt, reset."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pressluft_lib import names, queue, schemas
 from pressluft_lib.errors import ConflictError, NotFound
 from pressluft_lib.services.base import ServiceBase, iso
 from pressluft_lib.states import DomainState, NodeState, ResourceState
-from pressluft_lib.storage.models import Domain, Environment, Node, Site
+from pressluft_lib.storage.models import Domain, Environment, Job, Node, Site
 from pressluft_lib.storage.secret_store import SecretStore
 from pressluft_lib.storage.transitions import transition
 
@@ -53,11 +53,20 @@ class SitesMixin(ServiceBase):
                     f"node {target.name} is {target.state}; sites need an active (provisioned) node",
                     details={"node": target.name, "state": target.state},
                 )
-            existing = session.scalar(select(Site).where(Site.name == spec.name))
-            if existing is not None:
-                raise ConflictError(
-                    f"site {spec.name} already exists ({existing.state})", details={"site": spec.name}
-                )
+            existing = session.scalar(Site.by_name(spec.name))
+            if existing is not None and existing.state != ResourceState.DELETED:
+                # A site whose creation failed is created again by retrying that job (same secrets).
+                job, retried = self._retry_create(session, existing, target, spec, domains, variables)
+                audit["result"] = f"job:{job.id}"
+                audit["detail"]["retry_of"] = retried
+                return {
+                    "job_id": job.id,
+                    "site": spec.name,
+                    "env": spec.env,
+                    "node": target.name,
+                    "domains": domains,
+                    "retry_of": retried,
+                }
             taken = session.scalars(select(Domain.name).where(Domain.name.in_(domains))).all()
             if taken:
                 raise ConflictError(
@@ -82,6 +91,7 @@ class SitesMixin(ServiceBase):
                 session, "site_create", site=site, env=environment, payload=variables or {}, actor=self.actor
             )
             audit["result"] = f"job:{job.id}"
+            audit["detail"]["incarnation"] = site.incarnation
             return {
                 "job_id": job.id,
                 "site": spec.name,
@@ -89,6 +99,36 @@ class SitesMixin(ServiceBase):
                 "node": target.name,
                 "domains": domains,
             }
+
+    def _retry_create(
+        self, session: Session, site: Site, node: Node, spec: Any, domains: list[str], variables: Any
+    ) -> tuple[Job, int]:
+        """`site create` again on a site whose creation did not succeed: retry its site_create job."""
+        last = session.scalar(select(Job).where(Job.site_id == site.id).order_by(Job.id.desc()).limit(1))
+        if site.state != ResourceState.FAILED or last is None or last.type != "site_create":
+            raise ConflictError(
+                f"site {site.name} already exists ({site.state})",
+                details={"site": site.name, "state": site.state},
+            )
+        env = session.get(Environment, last.env_id)
+        have = list(session.scalars(select(Domain.name).where(Domain.env_id == env.id).order_by(Domain.id)))
+        differs = [
+            f"{what} {theirs} (not {ours})"
+            for what, theirs, ours in (
+                ("node", site.node.name, node.name),
+                ("environment", env.name, spec.env),
+                ("domains", ", ".join(have), ", ".join(domains)),
+                ("PHP", site.php_version or "default", spec.php_version or "default"),
+            )
+            if theirs != ours
+        ]
+        if differs:
+            raise ConflictError(
+                f"site {site.name} failed to be created with {'; '.join(differs)}: create it again with the "
+                f"same options to retry, or delete it first (`pressluft site delete {site.name}`)",
+                details={"site": site.name, "job_id": last.id},
+            )
+        return queue.retry(session, last.id, actor=self.actor, payload=variables or {}), last.id
 
     def _generate_env_secrets(self, session: Session, site: str, env: str) -> None:
         store = SecretStore(url=self.url)
@@ -134,6 +174,7 @@ class SitesMixin(ServiceBase):
                 "node": site.node.name,
                 "state": site.state,
                 "php_version": site.php_version,
+                "incarnation": site.incarnation,
                 "fencing_token": site.last_fencing_token,
                 "environments": envs,
                 "created_at": iso(site.created_at),
@@ -158,9 +199,20 @@ class SitesMixin(ServiceBase):
             audit["result"] = f"job:{job.id}"
             return {"job_id": job.id, "site": name}
 
+    def site_adopt(self, name: str) -> dict[str, Any]:
+        """Queue a site_adopt job: the site takes over the node's fencing record (incarnation, token)."""
+        with self._mutation("site.adopt", f"site:{name}") as (session, audit):
+            site = self._site(session, name)
+            if site.state == ResourceState.DELETED:
+                raise ConflictError(f"site {name} is deleted: nothing to adopt", details={"site": name})
+            job = queue.enqueue(session, "site_adopt", site=site, actor=self.actor)
+            audit["result"] = f"job:{job.id}"
+            audit["detail"] = {"incarnation": site.incarnation, "fencing_token": job.fencing_token}
+            return {"job_id": job.id, "site": name}
+
     def _reset_warning(self, session: Session, site: str, force: bool, audit: dict) -> dict[str, Any]:
         """With --force: what the reset overrode (an attempt that may still run), for the caller."""
-        obj = session.scalar(select(Site).where(Site.name == site)) if force else None
+        obj = session.scalar(Site.by_name(site)) if force else None
         running = queue.may_still_run(session, obj) if obj is not None else None
         if running is None:
             return {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -17,6 +18,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    case,
+    select,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -43,6 +46,11 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar = {dict[str, Any]: JSON, list[str]: JSON}
 
 
+def new_incarnation() -> str:
+    """A random site incarnation id; the letter first keeps Ansible from reading it as a number."""
+    return "i" + secrets.token_hex(8)
+
+
 class Timestamps:
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
@@ -65,12 +73,25 @@ class Node(Timestamps, Base):
 
 
 class Site(Timestamps, Base):
+    """One incarnation of a site: a name deleted and created again is a new row (the old one keeps its
+    jobs, environments and backups), with a new `incarnation` the node's fencing record tells apart."""
+
     __tablename__ = "sites"
+    __table_args__ = (
+        Index(
+            "uq_sites_name_live",
+            "name",
+            unique=True,
+            postgresql_where=text("state != 'deleted'"),
+            sqlite_where=text("state != 'deleted'"),
+        ),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(20), unique=True)
+    name: Mapped[str] = mapped_column(String(20))
+    incarnation: Mapped[str] = mapped_column(String(64), default=new_incarnation)
     node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"), index=True)
     state: Mapped[str] = mapped_column(String(16), default=ResourceState.CREATING)
-    # Monotonic per site; each job (and each retry) takes the next value, see queue.py.
+    # Monotonic per incarnation; each job (and each retry) takes the next value, see queue.py.
     last_fencing_token: Mapped[int] = mapped_column(Integer, default=0)
     php_version: Mapped[str | None] = mapped_column(String(8))
     backup_keep_daily: Mapped[int | None] = mapped_column(Integer)
@@ -79,6 +100,12 @@ class Site(Timestamps, Base):
 
     node: Mapped[Node] = relationship(back_populates="sites")
     environments: Mapped[list[Environment]] = relationship(back_populates="site")
+
+    @classmethod
+    def by_name(cls, name: str) -> Any:
+        """SELECT the live incarnation called `name`, else the most recent deleted one."""
+        deleted_last = case((cls.state == "deleted", 1), else_=0)
+        return select(cls).where(cls.name == name).order_by(deleted_last, cls.id.desc()).limit(1)
 
 
 class Environment(Timestamps, Base):

@@ -15,7 +15,17 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from pressluft_lib import jobtypes
 from pressluft_lib.errors import ConflictError, TransitionError
-from pressluft_lib.states import BACKUP, DOMAIN, JOB, NODE, RELEASE, RESOURCE, JobState
+from pressluft_lib.states import (
+    BACKUP,
+    DOMAIN,
+    JOB,
+    NODE,
+    RELEASE,
+    RESOURCE,
+    RETRY_FROM_FAILED,
+    JobState,
+    ResourceState,
+)
 from pressluft_lib.storage.models import (
     AuditLog,
     Backup,
@@ -68,18 +78,22 @@ def transition(
     event: dict[str, Any] | None = None,
     actor: str | None = None,
     values: dict[str, Any] | None = None,
+    retry: bool = False,
 ) -> Any:
     """Move `obj` from its current state to `new_state` inside the caller's transaction.
 
     A conditional UPDATE (WHERE id AND state = current) guards against concurrent changes:
     TransitionError if the table forbids the move, ConflictError if someone changed the row first.
-    `values` are extra columns set in the same UPDATE. Returns obj with the new values.
+    `values` are extra columns set in the same UPDATE. retry=True (queue.retry only) also lets a failed
+    site or environment enter a mutating state. Returns obj with the new values.
     """
     model = type(obj)
     if model not in MACHINES:
         raise TypeError(f"{model.__name__} has no state machine")
     current = obj.state
-    if not allowed(model, current, new_state):
+    retrying = retry and model in (Site, Environment) and current == ResourceState.FAILED
+    retrying = retrying and new_state in RETRY_FROM_FAILED
+    if not retrying and not allowed(model, current, new_state):
         raise TransitionError(
             f"{_target(obj)}: {current} -> {new_state} is not allowed",
             details={"from": current, "to": new_state, "allowed": sorted(MACHINES[model].get(current, ()))},

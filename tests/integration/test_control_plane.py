@@ -231,3 +231,119 @@ def test_site_delete_frees_the_site(site):
     assert site.exec("id", "shop_production", check=False).returncode != 0
     status, _ = http_get(site, "shop.example.test", timeout=5)
     assert status != 200
+
+
+# -- site incarnations (docs/contracts.md, "Fencing tokens"); they follow the delete above ------------
+
+
+def fencing_record(node, site: str = "shop") -> dict:
+    from ansible_collections.pressluft.wordpress.plugins.module_utils._fencing import parse_record
+
+    return parse_record(node.sh(f"cat /var/lib/pressluft/fencing/{site}"))
+
+
+def create_shop(node_name: str) -> dict:
+    wp = [f"pressluft_wordpress_src={wordpress_archive()}", f"pressluft_wordpress_title={TITLE}"]
+    return js("site", "create", "shop", "--node", node_name, "--domain", "shop.example.test",
+              "--var", wp[0], "--var", wp[1])
+
+
+def refusal(job_id: int) -> str:
+    shown = js("jobs", "show", str(job_id))
+    assert shown["state"] == "failed", shown["state"]
+    return " ".join(str(e["data"].get("msg", "")) for e in shown["events"])
+
+
+def test_a_deleted_name_is_created_again(site):
+    old = js("site", "show", "shop")
+    assert old["state"] == "deleted" and fencing_record(site)["retired"] is True
+    created = create_shop(site.name)
+    assert work()[0]["id"] == created["job_id"]
+    new = js("site", "show", "shop")
+    assert new["state"] == "active" and new["incarnation"] != old["incarnation"]
+    record = fencing_record(site)
+    assert (record["token"], record["incarnation"], record["retired"]) == (1, new["incarnation"], False)
+    status, body = http_get(site, "shop.example.test")
+    assert status == 200 and TITLE in body
+
+
+@pytest.fixture(scope="module")
+def second_control_plane(site, tmp_path_factory):
+    """Another data directory and database with the same (already provisioned) node, for the rest of
+    this module."""
+    from pressluft_lib.queue.states import transition
+
+    from pressluft_lib.storage.models import Node
+
+    home = tmp_path_factory.mktemp("cp2")
+    url = f"sqlite:///{home / 'pressluft.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PRESSLUFT_HOME", str(home))
+        mp.setenv("PRESSLUFT_DB", url)
+        run("db", "upgrade")
+        js("node", "add", site.name, "--host", "127.0.0.1", "--port", str(site.ssh_port),
+           "--user", "pressluft", "--ssh-key", str(site.key_file))
+        with db.session_factory(url).begin() as s:  # provisioned by the first control plane above
+            node = s.scalar(select(Node).where(Node.name == site.name))
+            transition(s, node, "provisioning", actor="test")
+            transition(s, node, "active", actor="test")
+        yield url
+
+
+def test_a_second_data_directory_against_the_same_node(site, control_plane, second_control_plane):
+    first = {"PRESSLUFT_HOME": str(control_plane), "PRESSLUFT_DB": f"sqlite:///{control_plane}/pressluft.db"}
+    owner = fencing_record(site)
+    # The first control plane's shop is live: the second one's create is refused, changing nothing.
+    created = create_shop(site.name)
+    assert [j["state"] for j in work("failed")] == ["failed"]
+    message = refusal(created["job_id"])
+    assert f"site shop on this node is incarnation {owner['incarnation']}" in message
+    assert "pressluft site adopt shop" in message
+    assert fencing_record(site) == owner
+    status, body = http_get(site, "shop.example.test")
+    assert status == 200 and TITLE in body
+    # Once the first control plane deleted its shop, the second one's retry creates its own.
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in first.items():
+            mp.setenv(key, value)
+        job = js("site", "delete", "shop", "--yes")
+        assert work()[0]["id"] == job["job_id"]
+    again = create_shop(site.name)
+    assert again["retry_of"] == created["job_id"]
+    assert work()[0]["id"] == again["job_id"]
+    assert fencing_record(site)["incarnation"] == js("site", "show", "shop")["incarnation"]
+    status, body = http_get(site, "shop.example.test")
+    assert status == 200 and TITLE in body
+
+
+def test_a_database_restored_from_an_older_copy(site, second_control_plane, tmp_path):
+    """Copy the database, run a job, put the copy back: the next job is refused until `site adopt`."""
+    import sqlite3
+
+    live = Path(second_control_plane.removeprefix("sqlite:///"))
+    copy = tmp_path / "older.db"
+    with sqlite3.connect(live) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    ran = js("backup", "create", "shop", "--scope", "files")
+    assert work()[0]["id"] == ran["job_id"]
+    node_before = fencing_record(site)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{live}{suffix}").unlink(missing_ok=True)
+    copy.replace(live)
+    # The restored database issues the token the node saw already, from another run: refused.
+    job = js("backup", "create", "shop", "--scope", "files")
+    assert js("jobs", "show", str(job["job_id"]))["fencing_token"] == node_before["token"]
+    assert [j["state"] for j in work("failed")] == ["failed"]
+    message = refusal(job["job_id"])
+    assert f"stale fencing token {node_before['token']} for site shop" in message
+    assert "pressluft site adopt shop" in message
+    assert fencing_record(site) == node_before
+    adopt = js("site", "adopt", "shop")
+    assert work()[0]["id"] == adopt["job_id"]
+    assert js("site", "show", "shop")["fencing_token"] >= node_before["token"]
+    audit = [a for a in js("audit", "list") if a["action"] == "site.adopt" and a["result"] == "adopted"]
+    assert audit and audit[0]["detail"]["node_record"]["token"] == node_before["token"]
+    after = js("backup", "create", "shop", "--scope", "files")
+    assert work()[0]["id"] == after["job_id"]
+    token = js("jobs", "show", str(after["job_id"]))["fencing_token"]
+    assert fencing_record(site)["token"] == token > node_before["token"]

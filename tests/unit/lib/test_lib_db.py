@@ -6,6 +6,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from pressluft_lib.errors import ConfigError
 from pressluft_lib.storage import db
@@ -74,7 +75,38 @@ def test_postgresql_migration_matches_models(postgres_cluster):
     assert _schema_diff(url) == []
     engine = db.make_engine(url)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == _head()
+    engine.dispose()
+
+
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(db.alembic_config("sqlite://")).get_current_head()
+
+
+def test_0002_gives_each_site_an_incarnation_and_frees_deleted_names(tmp_path):
+    url = f"sqlite:///{tmp_path}/m.db"
+    db.upgrade(url, "0001")
+    engine = db.make_engine(url)
+    now = "2026-12-01 00:00:00"
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO nodes (id, name, host, port, user, local, provider, roles, state, "
+                          "created_at, updated_at) VALUES (1, 'n1', 'h', 22, 'root', 0, 'static', '[]', "
+                          f"'active', '{now}', '{now}')"))
+        for i, (name, state) in enumerate([("shop", "deleted"), ("blog", "active")], 1):
+            conn.execute(text("INSERT INTO sites (id, name, node_id, state, last_fencing_token, created_at, "
+                              f"updated_at) VALUES ({i}, '{name}', 1, '{state}', 4, '{now}', '{now}')"))
+    db.upgrade(url)
+    insert = ("INSERT INTO sites (name, incarnation, node_id, state, last_fencing_token, created_at, "
+              "updated_at)"
+              f" VALUES ('{{name}}', '{{incarnation}}', 1, 'creating', 0, '{now}', '{now}')")
+    with engine.begin() as conn:
+        incarnations = conn.execute(text("SELECT incarnation FROM sites ORDER BY id")).scalars().all()
+        assert len(set(incarnations)) == 2 and all(i.startswith("i") for i in incarnations)
+        conn.execute(text(insert.format(name="shop", incarnation="inew")))
+    with pytest.raises(IntegrityError), engine.begin() as conn:  # one live site per name
+        conn.execute(text(insert.format(name="blog", incarnation="i2")))
     engine.dispose()
 
 

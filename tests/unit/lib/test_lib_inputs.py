@@ -136,6 +136,7 @@ def test_job_type_registry():
         "node_provision": ("node", False, "node_provision.yml"),
         "site_create": ("site", False, "site_create.yml"),
         "site_delete": ("site", True, "site_delete.yml"),
+        "site_adopt": ("site", False, "site_adopt.yml"),
         "backup_create": ("site", False, "backup_create.yml"),
         "backup_cleanup": ("site", True, "backup_cleanup.yml"),
         "env_restore": ("site", True, "env_restore.yml"),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible_collections.pressluft.wordpress.plugins.module_utils._fencing import parse_record
 
 from tests.rig import nodes as rig
 from tests.rig.ansible import run_playbook
@@ -167,11 +168,11 @@ def test_stale_fencing_token_changes_nothing(php_node, tmp_path):
     for result in (stale, stale_absent):
         assert failed_with(result, "stale fencing token 4") and result["stale_fencing_token"] is True, result
     assert "pm.max_children = 5" in php_node.exec("cat", path).stdout
-    assert php_node.exec("cat", "/var/lib/pressluft/fencing/fenced").stdout == "5\n"
+    assert parse_record(php_node.exec("cat", "/var/lib/pressluft/fencing/fenced").stdout)["token"] == 5
     assert php_node.stat("/var/lib/pressluft/fencing")[2] == "700"
     (newer,) = pools(php_node, tmp_path, {"site": "fenced", "fencing_token": 6, "max_children": 20})
     assert newer["changed"] is True, newer
-    assert php_node.exec("cat", "/var/lib/pressluft/fencing/fenced").stdout == "6\n"
+    assert parse_record(php_node.exec("cat", "/var/lib/pressluft/fencing/fenced").stdout)["token"] == 6
 
 
 def test_workers_run_as_the_env_user_after_reload(php_node, tmp_path):

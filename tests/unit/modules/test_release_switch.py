@@ -250,7 +250,7 @@ def test_stale_fencing_token_changes_nothing(capsys, env, tmp_path):
                     "stale fencing token 6")
         assert r["stale_fencing_token"] is True
     assert env.snapshot() == before
-    assert (fencing / "shop").read_text() == "7\n"
+    assert _fencing.parse_record((fencing / "shop").read_text())["token"] == 7
     ok(run(capsys, env, "current", release="b", fencing_token=8, fencing_dir=str(fencing)), True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from dataclasses import replace
@@ -91,13 +92,18 @@ def test_extra_vars_follow_the_contract(cp):
     with cp.sf() as s:
         job = queue.enqueue(s, "tiny_site", site="shop", env="production", payload={"x_word": "y"})
         extravars, site, env = runner.job_vars(s, job)
+        again, _, _ = runner.job_vars(s, job)
+        incarnation = s.get(Site, job.site_id).incarnation
         s.rollback()
     assert (site, env) == ("shop", "production")
+    run = extravars.pop("pressluft_fencing_run")
+    assert re.fullmatch(r"r[0-9a-f]{16}", run) and again["pressluft_fencing_run"] != run, "one id per run"
     assert extravars == {
         "x_word": "y",
         "pressluft_target": "local",
         "pressluft_site": "shop",
         "pressluft_fencing_token": 1,
+        "pressluft_fencing_incarnation": incarnation,
         "pressluft_env": "production",
     }
 
