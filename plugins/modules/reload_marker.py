@@ -19,9 +19,12 @@ description:
     that stopped before its reload is still reloaded by the next run.
   - With O(reload), also does the reloads in one step (one module run instead of a test, a reload, a wait
     and a mark task per service). It runs the O(validate) commands of the pending services first
-    (nothing is reloaded when one fails), then C(systemctl reload) for each pending service in the order
-    of O(reload), waiting after each for its O(wait_for) path, then touches the markers of the reloaded
-    services with the time the check started, so a change written meanwhile still counts as pending.
+    (nothing is reloaded when one fails), then reloads each pending service in the order of O(reload),
+    waiting after each for its O(wait_for) path, then touches the markers of the reloaded services with
+    the time the check started, so a change written meanwhile still counts as pending.
+  - Reloads use the host's service manager - C(systemctl reload) when systemd is PID 1, otherwise
+    C(service <name> reload) (the init scripts Debian ships), as M(ansible.builtin.service) does - so
+    single-server mode works in containers, WSL and CI sandboxes whose PID 1 is not systemd.
 version_added: "1.0.0"
 author:
   - Pressluft developers (@pressluft)
@@ -115,6 +118,11 @@ reloaded:
   type: list
   elements: str
   sample: [php8.2-fpm, nginx]
+service_manager:
+  description: How the services were (or would be) reloaded, C(systemd) or C(service); only with O(reload).
+  returned: when O(reload) lists a pending service
+  type: str
+  sample: systemd
 '''
 
 import os
@@ -122,6 +130,7 @@ import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.service import is_systemd_managed
 
 SERVICE_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$')
 
@@ -178,12 +187,25 @@ def main():
         if reloaded is None or (newest is not None and newest > reloaded):
             pending.append(service)
     todo = [s for s in p['reload'] if s in pending]
-    if todo and not module.check_mode:
-        _reload(module, p, todo, started)
-    module.exit_json(changed=bool(todo), pending=pending, reloaded=todo)
+    if not todo:
+        module.exit_json(changed=False, pending=pending, reloaded=[])
+    manager = reload_command(module)
+    if not module.check_mode:
+        _reload(module, p, todo, started, manager)
+    module.exit_json(changed=True, pending=pending, reloaded=todo, service_manager=manager[0])
 
 
-def _reload(module, p, todo, started):
+def reload_command(module):
+    """(name, argv prefix) of the reload: systemctl when systemd is PID 1, else service(8)."""
+    if is_systemd_managed(module):
+        return 'systemd', [module.get_bin_path('systemctl', required=True), 'reload']
+    service = module.get_bin_path('service', opt_dirs=['/usr/sbin', '/sbin'])
+    if not service:
+        module.fail_json(msg='cannot reload services: systemd is not PID 1 and service(8) is not installed')
+    return 'service', [service]
+
+
+def _reload(module, p, todo, started, manager):
     for service in todo:
         argv = p['validate'].get(service)
         if argv:
@@ -194,13 +216,14 @@ def _reload(module, p, todo, started):
                 what = ' '.join(str(a) for a in argv)
                 module.fail_json(msg='%s failed, nothing reloaded: %s' % (what, (err or out).strip()),
                                  pending=todo, reloaded=[])
-    systemctl = module.get_bin_path('systemctl', required=True)
+    kind, prefix = manager
     done = []
     for service in todo:
-        rc, out, err = module.run_command([systemctl, 'reload', service])
+        argv = [*prefix, service] if kind == 'systemd' else [*prefix, service, 'reload']
+        rc, out, err = module.run_command(argv)
         if rc != 0:
-            module.fail_json(msg='systemctl reload %s failed: %s' % (service, (err or out).strip()),
-                             pending=todo, reloaded=done)
+            module.fail_json(msg='%s failed: %s' % (' '.join(argv), (err or out).strip()),
+                             pending=todo, reloaded=done, service_manager=kind)
         done.append(service)
         path = p['wait_for'].get(service)
         deadline = time.time() + p['timeout']

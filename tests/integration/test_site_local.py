@@ -1,16 +1,23 @@
 """scripts/demo on this host (single-server mode): the README main job serves its site, and a second run
-changes nothing. It installs nginx, PHP-FPM, MariaDB and Redis on the host (hardening stays off)."""
+changes nothing. It installs nginx, PHP-FPM, MariaDB and Redis on the host (hardening stays off).
+
+This host's PID 1 is not systemd (RIG.md), like containers, WSL and CI sandboxes where people first try a
+tool: the demo is the test that services are driven through the host's service manager (service(8)).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import urllib.request
+from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.rig.ansible import ROOT
+from tests.rig.ansible import ROOT, run_playbook
 
 pytestmark = pytest.mark.local_node
 
@@ -38,3 +45,35 @@ def test_demo_serves_the_site_and_is_idempotent(tmp_path):
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
     assert re.search(r"^changed tasks in this run: 0$", second.stdout, re.M), second.stdout
     assert "site demo exists" in second.stderr
+
+
+def _pid1_is_systemd() -> bool:
+    return Path("/run/systemd/system").is_dir()
+
+
+def test_reload_marker_reloads_through_this_hosts_service_manager(tmp_path):
+    """The module that reloads nginx and PHP-FPM for site jobs uses service(8) here, not systemctl."""
+    if os.geteuid() != 0:
+        pytest.skip("reloads a service of this host: run as root")
+    if _pid1_is_systemd():
+        pytest.skip("PID 1 is systemd here; the systemctl path runs on every podman node test")
+    pid_file = Path("/run/nginx.pid")
+    if not pid_file.is_file():
+        pytest.skip("nginx does not run on this host: the demo test above installs and starts it")
+    master = pid_file.read_text().strip()
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    task = {"pressluft.wordpress.reload_marker": {
+        "watch": {"nginx": [str(watched)]}, "reload": ["nginx"], "validate": {"nginx": ["nginx", "-t", "-q"]},
+        "marker_dir": str(tmp_path / "markers")}, "register": "out"}
+    playbook = tmp_path / "reload.yml"
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [task]}]))
+    local = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+    inventory = {"all": {"hosts": {"localhost": local}}}
+    result = run_playbook(playbook, inventory, tmp_path)
+    assert result.rc == 0, result.explain()
+    out = json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    assert out["reloaded"] == ["nginx"] and out["service_manager"] == "service", out
+    # A reload, not a restart: the same master process re-read its configuration.
+    assert pid_file.read_text().strip() == master
+    assert (tmp_path / "markers" / "nginx.reloaded").is_file()
