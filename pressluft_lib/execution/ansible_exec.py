@@ -23,6 +23,7 @@ from pathlib import Path
 import ansible_runner
 
 from pressluft_lib.execution import process_group
+from pressluft_lib.states import JobState
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]  # the repository (collection) root
@@ -38,7 +39,12 @@ _STATUS = {
     "runner_on_unreachable": "unreachable",
     "runner_item_on_failed": "failed",
 }
-_FINAL = {"successful": "succeeded", "failed": "failed", "canceled": "cancelled", "timeout": "timed_out"}
+_FINAL = {
+    "successful": JobState.SUCCEEDED,
+    "failed": JobState.FAILED,
+    "canceled": JobState.CANCELLED,
+    "timeout": JobState.TIMED_OUT,
+}
 
 
 # A stop request: (the state the run ends in, why), e.g. ("cancelled", "cancel requested").
@@ -276,9 +282,9 @@ def run_playbook(
             return RunOutcome(state, r.rc, r.status or "stopped", final_stats, artifacts, reason=reason)
         if failure is not None:
             raise failure
-        state = _FINAL.get(r.status, "failed")
+        state = _FINAL.get(r.status, JobState.FAILED)
         failure = None
-        if state == "failed":
+        if state == JobState.FAILED:
             failure = (
                 failures[-1] if failures else _ansible_error(Path(r.config.artifact_dir, "stdout"), secrets)
             )
@@ -302,7 +308,7 @@ class _Watcher(threading.Thread):
         if self.should_stop is not None and (stop := self.should_stop()) is not None:
             return stop
         if self.deadline is not None and time.monotonic() >= self.deadline:
-            return ("timed_out", "the run's time limit passed")
+            return (JobState.TIMED_OUT, "the run's time limit passed")
         return None
 
     def run(self) -> None:

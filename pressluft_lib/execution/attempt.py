@@ -22,6 +22,7 @@ from sqlalchemy.orm import sessionmaker
 from pressluft_lib import queue
 from pressluft_lib.errors import ConflictError
 from pressluft_lib.execution.ansible_exec import Stop
+from pressluft_lib.states import JobState
 from pressluft_lib.storage.models import Job
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class Attempt:
         """Polled by the run; also checks the lease, in case a heartbeat hangs on a dead connection."""
         if self._stop is None and time.monotonic() - self._last_ok > self.lease:
             self.request_stop(
-                "stalled", f"no heartbeat got through for {self.lease:g} s: the job counts as stalled"
+                JobState.STALLED, f"no heartbeat got through for {self.lease:g} s: the job counts as stalled"
             )
         return self._stop
 
@@ -73,7 +74,7 @@ class Attempt:
             return
         self._last_ok = time.monotonic()
         if cancel:
-            self.request_stop("cancelled", "cancel requested")
+            self.request_stop(JobState.CANCELLED, "cancel requested")
 
     def _loop(self) -> None:
         # Beats go on while a cancel or a lost lease stops the run (so that the job does not look

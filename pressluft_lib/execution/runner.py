@@ -24,6 +24,7 @@ from pressluft_lib import jobtypes, names, queue
 from pressluft_lib.errors import ConflictError, PressluftError
 from pressluft_lib.execution import ansible_exec
 from pressluft_lib.execution.attempt import Attempt
+from pressluft_lib.states import JobState
 from pressluft_lib.storage.db import data_dir as default_data_dir
 from pressluft_lib.storage.models import Domain, Environment, Job, Node, Site, utcnow
 from pressluft_lib.storage.secret_store import SecretStore
@@ -153,7 +154,7 @@ def _execute(
             extravars, site, env = job_vars(session, job)
             secret_vars = load_secrets(session, url, site, env, jt.secret_scopes)
     except PressluftError as exc:
-        return end("failed", exc.code, exc.message, {})
+        return end(JobState.FAILED, exc.code, exc.message, {})
 
     timeout = jt.timeout
     if job.deadline_at is not None:
@@ -175,7 +176,7 @@ def _execute(
     except Exception as exc:  # the run could not even start: record why (these messages hold no secret)
         log.exception("job %s could not run", job.id)
         message = ansible_exec.redact(f"{type(exc).__name__}: {exc}", secret_vars.values())
-        return end("failed", "runner_error", message, {})
+        return end(JobState.FAILED, "runner_error", message, {})
     if outcome.state == "stopped":  # the queue gave the job to another attempt: record nothing as ours
         if outcome.status == "not started":
             on_event({"event": "stop", "state": "stopped", "reason": outcome.reason, "signal": None})
@@ -183,14 +184,14 @@ def _execute(
             f"job {job.id} attempt {job.attempts} stopped: {outcome.reason}", details={"job_id": job.id}
         )
     error = {
-        "succeeded": (None, None),
-        "failed": ("playbook_failed", outcome.failure or f"the playbook failed (rc={outcome.rc})"),
-        "cancelled": ("cancelled", "cancelled on request"),
-        "timed_out": ("timeout", f"no result within {timeout} s"),
-        "stalled": ("stalled", outcome.reason),
+        JobState.SUCCEEDED: (None, None),
+        JobState.FAILED: ("playbook_failed", outcome.failure or f"the playbook failed (rc={outcome.rc})"),
+        JobState.CANCELLED: ("cancelled", "cancelled on request"),
+        JobState.TIMED_OUT: ("timeout", f"no result within {timeout} s"),
+        JobState.STALLED: ("stalled", outcome.reason),
     }[outcome.state]
     return end(
-        "failed" if outcome.state == "stalled" else outcome.state,
+        JobState.FAILED if outcome.state == JobState.STALLED else outcome.state,
         *error,
         outcome.artifacts,
         rc=outcome.rc,
@@ -217,7 +218,7 @@ def remove_stale_runs(session_factory: sessionmaker, data_dir: Path | None = Non
     if not found:
         return 0
     with session_factory() as s:
-        running = set(s.scalars(select(Job.id).where(Job.state == "running")))
+        running = set(s.scalars(select(Job.id).where(Job.state == JobState.RUNNING)))
     stale = [p for p, job_id in found if job_id not in running]
     for path in stale:
         shutil.rmtree(path, ignore_errors=True)

@@ -104,7 +104,7 @@ class Site(Timestamps, Base):
     @classmethod
     def by_name(cls, name: str) -> Any:
         """SELECT the live incarnation called `name`, else the most recent deleted one."""
-        deleted_last = case((cls.state == "deleted", 1), else_=0)
+        deleted_last = case((cls.state == ResourceState.DELETED, 1), else_=0)
         return select(cls).where(cls.name == name).order_by(deleted_last, cls.id.desc()).limit(1)
 
 
