@@ -23,8 +23,12 @@ import time
 
 STATE_FILE = '.pressluft-releases.json'
 RELEASE_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$')
-MARKS = ('unfinished', 'healthy', 'unhealthy')
-FAILED_MARKS = ('unfinished', 'unhealthy')
+# The release states of pressluft_lib (states.py) that a node records; checking and live are not marks
+# (checking is a build's run of the checks, live is what C(current) points at).
+MARKS = ('building', 'healthy', 'failed', 'rolled_back')
+FAILED_MARKS = ('building', 'failed', 'rolled_back')  # never switched to, never counted toward keep
+# Spellings of state files written before the names were aligned with the library: read, never written.
+OLD_MARKS = {'unfinished': 'building', 'unhealthy': 'failed'}
 POINTERS = ('current', 'previous', 'last_known_good')
 PRUNE_PREFIX = '.pruning-'
 LOCK_TIMEOUT = 600
@@ -60,6 +64,11 @@ def empty_state():
     return {'current': None, 'previous': None, 'last_known_good': None, 'releases': {}}
 
 
+def _mark(info):
+    mark = info.get('mark')
+    return OLD_MARKS.get(mark, mark)
+
+
 def _check_shape(data, path):
     """Raise ReleaseError unless data looks like a state file this module wrote."""
     def bad(what):
@@ -71,7 +80,7 @@ def _check_shape(data, path):
         if value is not None and not valid_release(value):
             bad('%s is %r' % (key, value))
     for name, info in data.get('releases', {}).items():
-        if not valid_release(name) or not isinstance(info, dict) or info.get('mark') not in MARKS:
+        if not valid_release(name) or not isinstance(info, dict) or _mark(info) not in MARKS:
             bad('release %r: %r' % (name, info))
         if not isinstance(info.get('created'), str):
             bad('release %r has no created time' % name)
@@ -173,7 +182,7 @@ class Releases(object):
             for key in POINTERS:
                 self.saved[key] = data.get(key)
             for name, info in data.get('releases', {}).items():
-                self.saved['releases'][name] = {'mark': info['mark'], 'created': info['created'],
+                self.saved['releases'][name] = {'mark': _mark(info), 'created': info['created'],
                                                 'reason': info.get('reason')}
         state = copy.deepcopy(self.saved) if self.saved else empty_state()
         # Directories the file does not know were made (and served) before bookkeeping began.

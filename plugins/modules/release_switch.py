@@ -15,12 +15,14 @@ description:
     C(releases/<release>/) directories and the C(current) symlink that nginx and PHP-FPM serve.
   - Keeps its bookkeeping in C(<root>/.pressluft-releases.json) (mode C(0640), owned by root,
     written atomically), outside C(releases/) and C(current), so nginx never serves it. It records
-    C(current), C(previous), C(last_known_good) and, per release, a mark (C(unfinished),
-    C(healthy) or C(unhealthy)), its creation time and a reason.
+    C(current), C(previous), C(last_known_good) and, per release, a mark (C(building), C(healthy),
+    C(failed) or C(rolled_back), the release states of the Pressluft control plane), its creation time
+    and a reason. Files written before these names (marks C(unfinished) and C(unhealthy)) are read as
+    C(building) and C(failed); the next change writes the new names.
   - The C(current) symlink is the truth about what is live. Release directories the file does not
     know (such as the first one C(pressluft.wordpress.wp_site) makes) are adopted as C(healthy);
     when the file is created, the release C(current) points at becomes the last known good.
-  - Mark a release C(unfinished) before its directory is created, so a build that stops half-way
+  - Mark a release C(building) before its directory is created, so a build that stops half-way
     can never be switched to.
   - Checks the fencing token first, then takes an exclusive lock on the environment root, so two
     runs never interleave.
@@ -46,42 +48,42 @@ options:
   root:
     description:
       - The environment tree; defaults to C(/var/www/sites/<site>/<env>).
-      - It must exist. O(state=current), O(state=rollback) and O(state=pruned) work on its C(releases/)
+      - It must exist. O(state=live), O(state=rollback) and O(state=pruned) work on its C(releases/)
         directory and its C(current) symlink.
     type: path
   release:
     description:
       - Name of a release directory in C(releases/) (1-64 letters, digits, dots, dashes and underscores,
         starting with a letter or digit, without C(..)).
-      - Required with O(state=unfinished), O(state=healthy), O(state=unhealthy) and O(state=current).
+      - Required with O(state=building), O(state=healthy), O(state=failed) and O(state=live).
       - With O(state=rollback), the release to roll back to (default C(previous)); with O(state=good),
         the release to record as last known good (default C(current)).
     type: str
   state:
     description:
-      - V(unfinished), V(healthy), V(unhealthy) record the mark of O(release). The live release cannot
-        be marked V(unfinished).
-      - V(current) atomically points C(current) at O(release) (temporary symlink renamed over it) and
+      - V(building), V(healthy), V(failed) record the mark of O(release). The live release cannot
+        be marked V(building).
+      - V(live) atomically points C(current) at O(release) (temporary symlink renamed over it) and
         records the release it replaced as C(previous). Refused when the release directory does not
-        exist or is marked V(unfinished) or V(unhealthy). Switching to the release that is already
-        current changes nothing. Without a C(current) yet (first deploy) it creates it.
+        exist or is marked V(building), V(failed) or V(rolled_back). Switching to the release that is
+        already current changes nothing. Without a C(current) yet (first deploy) it creates it.
       - V(rollback) points C(current) at O(release) or, without it, at C(previous), which must exist and
-        not be marked V(unfinished) or V(unhealthy). The release rolled back from is marked
-        V(unhealthy) with O(reason) and becomes C(previous). Fails when there is no C(current) or no
+        not be marked V(building), V(failed) or V(rolled_back). The release rolled back from is marked
+        V(rolled_back) with O(reason) and becomes C(previous). Fails when there is no C(current) or no
         release to roll back to; rolling back to the release that is already current changes nothing.
       - V(good) records O(release) (default C(current)) as the last known good; it must exist and be
         marked V(healthy).
       - V(pruned) removes release directories so that O(keep) good releases remain; it never removes
-        C(current), C(previous) or the last known good. Releases marked V(unfinished) or V(unhealthy)
-        do not count toward O(keep) and are all removed. Entries of releases whose directory is gone
-        are dropped from the state file.
+        C(current), C(previous) or the last known good. Releases marked V(building), V(failed) or
+        V(rolled_back) do not count toward O(keep) and are all removed. Entries of releases whose
+        directory is gone are dropped from the state file.
     type: str
-    choices: [unfinished, healthy, unhealthy, current, rollback, good, pruned]
-    default: current
+    choices: [building, healthy, failed, live, rollback, good, pruned]
+    default: live
   reason:
     description:
       - Why a release got its mark, stored with it (such as the failed health check).
-      - With O(state=rollback), stored with the V(unhealthy) mark of the release rolled back from
+      - With O(state=rollback), stored with the V(rolled_back) mark of the release rolled back from
         (default C(rolled back to <release>)).
     type: str
   keep:
@@ -89,7 +91,7 @@ options:
     type: int
     default: 5
 notes:
-  - Do not prune while a release is being built in the same environment; it is marked V(unfinished)
+  - Do not prune while a release is being built in the same environment; it is marked V(building)
     and would be removed.
   - The Pressluft worker runs one mutation per site at a time; the lock on the environment root
     protects plain Ansible users too.
@@ -98,11 +100,11 @@ seealso:
 '''
 
 EXAMPLES = r'''
-- name: Mark the new release unfinished before it is built
+- name: Mark the new release building before it is built
   pressluft.wordpress.release_switch:
     site: shop
     release: "20260102T030405"
-    state: unfinished
+    state: building
     fencing_token: "{{ pressluft_fencing_token | default(omit) }}"
 
 - name: Pre-switch checks passed
@@ -115,7 +117,7 @@ EXAMPLES = r'''
   pressluft.wordpress.release_switch:
     site: shop
     release: "20260102T030405"
-    state: current
+    state: live
   register: shop_switch
 
 - name: Post-switch checks failed, go back to the release that was live before
@@ -163,7 +165,7 @@ releases:
   description: Mark of every known release after the task.
   returned: success
   type: dict
-  sample: {"20251224T100000": healthy, "20260102T030405": unhealthy}
+  sample: {"20251224T100000": healthy, "20260102T030405": rolled_back}
 removed:
   description: Releases removed (or, in check mode, to be removed) by O(state=pruned), oldest failed first.
   returned: success
@@ -201,13 +203,13 @@ def _switchable(rel, name, role):
 
 def _mark(module, rel, mark):
     name = module.params['release']
-    if mark == 'unfinished' and name == rel.state['current']:
-        raise ReleaseError('release %s is current (live): it cannot be marked unfinished' % name)
+    if mark == 'building' and name == rel.state['current']:
+        raise ReleaseError('release %s is current (live): it cannot be marked building' % name)
     rel.record(name, mark, module.params['reason'])
     return dict(release=name)
 
 
-def _current(module, rel):
+def _live(module, rel):
     name = module.params['release']
     _switchable(rel, name, 'the')
     if name == rel.state['current']:
@@ -228,7 +230,7 @@ def _rollback(module, rel):
     if name == st['current']:
         return dict(release=name)
     _switchable(rel, name, 'the rollback' if module.params['release'] else 'the previous')
-    rel.record(st['current'], 'unhealthy', module.params['reason'] or 'rolled back to %s' % name)
+    rel.record(st['current'], 'rolled_back', module.params['reason'] or 'rolled back to %s' % name)
     if not module.check_mode:
         # The bad release is marked before the link moves: a retry after a crash never returns to it.
         rel.save()
@@ -255,10 +257,10 @@ def _pruned(module, rel):
 
 
 OPS = {
-    'unfinished': lambda m, r: _mark(m, r, 'unfinished'),
+    'building': lambda m, r: _mark(m, r, 'building'),
     'healthy': lambda m, r: _mark(m, r, 'healthy'),
-    'unhealthy': lambda m, r: _mark(m, r, 'unhealthy'),
-    'current': _current,
+    'failed': lambda m, r: _mark(m, r, 'failed'),
+    'live': _live,
     'rollback': _rollback,
     'good': _good,
     'pruned': _pruned,
@@ -295,14 +297,13 @@ def main():
     argument_spec = dict(
         root=dict(type='path'),
         release=dict(type='str'),
-        state=dict(type='str', default='current',
-                   choices=['unfinished', 'healthy', 'unhealthy', 'current', 'rollback', 'good', 'pruned']),
+        state=dict(type='str', default='live', choices=list(OPS)),
         reason=dict(type='str'),
         keep=dict(type='int', default=5),
     )
     module, names = env_module(argument_spec, check=_check,
                                required_if=[('state', s, ['release'])
-                                            for s in ('unfinished', 'healthy', 'unhealthy', 'current')])
+                                            for s in ('building', 'healthy', 'failed', 'live')])
     p = module.params
 
     rel = Releases(p['root'] or names['root'])

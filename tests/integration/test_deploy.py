@@ -164,8 +164,8 @@ def test_pre_switch_failures_never_go_live(rel):
     assert "HTTP 500" in reason and "PHP Fatal" in reason, reason
     assert rel.current() == before and serving(rel.node) == before
     marks = rel.state()["releases"]
-    # Marked unhealthy, or already pruned (then forgotten).
-    assert all(marks.get(r, {}).get("mark") in (None, "unhealthy") for r in ("bad-syntax", "bad-fatal"))
+    # Marked failed, or already pruned (then forgotten).
+    assert all(marks.get(r, {}).get("mark") in (None, "failed") for r in ("bad-syntax", "bad-fatal"))
 
 
 def test_post_switch_failure_rolls_back(rel):

@@ -80,19 +80,19 @@ def refused(result: dict, message: str) -> dict:
 
 
 def test_first_deploy_creates_current_and_is_idempotent(capsys, env):
-    ok(run(capsys, env, "unfinished", release="r1"), True)  # before its directory exists
-    assert env.state()["releases"]["r1"]["mark"] == "unfinished"
+    ok(run(capsys, env, "building", release="r1"), True)  # before its directory exists
+    assert env.state()["releases"]["r1"]["mark"] == "building"
     env.release("r1")
-    refused(run(capsys, env, "current", release="r1"), "it is marked unfinished")
+    refused(run(capsys, env, "live", release="r1"), "it is marked building")
     assert env.current() is None
     ok(run(capsys, env, "healthy", release="r1"), True)
-    r = ok(run(capsys, env, "current", release="r1"), True)
+    r = ok(run(capsys, env, "live", release="r1"), True)
     assert (r["current"], r["previous"], r["last_known_good"]) == ("r1", None, None)
     assert env.current() == str(env.root / "releases" / "r1"), "absolute, as wp_site makes it"
     r = ok(run(capsys, env, "good"), True)
     assert r["last_known_good"] == "r1" and r["release"] == "r1"
     before = env.snapshot()
-    for state in ("current", "healthy", "good"):
+    for state in ("live", "healthy", "good"):
         ok(run(capsys, env, state, release="r1"), False)
     assert env.snapshot() == before
     mode = os.stat(env.root / STATE)
@@ -103,15 +103,15 @@ def test_first_deploy_creates_current_and_is_idempotent(capsys, env):
 def test_adopts_what_wp_site_made(capsys, env):
     env.release("6.1.9")
     env.link("6.1.9")
-    r = ok(run(capsys, env, "unfinished", release="r2"), True)
-    assert r["releases"] == {"6.1.9": "healthy", "r2": "unfinished"}
+    r = ok(run(capsys, env, "building", release="r2"), True)
+    assert r["releases"] == {"6.1.9": "healthy", "r2": "building"}
     assert (r["current"], r["previous"], r["last_known_good"]) == ("6.1.9", None, "6.1.9")
     saved = env.state()
     assert saved["current"] == "6.1.9" and saved["last_known_good"] == "6.1.9"
     assert saved["releases"]["6.1.9"]["created"] < saved["releases"]["r2"]["created"]
     # Found later (made without the module): adopted as healthy, the bookkeeping does not move.
     env.release("r3")
-    r = ok(run(capsys, env, "current", release="r3"), True)
+    r = ok(run(capsys, env, "live", release="r3"), True)
     assert (r["current"], r["previous"], r["last_known_good"]) == ("r3", "6.1.9", "6.1.9")
 
 
@@ -119,17 +119,17 @@ def test_switch_records_previous_and_refuses_bad_releases(capsys, env):
     for name in ("a", "b", "c", "d"):
         env.release(name)
     env.link("a")
-    ok(run(capsys, env, "unhealthy", release="c", reason="pre-switch check: HTTP 500"), True)
-    ok(run(capsys, env, "unfinished", release="d"), True)
-    r = ok(run(capsys, env, "current", release="b"), True)
+    ok(run(capsys, env, "failed", release="c", reason="pre-switch check: HTTP 500"), True)
+    ok(run(capsys, env, "building", release="d"), True)
+    r = ok(run(capsys, env, "live", release="b"), True)
     assert (r["current"], r["previous"]) == ("b", "a")
     before = env.snapshot()
-    refused(run(capsys, env, "current", release="c"), "it is marked unhealthy (pre-switch check: HTTP 500)")
-    refused(run(capsys, env, "current", release="d"), "it is marked unfinished")
-    refused(run(capsys, env, "current", release="zz"), "does not exist")
-    refused(run(capsys, env, "unfinished", release="b"), "is current (live)")
+    refused(run(capsys, env, "live", release="c"), "it is marked failed (pre-switch check: HTTP 500)")
+    refused(run(capsys, env, "live", release="d"), "it is marked building")
+    refused(run(capsys, env, "live", release="zz"), "does not exist")
+    refused(run(capsys, env, "building", release="b"), "is current (live)")
     assert env.snapshot() == before
-    ok(run(capsys, env, "current", release="b"), False)
+    ok(run(capsys, env, "live", release="b"), False)
     assert env.snapshot() == before
 
 
@@ -137,15 +137,15 @@ def test_rollback_to_previous_marks_the_bad_release(capsys, env):
     env.release("a")
     env.release("b")
     env.link("a")
-    ok(run(capsys, env, "current", release="b"), True)
+    ok(run(capsys, env, "live", release="b"), True)
     r = ok(run(capsys, env, "rollback", reason="GET / answered 500"), True)
     assert (r["current"], r["previous"], r["release"]) == ("a", "b", "a")
     assert env.current() == str(env.root / "releases" / "a")
-    assert env.state()["releases"]["b"] == {**env.state()["releases"]["b"], "mark": "unhealthy",
+    assert env.state()["releases"]["b"] == {**env.state()["releases"]["b"], "mark": "rolled_back",
                                             "reason": "GET / answered 500"}
     before = env.snapshot()
     # A second rollback would go back to the bad one: refused. Naming the live one changes nothing.
-    refused(run(capsys, env, "rollback"), "switch to the previous release b: it is marked unhealthy")
+    refused(run(capsys, env, "rollback"), "switch to the previous release b: it is marked rolled_back")
     ok(run(capsys, env, "rollback", release="a"), False)
     assert env.snapshot() == before
 
@@ -154,12 +154,12 @@ def test_rollback_to_a_named_release_and_default_reason(capsys, env):
     for name in ("a", "b", "c"):
         env.release(name)
     env.link("a")
-    ok(run(capsys, env, "current", release="b"), True)
-    ok(run(capsys, env, "current", release="c"), True)
+    ok(run(capsys, env, "live", release="b"), True)
+    ok(run(capsys, env, "live", release="c"), True)
     r = ok(run(capsys, env, "rollback", release="a"), True)
     assert (r["current"], r["previous"]) == ("a", "c")
     assert env.state()["releases"]["c"]["reason"] == "rolled back to a"
-    assert r["releases"] == {"a": "healthy", "b": "healthy", "c": "unhealthy"}
+    assert r["releases"] == {"a": "healthy", "b": "healthy", "c": "rolled_back"}
     before = env.snapshot()
     refused(run(capsys, env, "rollback", release="c"), "refusing to switch to the rollback release c")
     refused(run(capsys, env, "rollback", release="gone"), "does not exist")
@@ -180,9 +180,9 @@ def test_good_needs_a_healthy_existing_release(capsys, env):
     env.release("a")
     env.release("b")
     env.link("a")
-    ok(run(capsys, env, "unhealthy", release="b"), True)
+    ok(run(capsys, env, "failed", release="b"), True)
     before = env.snapshot()
-    refused(run(capsys, env, "good", release="b"), "is marked unhealthy")
+    refused(run(capsys, env, "good", release="b"), "is marked failed")
     refused(run(capsys, env, "good", release="nope"), "does not exist")
     assert env.snapshot() == before
     ok(run(capsys, env, "good"), False)  # a, adopted as the last known good when the file was made
@@ -193,9 +193,9 @@ def test_prune_removes_failed_first_and_never_the_pointers(capsys, env):
     env.link("r1")
     ok(run(capsys, env, "good"), True)  # r1: last known good, the oldest
     for name in names[1:]:
-        ok(run(capsys, env, "current", release=name), True)
-    ok(run(capsys, env, "unhealthy", release="r3"), True)
-    ok(run(capsys, env, "unfinished", release="r5"), True)
+        ok(run(capsys, env, "live", release=name), True)
+    ok(run(capsys, env, "failed", release="r3"), True)
+    ok(run(capsys, env, "building", release="r5"), True)
     for hidden in (".pruning-r0", ".pruning-r2"):  # prunes that stopped half-way (r2 was made again)
         (env.root / "releases" / hidden / "wp-includes").mkdir(parents=True)
     # current r8, previous r7, lkg r1; good: r1 r2 r4 r6 r7 r8; failed: r3 r5.
@@ -221,15 +221,15 @@ def test_many_failed_deploys_never_prune_the_last_good_release(capsys, env):
     for i in range(8):
         post, pre = f"post{i}", f"pre{i}"
         # Broken after the switch: rolled back.
-        ok(run(capsys, env, "unfinished", release=post), True)
+        ok(run(capsys, env, "building", release=post), True)
         env.release(post)
         ok(run(capsys, env, "healthy", release=post), True)
-        ok(run(capsys, env, "current", release=post), True)
+        ok(run(capsys, env, "live", release=post), True)
         ok(run(capsys, env, "rollback", release="good", reason="health check failed"), True)
         # Broken before the switch: never live.
-        ok(run(capsys, env, "unfinished", release=pre), True)
+        ok(run(capsys, env, "building", release=pre), True)
         env.release(pre)
-        ok(run(capsys, env, "unhealthy", release=pre), True)
+        ok(run(capsys, env, "failed", release=pre), True)
         ok(run(capsys, env, "pruned", keep=1), True)
         left = sorted(os.listdir(env.root / "releases"))
         assert left == sorted({"good", post}), left  # post stays only as previous
@@ -244,14 +244,14 @@ def test_stale_fencing_token_changes_nothing(capsys, env, tmp_path):
     env.link("a")
     ok(run(capsys, env, "healthy", release="b", fencing_token=7, fencing_dir=str(fencing)), True)
     before = env.snapshot()
-    for state, extra in (("current", {"release": "b"}), ("rollback", {}), ("pruned", {"keep": 1}),
-                         ("unhealthy", {"release": "a"})):
+    for state, extra in (("live", {"release": "b"}), ("rollback", {}), ("pruned", {"keep": 1}),
+                         ("failed", {"release": "a"})):
         r = refused(run(capsys, env, state, fencing_token=6, fencing_dir=str(fencing), **extra),
                     "stale fencing token 6")
         assert r["stale_fencing_token"] is True
     assert env.snapshot() == before
     assert _fencing.parse_record((fencing / "shop").read_text())["token"] == 7
-    ok(run(capsys, env, "current", release="b", fencing_token=8, fencing_dir=str(fencing)), True)
+    ok(run(capsys, env, "live", release="b", fencing_token=8, fencing_dir=str(fencing)), True)
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -266,7 +266,7 @@ def test_stale_fencing_token_changes_nothing(capsys, env, tmp_path):
     ({"release": "ok\n"}, "invalid release name"),
     ({"state": "healthy"}, "missing: release"),
     ({"state": "pruned", "keep": 0}, "keep must be at least 1"),
-    ({"state": "live", "release": "a"}, "value of state must be one of"),
+    ({"state": "current", "release": "a"}, "value of state must be one of"),  # the name before 1.0
 ])
 def test_bad_input_fails_before_any_change(capsys, env, tmp_path, args, message):
     fencing = tmp_path / "fencing"
@@ -282,19 +282,19 @@ def test_check_mode_changes_nothing(capsys, env):
     for name in ("a", "b", "c"):
         env.release(name)
     env.link("a")
-    ok(run(capsys, env, "current", release="b"), True)
-    ok(run(capsys, env, "unhealthy", release="c"), True)
+    ok(run(capsys, env, "live", release="b"), True)
+    ok(run(capsys, env, "failed", release="c"), True)
     before = env.snapshot()
     check = {"_ansible_check_mode": True, "_ansible_diff": True}
     r = ok(run(capsys, env, "rollback", **check), True)
     assert r["diff"]["before"]["current"] == "b" and r["diff"]["after"]["current"] == "a"
-    assert r["diff"]["after"]["releases"]["b"] == "unhealthy"
-    ok(run(capsys, env, "current", release="a", **check), True)
+    assert r["diff"]["after"]["releases"]["b"] == "rolled_back"
+    ok(run(capsys, env, "live", release="a", **check), True)
     ok(run(capsys, env, "healthy", release="c", **check), True)
-    ok(run(capsys, env, "unfinished", release="new", **check), True)
+    ok(run(capsys, env, "building", release="new", **check), True)
     ok(run(capsys, env, "good", release="b", **check), True)
     assert ok(run(capsys, env, "pruned", keep=1, **check), True)["removed"] == ["c"]
-    ok(run(capsys, env, "current", release="b", **check), False)
+    ok(run(capsys, env, "live", release="b", **check), False)
     assert env.snapshot() == before
 
 
@@ -315,7 +315,7 @@ def test_current_moved_outside_the_module_is_adopted(capsys, env):
     ok(run(capsys, env, "good"), True)
     os.unlink(env.root / "current")
     env.link("b")
-    r = ok(run(capsys, env, "current", release="b"), True)
+    r = ok(run(capsys, env, "live", release="b"), True)
     assert (r["current"], r["previous"], r["last_known_good"]) == ("b", "a", "a")
 
 
@@ -349,12 +349,12 @@ def test_broken_trees_are_refused_unchanged(capsys, env, tmp_path, setup, messag
         else:
             os.chmod(env.root / STATE, 0o660)
     before = env.snapshot()
-    refused(run(capsys, env, "current", release="a"), message)
+    refused(run(capsys, env, "live", release="a"), message)
     assert env.snapshot() == before
 
 
 def test_missing_root_is_refused(capsys, tmp_path):
-    r = run(capsys, SimpleNamespace(root=tmp_path / "nope"), "current", release="a")
+    r = run(capsys, SimpleNamespace(root=tmp_path / "nope"), "live", release="a")
     refused(r, "does not exist: create the environment first")
     assert not (tmp_path / "nope").exists()
 
@@ -374,7 +374,7 @@ def test_relative_link_and_leftovers_of_dead_runs(capsys, env):
     os.symlink("releases/a", str(env.root / "current"))  # relative: still understood
     (env.root / ".current.tmp-99999").symlink_to("releases/b")
     (env.root / f"{STATE}.tmp-dead").write_text("{")
-    r = ok(run(capsys, env, "current", release="b"), True)
+    r = ok(run(capsys, env, "live", release="b"), True)
     assert (r["current"], r["previous"]) == ("b", "a")
     assert env.current() == str(env.root / "releases" / "b")
     assert sorted(os.listdir(env.root)) == [STATE, "current", "releases"]
@@ -410,9 +410,9 @@ def test_through_ansible_playbook_with_check_and_diff(tmp_path):
     env.link("old")
     base = {"site": "shop", "root": str(env.root)}
     steps = [({"release": "new", "state": "healthy"}, {}),
-             ({"release": "new", "state": "current"}, {"check_mode": True, "diff": True}),
-             ({"release": "new", "state": "current"}, {"diff": True}),
-             ({"release": "new", "state": "current"}, {}),
+             ({"release": "new", "state": "live"}, {"check_mode": True, "diff": True}),
+             ({"release": "new", "state": "live"}, {"diff": True}),
+             ({"release": "new", "state": "live"}, {}),
              ({"state": "rollback", "reason": "smoke test"}, {}),
              ({"state": "rollback"}, {"ignore_errors": True})]
     tasks = [{"name": f"Step {i}", "pressluft.wordpress.release_switch": {**base, **args}, **keywords}
@@ -430,6 +430,28 @@ def test_through_ansible_playbook_with_check_and_diff(tmp_path):
     assert (switched["current"], switched["previous"], switched["last_known_good"]) == ("new", "old", "old")
     assert again["changed"] is False
     assert (rolled["current"], rolled["previous"], rolled["releases"]) == (
-        "old", "new", {"old": "healthy", "new": "unhealthy"})
-    assert refused_again["failed"] is True and "marked unhealthy (smoke test)" in refused_again["msg"]
+        "old", "new", {"old": "healthy", "new": "rolled_back"})
+    assert refused_again["failed"] is True and "marked rolled_back (smoke test)" in refused_again["msg"]
     assert env.current() == str(env.root / "releases" / "old")
+
+
+def test_state_files_of_older_versions_are_read_and_rewritten_with_the_new_marks(capsys, env):
+    """Nodes deployed before the marks took the control plane's names (building/failed) keep working."""
+    for name in ("a", "b", "c"):
+        env.release(name)
+    env.link("a")
+    old = {"current": "a", "previous": None, "last_known_good": "a", "releases": {
+        "a": {"mark": "healthy", "created": "2026-01-01T00:00:00.000001+00:00", "reason": None},
+        "b": {"mark": "unhealthy", "created": "2026-01-02T00:00:00.000001+00:00", "reason": "HTTP 500"},
+        "c": {"mark": "unfinished", "created": "2026-01-03T00:00:00.000001+00:00", "reason": None}}}
+    (env.root / STATE).write_text(json.dumps(old))
+    # Reading alone changes nothing: same marks under their new names, the file is left as it is.
+    r = ok(run(capsys, env, "live", release="a"), False)
+    assert r["releases"] == {"a": "healthy", "b": "failed", "c": "building"}
+    refused(run(capsys, env, "live", release="b"), "it is marked failed (HTTP 500)")
+    refused(run(capsys, env, "live", release="c"), "it is marked building")
+    # The next change writes every mark with its new name.
+    ok(run(capsys, env, "healthy", release="c"), True)
+    assert {n: i["mark"] for n, i in env.state()["releases"].items()} == {
+        "a": "healthy", "b": "failed", "c": "healthy"}
+    assert env.state()["releases"]["b"]["reason"] == "HTTP 500"
