@@ -18,7 +18,7 @@ options:
     description:
       - Values to use instead of generated ones for keys the secrets file does not hold yet, for example
         the passwords the Pressluft control plane keeps in its secret store.
-      - Only C(db_password), C(redis_password) and C(wp_admin_password) are accepted.
+      - Only C(db_password), C(redis_password) and C(wordpress_admin_password) are accepted.
         A value already in the file is never replaced.
       - Not a no_log option, since the module returns the secrets anyway (Ansible would otherwise mask
         the returned values equal to these); use C(no_log) on the task, which also keeps them out of

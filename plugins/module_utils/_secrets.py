@@ -20,7 +20,10 @@ SECRETS_ARGSPEC = dict(
     # the controller needs would read VALUE_SPECIFIED_IN_NO_LOG_PARAMETER). The task is no_log instead.
     initial_secrets=dict(type='dict', default={}, no_log=False),
 )
-PASSWORD_KEYS = ('db_password', 'redis_password', 'wp_admin_password')
+# The names of the control plane's secret store (pressluft_lib services ENV_SECRETS) where they overlap.
+PASSWORD_KEYS = ('db_password', 'redis_password', 'wordpress_admin_password')
+# Keys of secrets files (and references) written before the names were aligned: read, then renamed.
+OLD_KEYS = {'wp_admin_password': 'wordpress_admin_password'}
 SALT_KEYS = ('AUTH_KEY', 'SECURE_AUTH_KEY', 'LOGGED_IN_KEY', 'NONCE_KEY',
              'AUTH_SALT', 'SECURE_AUTH_SALT', 'LOGGED_IN_SALT', 'NONCE_SALT')
 # No quotes or backslashes: the values go into PHP string literals in wp-config.php.
@@ -67,6 +70,18 @@ def _complete(data, initial):
     return added
 
 
+def _rename_old_keys(data):
+    """Move values from old key names to the new ones (a value under the new name wins)."""
+    renamed = False
+    for old, new in OLD_KEYS.items():
+        if old in data:
+            value = data.pop(old)
+            if not data.get(new):
+                data[new] = value
+            renamed = True
+    return renamed
+
+
 def ensure(path, initial, check_mode):
     """Keep every value of the file at path, add missing ones; return (changed, secrets)."""
     data = {}
@@ -78,7 +93,8 @@ def ensure(path, initial, check_mode):
             raise SecretsError('%s is not valid JSON: fix or remove it by hand' % path) from None
         if not isinstance(data, dict):
             raise SecretsError('%s does not hold a JSON object' % path)
-    changed = _complete(data, initial)
+    changed = _rename_old_keys(data)
+    changed = _complete(data, initial) or changed
     st = os.stat(path) if os.path.exists(path) else None
     if st is not None and (st.st_mode & 0o777 != 0o600 or st.st_uid != 0):
         changed = True
@@ -96,6 +112,7 @@ def resolve(text, data):
     """text with each @@pressluft_secret:KEY@@ replaced by its secret (KEY: password key or salts.<NAME>)."""
     def value(match):
         key = match.group(1)
+        key = OLD_KEYS.get(key, key)
         found = data.get('salts', {}).get(key[6:]) if key.startswith('salts.') else data.get(key)
         if key.split('.')[0] not in (*PASSWORD_KEYS, 'salts') or not isinstance(found, str):
             raise SecretsError('unknown secret reference %s' % match.group(0))

@@ -15,7 +15,8 @@ description:
   - With O(state=present) creates C(/etc/pressluft/secrets/<site>_<env>.json) (mode C(0600), owner root)
     holding a generated database password, Redis password, WordPress administrator password and
     WordPress salts, once;
-    later runs keep every existing value and only add missing ones.
+    later runs keep every existing value and only add missing ones. A file written by an earlier
+    version (key C(wp_admin_password)) gets its key renamed to C(wordpress_admin_password).
   - The secrets are returned, so use C(no_log) on the task.
   - With O(state=absent) removes the file.
 version_added: "1.0.0"
@@ -56,7 +57,7 @@ path:
   type: str
   sample: /etc/pressluft/secrets/shop_production.json
 secrets:
-  description: The secrets (db_password, redis_password, wp_admin_password, salts) of the environment.
+  description: The secrets (db_password, redis_password, wordpress_admin_password, salts) of the environment.
   returned: when O(state=present)
   type: dict
   sample: {"db_password": "...", "redis_password": "...", "salts": {"AUTH_KEY": "..."}}

@@ -49,7 +49,7 @@ options:
     description:
       - Content of C(shared/wp-config.php); it holds passwords, so use C(no_log) on the task.
       - It may reference secrets as C(@@pressluft_secret:<key>@@) (C(db_password), C(redis_password),
-        C(wp_admin_password), C(salts.<NAME>)), resolved on the node from the secrets file;
+        C(wordpress_admin_password), C(salts.<NAME>)), resolved on the node from the secrets file;
         that needs O(secrets=true). The controller then renders the file without knowing the secrets.
       - Omitted, the file is left alone.
     type: str
@@ -132,7 +132,7 @@ redis_acl:
   type: str
   sample: "user shop_production on sanitize-payload #5e88... ~shop_production:* resetchannels +@all ..."
 secrets:
-  description: The secrets (db_password, redis_password, wp_admin_password, salts) of the environment.
+  description: The secrets (db_password, redis_password, wordpress_admin_password, salts) of the environment.
   returned: when O(secrets=true)
   type: dict
   sample: {"db_password": "...", "redis_password": "...", "salts": {"AUTH_KEY": "..."}}

@@ -184,7 +184,7 @@ def test_control_plane_passwords_are_the_sites(site, control_plane):
         ours = {n: store.get(s, "env:shop_production", n) for n in names}
     node_secrets = json.loads(site.exec("cat", "/etc/pressluft/secrets/shop_production.json").stdout)
     assert ours["db_password"] == node_secrets["db_password"]
-    assert ours["wordpress_admin_password"] == node_secrets["wp_admin_password"]
+    assert ours["wordpress_admin_password"] == node_secrets["wordpress_admin_password"]
     # ... and the ones MariaDB and WordPress accept (Ansible once masked them on the way: the node's
     # file was right while the database user and the admin got a placeholder string).
     login = site.exec(

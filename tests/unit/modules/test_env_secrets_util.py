@@ -28,7 +28,7 @@ def test_existing_values_are_kept_and_missing_ones_added(tmp_path):
     path.write_text(json.dumps({"db_password": "keep-this-password-1"}))
     path.chmod(0o600)
     changed, data = _secrets.ensure(str(path), {"db_password": "other-password-123"}, check_mode=False)
-    assert changed and data["db_password"] == "keep-this-password-1" and "wp_admin_password" in data
+    assert changed and data["db_password"] == "keep-this-password-1" and "wordpress_admin_password" in data
     again, same = _secrets.ensure(str(path), {}, check_mode=False)
     assert (again and os.geteuid() != 0) or (not again and same == data)
 
@@ -59,7 +59,7 @@ def test_bad_initial_secrets_are_refused(initial, message):
 
 
 def test_references_resolve_to_the_secrets():
-    data = {"db_password": "pw1", "redis_password": "pw2", "wp_admin_password": "pw3",
+    data = {"db_password": "pw1", "redis_password": "pw2", "wordpress_admin_password": "pw3",
             "salts": {"AUTH_KEY": "s1"}}
     text = "a '@@pressluft_secret:db_password@@' b '@@pressluft_secret:salts.AUTH_KEY@@' @@other@@"
     assert _secrets.resolve(text, data) == "a 'pw1' b 's1' @@other@@"
@@ -77,9 +77,23 @@ def test_env_secrets_returns_the_initial_secrets_unmasked(capsys, tmp_path):
     """The controller passes the returned DB password on to mysql_user: masking it would set a constant."""
     from ansible_collections.pressluft.wordpress.plugins.modules import env_secrets
 
-    initial = {"db_password": "db-password-from-the-store", "wp_admin_password": "admin-password-from-store"}
+    initial = {"db_password": "db-password-from-the-store",
+               "wordpress_admin_password": "admin-password-from-store"}
     args = {"site": "shop", "secrets_dir": str(tmp_path / "s"), "fencing_dir": str(tmp_path / "f"),
             "initial_secrets": initial, "_ansible_no_log": True}
     out = run_module(env_secrets, capsys, tmp_path, args)
     assert out["secrets"]["db_password"] == initial["db_password"], out
-    assert out["secrets"]["wp_admin_password"] == initial["wp_admin_password"]
+    assert out["secrets"]["wordpress_admin_password"] == initial["wordpress_admin_password"]
+
+
+def test_a_file_of_an_earlier_version_gets_the_admin_password_key_renamed(tmp_path):
+    """Nodes set up before the key took the control plane's name (wp_admin_password) keep their password."""
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"db_password": "d" * 20, "redis_password": "r" * 20,
+                                "wp_admin_password": "the-old-admin-password"}))
+    path.chmod(0o600)
+    changed, data = _secrets.ensure(str(path), {"wordpress_admin_password": "x" * 20}, check_mode=False)
+    assert changed and data["wordpress_admin_password"] == "the-old-admin-password"
+    assert "wp_admin_password" not in json.loads(path.read_text())
+    # References written with the old name still resolve.
+    assert _secrets.resolve("@@pressluft_secret:wp_admin_password@@", data) == "the-old-admin-password"
