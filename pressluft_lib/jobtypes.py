@@ -136,15 +136,16 @@ JOB_TYPES: dict[str, JobType] = {
         JobType("site_adopt", _SITE, verb="site adopt", destructive=False, timeout=300, max_attempts=1,
                 after=f"{_SITES}:after_site_adopt",
                 summary="take over the node's site incarnation and fencing token"),
-        # A deploy's build is idempotent: the release id is fixed at enqueue, a retried run rebuilds an
-        # unfinished release from scratch and finds a switched one live, so a stalled deploy may be
+        # A deploy's build is idempotent: the release id is fixed at enqueue, a retried run rebuilds
+        # a building release from scratch and finds a switched one live, so a stalled deploy may be
         # retried. A rollback to "previous" is not (a second run would go one step further back).
         JobType("env_deploy", _SITE, verb="deploy", destructive=False, timeout=1800, max_attempts=2,
                 roles=("env_release", "health_check"), marks=ResourceState.DEPLOYING,
                 after=f"{_RELEASES}:after_deploy",
                 summary="build, check and switch a release; roll back if unhealthy"),
         JobType("release_rollback", _SITE, verb="rollback", destructive=True, timeout=600, max_attempts=1,
-                roles=("health_check",), marks=ResourceState.DEPLOYING, after=f"{_RELEASES}:after_rollback",
+                roles=("env_release", "health_check"), marks=ResourceState.DEPLOYING,
+                after=f"{_RELEASES}:after_rollback",
                 summary="switch back to an earlier release"),
         JobType("health_check", _SITE, verb="health", destructive=False, timeout=300,
                 roles=("health_check",), after=f"{_RELEASES}:after_health_check",
