@@ -54,3 +54,19 @@ def test_some_inputs_are_refused():
     # Guards against both implementations accepting everything.
     assert not _accepts(mod.validate_site, ValueError, "root")
     assert not _accepts(lib.validate_site, ValidationError, "sh;op")
+
+
+def test_release_marks_and_secret_names_are_the_control_planes():
+    """One name per concept: the node's release marks are release states of the library, and the admin
+    password the node keeps has the library's secret name."""
+    from ansible_collections.pressluft.wordpress.plugins.module_utils import _releases, _secrets
+    from ansible_collections.pressluft.wordpress.plugins.modules import release_switch
+
+    from pressluft_lib.services.sites import ENV_SECRETS
+    from pressluft_lib.states import ReleaseState
+
+    states = {s.value for s in ReleaseState}
+    assert set(_releases.MARKS) <= states
+    assert set(release_switch.OPS) - {"rollback", "good", "pruned"} <= states  # building .. live
+    assert set(ENV_SECRETS) <= set(_secrets.PASSWORD_KEYS)
+    assert mod.DEFAULT_ENV == lib.DEFAULT_ENV
