@@ -50,7 +50,8 @@ def _release_locks():
 
 def test_every_fenced_module_has_the_shared_options():
     shared = _env.env_argument_spec()
-    assert set(shared) == {"site", "env", "fencing_token", "fencing_dir"}
+    assert set(shared) == {"site", "env", *_fencing.FENCING_ARGSPEC}
+    assert set(_env.env_argument_spec(fencing=False)) == {"site", "env"}
     for module in FENCED:
         assert "pressluft.wordpress.env" in module.DOCUMENTATION, module.__name__
         assert "pressluft.wordpress.fencing" in module.DOCUMENTATION, module.__name__
@@ -92,6 +93,6 @@ def test_good_input_records_the_token_and_a_lower_one_is_stale(capsys, tmp_path)
     fencing = tmp_path / "fencing"
     args = {"site": "shop", "state": "absent", "sites_dir": str(tmp_path), "fencing_dir": str(fencing)}
     out = run_module(nginx_site, capsys, tmp_path, {**args, "fencing_token": 7})
-    assert out["changed"] is False and (fencing / "shop").read_text() == "7\n"
+    assert out["changed"] is False and _fencing.parse_record((fencing / "shop").read_text())["token"] == 7
     out = run_module(nginx_site, capsys, tmp_path, {**args, "fencing_token": 6})
     assert out.get("stale_fencing_token") is True, out
