@@ -77,6 +77,7 @@ import sys
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+from ansible.utils.unsafe_proxy import wrap_var
 
 try:
     import sqlalchemy
@@ -223,7 +224,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             for group in host["groups"]:
                 self.inventory.add_child(self.inventory.add_group(group), name)
             for key, value in host["vars"].items():
-                self.inventory.set_variable(name, key, value)
+                # Database values are data, never templates (ansible-core 2.19 never templates a plugin's
+                # values; wrap_var gives 2.17/2.18 the same guarantee).
+                self.inventory.set_variable(name, key, wrap_var(value))
             hostvars = self.inventory.get_host(name).get_vars()
             self._set_composite_vars(self.get_option("compose"), hostvars, name, strict=strict)
             self._add_host_to_composed_groups(self.get_option("groups"), hostvars, name, strict=strict)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import ansible_runner
+import yaml
 
 from pressluft_lib.execution import process_group
 from pressluft_lib.states import JobState
@@ -224,8 +225,8 @@ def run_playbook(
         else:
             inv_file = inv_dir / "nodes.pressluft.yml"
             _write_private(inv_file, inventory)
-        vars_file = private / "vars.json"
-        _write_private(vars_file, json.dumps({**extravars, **secret_vars}))
+        vars_file = private / "vars.yml"
+        _write_private(vars_file, unsafe_yaml({**extravars, **secret_vars}))
         final_stats: dict = {}
         artifacts: dict = {}
 
@@ -348,6 +349,38 @@ class _Watcher(threading.Thread):
         """The runner returned: let a stop in progress end (every process of the group gone)."""
         self.run_ended.set()
         self.join()
+
+
+class _Unsafe(str):
+    """A string Ansible must never template (written as YAML `!unsafe`)."""
+
+
+class _UnsafeDumper(yaml.SafeDumper):
+    pass
+
+
+# Double-quoted: every character (NUL, line separators, quotes) is escaped, nothing is lost.
+_UnsafeDumper.add_representer(_Unsafe, lambda d, v: d.represent_scalar("!unsafe", str(v), style='"'))
+
+
+def _mark(value):
+    if isinstance(value, str):
+        return _Unsafe(value)
+    if isinstance(value, dict):
+        return {str(k): _mark(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mark(v) for v in value]
+    return value
+
+
+def unsafe_yaml(variables: dict) -> str:
+    """An extra-vars file in which every string, at any depth, is `!unsafe`.
+
+    Job input is data: ansible-core templates strings of an extra-vars file (`{{ lookup('pipe', ...) }}`
+    in a health marker ran on the worker), and an unsafe string is never templated, also not when a
+    role re-templates the variable that holds it. Keys are variable names (validated by the queue).
+    """
+    return yaml.dump(_mark(variables), Dumper=_UnsafeDumper, sort_keys=True)
 
 
 def _write_private(path: Path, text: str) -> None:
