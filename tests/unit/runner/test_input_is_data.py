@@ -16,8 +16,9 @@ import pytest
 from click.testing import CliRunner
 from pressluft_cli.main import cli
 
-from pressluft_lib import jobtypes, queue, runner
-from pressluft_lib.models import Environment, Site
+from pressluft_lib import jobtypes, queue
+from pressluft_lib.execution import runner
+from pressluft_lib.storage.models import Environment, Site
 
 from .conftest import PLAYBOOKS
 
@@ -117,7 +118,7 @@ def test_database_values_in_host_variables_are_not_templated(cp, tmp_path, monke
     """A tampered control-plane row (here a node's SSH user and provider) stays text in the inventory."""
     from sqlalchemy import update
 
-    from pressluft_lib.models import Node
+    from pressluft_lib.storage.models import Node
 
     path, payload = canary(tmp_path, "hostvar")
     with cp.sf.begin() as s:
