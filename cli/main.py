@@ -14,10 +14,17 @@ class PressluftGroup(click.Group):
     """Turns library errors into one message and the error's stable exit code (docs/cli.md)."""
 
     def invoke(self, ctx: click.Context):
+        from sqlalchemy.exc import SQLAlchemyError
+
         try:
             return super().invoke(ctx)
         except PressluftError as exc:
             output.fail(exc.code, exc.message, exc.exit_code, exc.details)
+        except SQLAlchemyError as exc:  # unreachable, refused, unwritable or unmigrated database
+            from pressluft_lib.storage.db import explain
+
+            err = explain(exc)
+            output.fail(err.code, err.message, err.exit_code)
 
 
 @click.group(cls=PressluftGroup)

@@ -73,3 +73,11 @@ class SecretError(_Coded):
 
     code = "secret_error"
     exit_code = 8
+
+
+class DatabaseError(_Coded):
+    """The control-plane database cannot be reached or used (refused, bad password, unwritable file,
+    missing driver, schema not migrated)."""
+
+    code = "database_error"
+    exit_code = 10

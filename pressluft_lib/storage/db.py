@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -12,7 +14,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from pressluft_lib.errors import ConfigError
+from pressluft_lib.errors import ConfigError, DatabaseError
+
+log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -123,6 +127,52 @@ def _with_writer_lock(engine: Engine, lock_path: Path) -> None:
     dialect.do_commit, dialect.do_rollback = do_commit, do_rollback
 
 
+_warned: set[Path] = set()
+
+
+def _private_file(db_file: Path) -> None:
+    """Create the SQLite file 0600 before SQLite does (it would use the umask, 0644: audit rows,
+    payloads and secret ciphertexts readable by every local user); its -wal and -shm take the file's
+    mode. An existing file of ours is tightened. Warns once when the directory is open to others."""
+    directory = db_file.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(db_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            if os.fstat(fd).st_uid == os.geteuid() and os.fstat(fd).st_mode & 0o077:
+                os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+        for journal in (f"{db_file}-wal", f"{db_file}-shm"):
+            try:
+                if os.stat(journal).st_uid == os.geteuid() and os.stat(journal).st_mode & 0o077:
+                    os.chmod(journal, 0o600)
+            except FileNotFoundError:
+                pass
+        mode = stat.S_IMODE(directory.stat().st_mode)
+    except OSError as exc:
+        raise DatabaseError(f"cannot use the SQLite database {db_file}: {exc.strerror or exc}") from None
+    if mode & 0o077 and directory not in _warned:
+        _warned.add(directory)
+        log.warning(
+            "the data directory %s is open to other users (mode %04o); it holds the control-plane database: "
+            "chmod 700 %s",
+            directory, mode, directory,
+        )
+
+
+def explain(exc: Exception) -> DatabaseError:
+    """A one-line DatabaseError for a driver error (never the URL: it may hold a password)."""
+    orig = getattr(exc, "orig", None) or exc
+    first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    lowered = first.lower()
+    if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
+        return DatabaseError(f"the database has no Pressluft schema ({first}): run pressluft db upgrade")
+    if "readonly database" in lowered or "unable to open database" in lowered:
+        return DatabaseError(f"cannot write the SQLite database: {first}")
+    return DatabaseError(f"the database cannot be used: {type(orig).__name__}: {first}")
+
+
 def make_engine(url: str | None = None, **kwargs) -> Engine:
     url = url or default_url()
     try:
@@ -133,7 +183,7 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
         path = parsed.database
         file_db = bool(path) and path != ":memory:" and not path.startswith("file:")
         if file_db:
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _private_file(Path(path).expanduser())
         engine = create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
@@ -148,7 +198,12 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
                 f"unsupported PostgreSQL driver {parsed.drivername!r}: use postgresql:// or postgresql+psycopg://"
             )
         kwargs.setdefault("pool_recycle", 1800)  # no pre-ping: it costs a round trip per checkout
-        return create_engine(parsed, **kwargs)
+        try:
+            return create_engine(parsed, **kwargs)
+        except ImportError as exc:
+            raise DatabaseError(
+                f"the PostgreSQL driver is not installed ({exc.name or exc}): pip install 'psycopg[binary]'"
+            ) from None
     raise ConfigError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql")
 
 
