@@ -74,7 +74,8 @@ def test_unwritable_sqlite_path(tmp_path):
 
 
 def test_unmigrated_schema(tmp_path):
-    assert_clean_failure(pressluft(f"sqlite:///{tmp_path / 'new.db'}", "node", "list"), "pressluft db upgrade")
+    result = pressluft(f"sqlite:///{tmp_path / 'new.db'}", "node", "list")
+    assert_clean_failure(result, "pressluft db upgrade")
 
 
 def test_postgresql_refused_never_prints_the_password(tmp_path):
