@@ -21,6 +21,14 @@ RESERVED_NAMES = frozenset(
     "sudo".split()
 )
 
+# Node names are inventory host names: never one of Ansible's own groups or hosts, nor the group the
+# inventory plugin puts every node in (a node named `all` made every playbook fail with a group loop).
+# The plugin's other groups (provider_*, role_*) contain `_`, which a node name cannot.
+RESERVED_NODE_NAMES = frozenset(("all", "ungrouped", "localhost", "pressluft"))
+# `<site>_<env>` names the environment's MariaDB schema and user: never a system schema
+# (site `information` + env `schema` would have been information_schema).
+RESERVED_ENV_NAMES = frozenset(("information_schema", "performance_schema", "mysql", "sys"))
+
 _SITE_RE = re.compile(r"[a-z][a-z0-9]{1,19}")
 _ENV_RE = re.compile(r"[a-z][a-z0-9]{1,10}")
 _LABEL_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
@@ -75,9 +83,27 @@ def validate_node(name: object) -> str:
             f"invalid node name {name!r}: lowercase letters, digits, '.' and '-', at most 63 characters",
             details={"node": name},
         )
+    if name in RESERVED_NODE_NAMES:
+        raise ValidationError(
+            f"node name {name!r} is reserved (inventory groups and hosts: "
+            f"{', '.join(sorted(RESERVED_NODE_NAMES))})",
+            details={"node": name},
+        )
     return name
+
+
+def validate_env_pair(site: object, env: object) -> tuple[str, str]:
+    """(site, env) whose derived name `<site>_<env>` is not reserved."""
+    site, env = validate_site(site), validate_env(env)
+    if f"{site}_{env}" in RESERVED_ENV_NAMES:
+        raise ValidationError(
+            f"site {site!r} with environment {env!r} is reserved: {site}_{env} is a MariaDB system schema",
+            details={"site": site, "env": env},
+        )
+    return site, env
 
 
 def env_user(site: str, env: str = DEFAULT_ENV) -> str:
     """Linux user, DB name/user, Redis ACL user and PHP-FPM pool name of an environment."""
-    return f"{validate_site(site)}_{validate_env(env)}"
+    site, env = validate_env_pair(site, env)
+    return f"{site}_{env}"

@@ -10,7 +10,7 @@ import re
 from typing import Annotated, Any, Literal, TypeVar
 
 import pydantic
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pressluft_lib import jobtypes, names
 from pressluft_lib.errors import ValidationError
@@ -88,6 +88,11 @@ class SiteCreate(_Input):
             raise ValueError("domains must be unique")
         return v
 
+    @model_validator(mode="after")
+    def _pair(self) -> SiteCreate:
+        names.validate_env_pair(self.name, self.env)
+        return self
+
     def effective_domains(self) -> list[str]:
         """The contract default: `<site>.localhost` when no domain is given."""
         return list(self.domains) or [f"{self.name}.localhost"]
@@ -96,6 +101,11 @@ class SiteCreate(_Input):
 class EnvRef(_Input):
     site: SiteName
     env: EnvName = names.DEFAULT_ENV
+
+    @model_validator(mode="after")
+    def _pair(self) -> EnvRef:
+        names.validate_env_pair(self.site, self.env)
+        return self
 
 
 class JobFilter(_Input):

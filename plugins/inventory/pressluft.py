@@ -77,7 +77,9 @@ import sys
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+from ansible.utils.display import Display
 from ansible.utils.unsafe_proxy import wrap_var
+from ansible_collections.pressluft.wordpress.plugins.module_utils._names import RESERVED_NODES
 
 try:
     import sqlalchemy
@@ -162,6 +164,9 @@ def build_hosts(nodes, envs, domains, include_states):
     hosts = []
     for node_id, name, host, port, user, key, local, provider, roles, state in nodes:
         if (include_states and state not in include_states) or (not include_states and state == "removed"):
+            continue
+        if name in RESERVED_NODES:  # `all`, `localhost`...: Ansible's own names (the CLI refuses them)
+            Display().warning("pressluft inventory: node %r skipped, its name is reserved" % name)
             continue
         hostvars = {"pressluft_node_state": state, "pressluft_provider": provider,
                     "pressluft_roles": _roles(roles), "pressluft_environments": by_node.get(node_id, [])}

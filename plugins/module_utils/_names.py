@@ -27,6 +27,13 @@ RESERVED = frozenset((
 ))
 
 DEFAULT_ENV = 'production'  # the environment a site gets first (pressluft_lib names.DEFAULT_ENV)
+# Inventory group and host names a node must not take (the inventory plugin's top group is
+# pressluft); its provider_*/role_* groups contain '_', which NODE_RE refuses.
+RESERVED_NODES = frozenset(('all', 'ungrouped', 'localhost', 'pressluft'))
+NODE_RE = re.compile(r'^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$')
+# <site>_<env> names the MariaDB schema and user: never a system schema.
+RESERVED_ENV_NAMES = frozenset(('information_schema', 'performance_schema', 'mysql', 'sys'))
+
 SITES_ROOT = '/var/www/sites'
 POOL_DIR = '/etc/php/{version}/fpm/pool.d'
 SOCKET_DIR = '/run/php'
@@ -49,6 +56,16 @@ def validate_env(name):
     if not isinstance(name, str) or not ENV_RE.fullmatch(name):
         raise ValueError('invalid environment name %r: use 2-11 lowercase letters and digits, '
                          'starting with a letter' % (name,))
+    return name
+
+
+def validate_node(name):
+    """Return the node (inventory host) name, or raise ValueError."""
+    if not isinstance(name, str) or not NODE_RE.fullmatch(name):
+        raise ValueError('invalid node name %r: lowercase letters, digits, "." and "-", at most 63 characters'
+                         % (name,))
+    if name in RESERVED_NODES:
+        raise ValueError('node name %r is reserved (an inventory group or host)' % (name,))
     return name
 
 
@@ -81,6 +98,9 @@ def env_names(site, env=DEFAULT_ENV):
     validate_site(site)
     validate_env(env)
     name = '%s_%s' % (site, env)
+    if name in RESERVED_ENV_NAMES:
+        raise ValueError('site %r with environment %r is reserved: %s is a MariaDB system schema'
+                         % (site, env, name))
     root = '%s/%s/%s' % (SITES_ROOT, site, env)
     return {
         'site': site,

@@ -95,6 +95,10 @@ def test_node_commands(upgraded, tmp_path):
     [
         (["node", "add", "Web_1", "--host", "192.0.2.1"], 2),
         (["node", "add", "web2"], 2),  # no --host and not --local
+        (["node", "add", "all", "--host", "192.0.2.1"], 2),  # an inventory group: every playbook broke
+        (["node", "add", "ungrouped", "--host", "192.0.2.1"], 2),
+        (["node", "add", "localhost", "--local"], 2),
+        (["node", "add", "pressluft", "--host", "192.0.2.1"], 2),  # the inventory plugin's group
         (["node", "add", "web2", "--host", "a b;rm -rf /"], 2),
         (["node", "add", "web2", "--host", "192.0.2.1", "--port", "70000"], 2),
         (["node", "add", "web2", "--host", "192.0.2.1", "--user", "Robert'); DROP"], 2),
@@ -181,6 +185,8 @@ def test_site_create_show_list_delete(active_node):
         (["site", "create", "blog", "--node", "web1", "--domain", "localhost"], 2),
         (["site", "create", "blog", "--node", "web1", "--php", "8"], 2),
         (["site", "create", "blog", "--node", "web1", "--env", "Prod"], 2),
+        (["site", "create", "information", "--node", "web1", "--env", "schema"], 2),  # information_schema
+        (["site", "create", "performance", "--node", "web1", "--env", "schema"], 2),
         (["site", "create", "blog", "--node", "nope"], 3),
         (["site", "create", "shop", "--node", "web1"], 4),  # exists
         (["site", "create", "blog", "--node", "web1", "--domain", "shop.example.com"], 4),  # domain taken

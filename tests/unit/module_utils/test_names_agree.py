@@ -46,6 +46,32 @@ def test_domain_rules_agree(value):
                                                                              value)
 
 
+NODES = ["web1", "all", "ungrouped", "localhost", "pressluft", "web-1.example", "Web1", "web_1", "-a",
+         "a" * 63, "a" * 64, "127.0.0.1", "", "all\n"]
+PAIRS = [("information", "schema"), ("performance", "schema"), ("information", "schemas"), ("shop", "sys"),
+         ("shop", "production")]
+
+
+@pytest.mark.parametrize("value", NODES)
+def test_node_rules_agree(value):
+    ours = _accepts(lib.validate_node, ValidationError, value)
+    assert ours == _accepts(mod.validate_node, ValueError, value)
+
+
+@pytest.mark.parametrize(("site", "env"), PAIRS)
+def test_reserved_pairs_agree(site, env):
+    ours = _accepts(lambda _: lib.validate_env_pair(site, env), ValidationError, None)
+    assert ours == _accepts(lambda _: mod.env_names(site, env), ValueError, None)
+
+
+def test_reserved_names_are_refused():
+    for node in ("all", "ungrouped", "localhost", "pressluft"):
+        assert not _accepts(lib.validate_node, ValidationError, node)
+    for pair in (("information", "schema"), ("performance", "schema")):
+        assert not _accepts(lambda p: lib.env_user(*p), ValidationError, pair)
+        assert not _accepts(lambda p: mod.env_names(*p), ValueError, pair)
+
+
 def test_env_user_agrees():
     assert lib.env_user("shop", "staging") == mod.env_names("shop", "staging")["user"] == "shop_staging"
 
