@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pressluft_lib import names
+from pressluft_lib import names, urls
 from pressluft_lib.errors import ConflictError, NotFound, ValidationError
 from pressluft_lib.states import JOB_TERMINAL, RELEASE, ReleaseState, ResourceState
 from pressluft_lib.storage.models import Environment, Job, Release, Site, utcnow
@@ -84,10 +84,13 @@ def release_source(source: str | None, git: str | None, ref: str | None) -> dict
         if ref is not None:
             raise ValidationError("--ref goes with --git only")
         return {"pressluft_release_src": str(path)}
-    if not GIT_URL_RE.fullmatch(git or ""):
+    if isinstance(git, str):
+        urls.refuse_credentials(git, "git URL", "use an SSH key (ssh://git@host/repo) or a public URL")
+    if not isinstance(git, str) or not GIT_URL_RE.fullmatch(git):
         raise ValidationError(
-            f"invalid git URL {git!r}: use https://, ssh://, git://, file:// or user@host:path",
-            details={"git": str(git)},
+            f"invalid git URL {urls.shown(str(git))}: "
+            "use https://, ssh://, git://, file:// or user@host:path",
+            details={"git": urls.shown(str(git))},
         )
     if ref is not None and not GIT_REF_RE.fullmatch(ref):
         raise ValidationError(f"invalid git ref {ref!r}")

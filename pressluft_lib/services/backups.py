@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pressluft_lib import names, queue, schemas
+from pressluft_lib import names, queue, schemas, urls
 from pressluft_lib.errors import ConflictError, NotFound, PressluftError, ValidationError
 from pressluft_lib.jobs import backups
 from pressluft_lib.services.base import ServiceBase, iso
@@ -24,7 +24,6 @@ from pressluft_lib.storage.transitions import transition
 
 # Local paths, sftp:, s3:, rest: (restic's own syntax); no whitespace, no password in the URL.
 _REPO_RE = re.compile(r"(/|local:/|sftp:|s3:https?://|rest:https?://)[^\s\x00-\x1f]{1,1000}")
-_URL_PASSWORD_RE = re.compile(r"://[^/@]*:[^/@]*@")
 
 
 def backup_dict(row: Backup, site: str, env: str, full: bool = False) -> dict[str, Any]:
@@ -63,15 +62,14 @@ def backup_dict(row: Backup, site: str, env: str, full: bool = False) -> dict[st
 
 
 def _check_repository(url: str) -> str:
+    if isinstance(url, str):
+        urls.refuse_credentials(
+            url, "repository URL", "use --password-stdin and the S3 key options, or sftp:user@host:/path"
+        )
     if not isinstance(url, str) or not _REPO_RE.fullmatch(url):
         raise ValidationError(
             "invalid restic repository: an absolute path, sftp:user@host:/path, s3:https://host/bucket "
             "or rest:https://host/path",
-            details={"repository": "<refused>"},
-        )
-    if _URL_PASSWORD_RE.search(url):
-        raise ValidationError(
-            "the repository URL must not contain a password: use --password-stdin and the S3 key options",
             details={"repository": "<refused>"},
         )
     return url
