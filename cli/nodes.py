@@ -14,7 +14,7 @@ var_option = click.option(
     "variables",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Extra playbook variable for the job (repeatable; never secrets).",
+    help="Node tuning variable from the job type's allowlist (repeatable; docs/job-types.md).",
 )
 
 
@@ -67,9 +67,15 @@ def node_remove(name) -> None:
 
 @node.command("provision")
 @click.argument("name")
+@click.option("--hardening/--no-hardening", default=None,
+              help="Harden SSH, sysctls and the firewall (default: yes for SSH nodes, no for --local).")
+@click.option("--wpcli-src", metavar="FILE", help="WP-CLI phar on this machine to install (offline nodes).")
+@click.option("--wpcli-sha512", metavar="HEX", help="SHA-512 of the WP-CLI phar (empty: do not check).")
 @var_option
 @output.json_option
-def node_provision(name, variables) -> None:
+def node_provision(name, hardening, wpcli_src, wpcli_sha512, variables) -> None:
     """Queue a node_provision job (nginx, PHP, MariaDB, Redis, WP-CLI, hardening)."""
-    data = control_plane().node_provision(name, parse_vars(variables))
+    data = control_plane().node_provision(
+        name, parse_vars(variables), hardening=hardening, wpcli_src=wpcli_src, wpcli_sha512=wpcli_sha512
+    )
     output.emit(data, lambda d: click.echo(f"job {d['job_id']} queued: node_provision {d['node']}"))

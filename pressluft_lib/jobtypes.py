@@ -57,7 +57,9 @@ class JobType:
     after: str | AfterHook | None = None
     # Secret-store scopes whose secrets this job type also gets as pressluft_<name> (e.g. backups).
     secret_scopes: tuple[str, ...] = ()
-    # Payload variables (extra vars) a caller may set for this job type; enforced by the queue.
+    # The variables a user may set with `--var` (docs/job-types.md). Everything else a payload carries is
+    # a pressluft_* key the control plane sets itself; ansible_*, role-internal names (site_env_*, ...)
+    # and the runner's own keys never: the queue refuses them at enqueue, the runner before a run.
     variables: frozenset[str] = field(default_factory=frozenset)
     summary: str = ""
 
@@ -111,6 +113,38 @@ def _hook_name(hook: str | Callable[..., None] | None) -> str | None:
     return f"{hook.__module__}:{hook.__qualname__}"
 
 
+# Keys the runner sets from the job's rows (docs/contracts.md); a payload never carries them.
+RUNNER_VARIABLES = frozenset((
+    "pressluft_target", "pressluft_site", "pressluft_env", "pressluft_domains", "pressluft_php_version",
+    "pressluft_fencing_token",
+))
+# Node tuning a user may pass to node_provision with --var (role defaults of the node_* roles).
+NODE_VARIABLES = frozenset((
+    "node_base_timesync_enabled", "node_base_unattended_upgrades_enabled",
+    "node_nginx_worker_processes", "node_nginx_worker_connections", "node_nginx_client_max_body_size",
+    "node_php_default_version", "node_php_opcache_memory_mb",
+    "node_mariadb_buffer_pool_mb", "node_mariadb_max_connections",
+    "node_redis_maxmemory", "node_redis_maxmemory_policy",
+    "node_hardening_firewall_enabled",
+    "node_wpcli_version", "node_wpcli_src", "node_wpcli_sha512",
+))
+
+
+def check_payload_keys(jt: JobType, payload: dict[str, Any], user: bool = False) -> None:
+    """Refuse payload keys `jt` does not allow. `user`: the keys came from `--var` (only jt.variables)."""
+    for key in payload:
+        if not isinstance(key, str):
+            raise ValidationError(f"job payload key {key!r} must be a string")
+        if key in jt.variables:
+            continue
+        if user or not key.startswith("pressluft_") or key in RUNNER_VARIABLES:
+            allowed = ", ".join(sorted(jt.variables)) or "none"
+            raise ValidationError(
+                f"variable {key[:100]!r} cannot be set for {jt.name} (--var accepts: {allowed})",
+                details={"variable": key[:100], "job_type": jt.name},
+            )
+
+
 _SITES = "pressluft_lib.jobs.sites"
 _RELEASES = "pressluft_lib.jobs.releases"
 _BACKUPS = "pressluft_lib.jobs.backups"
@@ -123,7 +157,7 @@ JOB_TYPES: dict[str, JobType] = {
     t.name: t
     for t in (
         JobType("node_provision", _NODE, verb="node provision", destructive=False, timeout=3600,
-                roles=_NODE_ROLES, marks=NodeState.PROVISIONING,
+                roles=_NODE_ROLES, marks=NodeState.PROVISIONING, variables=NODE_VARIABLES,
                 summary="install and harden the node's stack"),
         # Creating is idempotent (the roles converge), so a stalled site_create may be retried.
         JobType("site_create", _SITE, verb="site create", destructive=False, timeout=1800,

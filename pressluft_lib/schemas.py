@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import pydantic
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pressluft_lib import jobtypes, names
+from pressluft_lib import jobtypes, names, urls
 from pressluft_lib.errors import ValidationError
 from pressluft_lib.states import JobState
 
@@ -96,6 +97,103 @@ class SiteCreate(_Input):
     def effective_domains(self) -> list[str]:
         """The contract default: `<site>.localhost` when no domain is given."""
         return list(self.domains) or [f"{self.name}.localhost"]
+
+
+_LINE_RE = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
+_ADMIN_RE = re.compile(r"[A-Za-z0-9._@-]{1,60}")
+_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+_HTTP_URL_RE = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[^\s\x00-\x1f\x7f]{0,1000}")
+
+
+def _file(value: str | None, what: str) -> str | None:
+    """An existing regular file on this machine, made absolute (the worker reads it)."""
+    if value is None:
+        return None
+    if "\x00" in value or not value:
+        raise ValueError(f"{what} must be a file path")
+    try:
+        path = Path(value).expanduser().absolute()
+        ok = path.is_file()
+    except (OSError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{what} {value!r} is not a readable file")
+    return str(path)
+
+
+class SiteOptions(_Input):
+    """What `site create` passes to site_create besides names (pressluft_wordpress_* variables)."""
+
+    wordpress_src: str | None = None
+    wordpress_url: str | None = None
+    wordpress_checksum: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
+    title: str | None = None
+    admin_user: str | None = None
+    admin_email: str | None = None
+
+    @field_validator("wordpress_src")
+    @classmethod
+    def _src(cls, v: str | None) -> str | None:
+        return _file(v, "the WordPress archive")
+
+    @field_validator("wordpress_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None:
+            urls.refuse_credentials(v, "WordPress URL", "use a public URL")
+            if not _HTTP_URL_RE.fullmatch(v):
+                raise ValueError("the WordPress URL must be an http(s) URL of an archive")
+        return v
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, v: str | None) -> str | None:
+        if v is not None and not _LINE_RE.fullmatch(v):
+            raise ValueError("the title must be one line of 1-200 characters")
+        return v
+
+    @field_validator("admin_user")
+    @classmethod
+    def _admin(cls, v: str | None) -> str | None:
+        if v is not None and not _ADMIN_RE.fullmatch(v):
+            raise ValueError("the admin user must be 1-60 letters, digits or . _ @ -")
+        return v
+
+    @field_validator("admin_email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        if v is not None and (len(v) > 254 or not _EMAIL_RE.fullmatch(v)):
+            raise ValueError("the admin e-mail must be an address like admin@example.com")
+        return v
+
+    def payload(self) -> dict[str, str]:
+        if self.wordpress_src and self.wordpress_url:
+            raise ValidationError("give --wordpress-src or --wordpress-url, not both")
+        if bool(self.wordpress_url) != bool(self.wordpress_checksum):
+            raise ValidationError("--wordpress-url goes with --wordpress-checksum sha256:<hex>")
+        data = self.model_dump()
+        given = {k if k.startswith("wordpress_") else f"wordpress_{k}": v for k, v in data.items()}
+        return {f"pressluft_{k}": v for k, v in given.items() if v is not None}
+
+
+class NodeOptions(_Input):
+    """What `node provision` passes besides --var: hardening, and a WP-CLI phar for offline nodes."""
+
+    hardening: bool | None = None
+    wpcli_src: str | None = None
+    wpcli_sha512: Annotated[str, Field(pattern=r"^([0-9a-f]{128})?$")] | None = None
+
+    @field_validator("wpcli_src")
+    @classmethod
+    def _src(cls, v: str | None) -> str | None:
+        return _file(v, "the WP-CLI phar")
+
+    def split(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """(control-plane payload, node role variables)."""
+        payload = {} if self.hardening is None else {"pressluft_hardening_enabled": self.hardening}
+        given = (("node_wpcli_src", self.wpcli_src), ("node_wpcli_sha512", self.wpcli_sha512))
+        roles = {k: v for k, v in given if v is not None}
+        return payload, roles
 
 
 class EnvRef(_Input):

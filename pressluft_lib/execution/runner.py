@@ -148,6 +148,8 @@ def _execute(
     try:
         jt = jobtypes.get(job.type)
         url = _db_url(session_factory)
+        # The payload came from the database: a row written past the queue gets no key its type refuses.
+        jobtypes.check_payload_keys(jt, job.payload or {})
         with session_factory.begin() as session:
             queue.check_fencing(session, job)
             jt.run_before(session, job)

@@ -146,13 +146,20 @@ def enqueue(
     max_attempts: int | None = None,
     timeout: int | None = None,
     retry_of: int | None = None,
+    variables: dict[str, Any] | None = None,
 ) -> Job:
     """Queue a job in the caller's transaction; ConflictError names the job holding the site/node.
 
+    `payload` is what the control plane itself passes (pressluft_* keys); `variables` what a user set
+    with `--var`, only the job type's allowlist (jobtypes.JobType.variables).
     retry_of (queue.retry): the job this one retries; its failed resource may then enter the job's state.
     """
     jt = jobtypes.get(type)
     payload = _check_payload(payload)
+    jobtypes.check_payload_keys(jt, payload)
+    variables = _check_payload(variables)
+    jobtypes.check_payload_keys(jt, variables, user=True)
+    payload = {**payload, **variables}
     site = _resolve(session, Site, site)
     if env is not None:
         if site is None and not isinstance(env, Environment | int):

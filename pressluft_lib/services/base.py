@@ -22,12 +22,15 @@ def iso(value) -> str | None:
 
 
 def parse_vars(pairs: list[str] | tuple[str, ...] | None) -> dict[str, str]:
-    """`KEY=VALUE` strings into a payload dict (secret-looking keys are refused by the queue)."""
+    """`KEY=VALUE` strings into a dict; which keys a job type accepts is jobtypes' allowlist."""
     out: dict[str, str] = {}
     for pair in pairs or ():
         key, sep, value = pair.partition("=")
-        if not sep or not key.isidentifier() or key != key.lower() or key.startswith("_"):
-            raise ValidationError(f"invalid variable {pair!r}: expected {_VAR_RE_HINT}")
+        bad_key = not key.isidentifier() or key != key.lower() or key.startswith("_") or not key.isascii()
+        if not sep or bad_key:
+            raise ValidationError(f"invalid variable {key[:100]!r}: expected {_VAR_RE_HINT}")
+        if len(value) > 1000 or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValidationError(f"invalid value of {key}: one line of at most 1000 characters")
         out[key] = value
     return out
 

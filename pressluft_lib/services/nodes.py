@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from pressluft_lib import queue, schemas
+from pressluft_lib import jobtypes, queue, schemas
 from pressluft_lib.errors import ConflictError, ValidationError
 from pressluft_lib.services.base import ServiceBase
 from pressluft_lib.services.views import node_dict
@@ -107,13 +107,19 @@ class NodesMixin(ServiceBase):
                 audit["result"] = "deleted"
             return {"name": name, "state": NodeState.REMOVED}
 
-    def node_provision(self, name: str, variables: dict[str, str] | None = None) -> dict[str, Any]:
+    def node_provision(
+        self, name: str, variables: dict[str, str] | None = None, **options: Any
+    ) -> dict[str, Any]:
+        """options: hardening (bool), wpcli_src (file), wpcli_sha512 (schemas.NodeOptions)."""
+        payload, role_vars = schemas.parse(schemas.NodeOptions, options).split()
+        variables = {**(variables or {}), **role_vars}
+        jobtypes.check_payload_keys(jobtypes.get("node_provision"), variables, user=True)
         with self._mutation("node.provision", f"node:{name}") as (session, audit):
             node = self._node(session, name)
             if node.state == NodeState.REMOVED:
                 raise ConflictError(f"node {name} is removed")
             job = queue.enqueue(
-                session, "node_provision", node=node, payload=variables or {}, actor=self.actor
+                session, "node_provision", node=node, payload=payload, variables=variables, actor=self.actor
             )
             audit["result"] = f"job:{job.id}"
             return {"job_id": job.id, "node": name}

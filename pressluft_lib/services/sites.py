@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pressluft_lib import names, queue, schemas
+from pressluft_lib import jobtypes, names, queue, schemas
 from pressluft_lib.errors import ConflictError, NotFound
 from pressluft_lib.services.base import ServiceBase, iso
 from pressluft_lib.states import DomainState, NodeState, ResourceState
@@ -31,7 +31,11 @@ class SitesMixin(ServiceBase):
         domains: list[str] | None = None,
         env: str = names.DEFAULT_ENV,
         variables: dict[str, str] | None = None,
+        **options: Any,
     ) -> dict[str, Any]:
+        """options: wordpress_src, wordpress_url, wordpress_checksum, title, admin_user, admin_email."""
+        payload = schemas.parse(schemas.SiteOptions, options).payload()
+        jobtypes.check_payload_keys(jobtypes.get("site_create"), variables or {}, user=True)
         spec = schemas.parse(
             schemas.SiteCreate,
             {
@@ -56,7 +60,9 @@ class SitesMixin(ServiceBase):
             existing = session.scalar(Site.by_name(spec.name))
             if existing is not None and existing.state != ResourceState.DELETED:
                 # A site whose creation failed is created again by retrying that job (same secrets).
-                job, retried = self._retry_create(session, existing, target, spec, domains, variables)
+                job, retried = self._retry_create(
+                    session, existing, target, spec, domains, {**payload, **(variables or {})}
+                )
                 audit["result"] = f"job:{job.id}"
                 audit["detail"]["retry_of"] = retried
                 return {
@@ -88,7 +94,8 @@ class SitesMixin(ServiceBase):
             session.flush()
             self._generate_env_secrets(session, spec.name, spec.env)
             job = queue.enqueue(
-                session, "site_create", site=site, env=environment, payload=variables or {}, actor=self.actor
+                session, "site_create", site=site, env=environment, payload=payload, variables=variables,
+                actor=self.actor,
             )
             audit["result"] = f"job:{job.id}"
             audit["detail"]["incarnation"] = site.incarnation

@@ -74,8 +74,7 @@ def stack(tmp_path_factory):
                 SITE,
                 "--node",
                 node.name,
-                "--var",
-                f"pressluft_wordpress_src={wordpress_archive()}",
+                "--wordpress-src", str(wordpress_archive()),
             )
             work()
             repo = js(

@@ -77,8 +77,8 @@ def add_and_provision(node) -> None:
     js("node", "add", node.name, "--host", "127.0.0.1", "--port", str(node.ssh_port), "--user", "pressluft",
        "--ssh-key", str(node.key_file))
     sha = hashlib.sha512(STANDIN.read_bytes()).hexdigest()
-    job = js("node", "provision", node.name, "--var", f"node_wpcli_src={STANDIN}",
-             "--var", f"node_wpcli_sha512={sha}", "--var", "pressluft_hardening_enabled=false")
+    job = js("node", "provision", node.name, "--wpcli-src", str(STANDIN),
+             "--wpcli-sha512", sha, "--no-hardening")
     assert work()[0]["id"] == job["job_id"]
 
 
@@ -111,10 +111,8 @@ def site(control_plane, tmp_path_factory):
             node.name,
             "--domain",
             "shop.example.test",
-            "--var",
-            f"pressluft_wordpress_src={wordpress_archive()}",
-            "--var",
-            f"pressluft_wordpress_title={TITLE}",
+            "--wordpress-src", str(wordpress_archive()),
+            "--title", TITLE,
         )
         assert work()[0]["id"] == created["job_id"]
         node.timings = {"provision_s": provisioned - started, "site_create_s": time.monotonic() - provisioned}

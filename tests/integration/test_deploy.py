@@ -271,7 +271,7 @@ def test_through_the_control_plane(rel, tmp_path_factory):
            "--user", "pressluft", "--ssh-key", str(node.key_file))
         _mark_provisioned(str(home / "pressluft.db"), node.name)
         js("site", "create", "cpshop", "--node", node.name,
-           "--var", f"pressluft_wordpress_src={wordpress_archive()}")
+           "--wordpress-src", str(wordpress_archive()))
         work()
 
         good = js("deploy", "cpshop", "--source", str(rel.source("cp-good")), "--health-url", "/release.php")

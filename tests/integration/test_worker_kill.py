@@ -66,10 +66,8 @@ def create(name: str, node) -> int:
         node.name,
         "--domain",
         f"{name}.example.test",
-        "--var",
-        f"pressluft_wordpress_src={wordpress_archive()}",
-        "--var",
-        f"pressluft_wordpress_title=Kill {name}",
+        "--wordpress-src", str(wordpress_archive()),
+        "--title", f"Kill {name}",
     )["job_id"]
 
 

@@ -32,7 +32,7 @@ def state_of(sf, model, ident) -> str:
 def test_second_mutation_on_a_site_is_refused(sf, make_site):
     make_site("blog", state="creating")
     make_site("shop", state="creating")
-    first = enqueue(sf, site="blog", payload={"domains": ["blog.example.com"]})
+    first = enqueue(sf, site="blog", payload={"pressluft_wordpress_title": "Blog"})
     with pytest.raises(ConflictError) as exc:
         enqueue(sf, "site_delete", site="blog")
     assert exc.value.details["job_id"] == first.id

@@ -14,6 +14,7 @@ from pressluft_lib.storage import db
 from pressluft_lib.storage.models import Node
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
+TINY_VARS = frozenset(("tiny_fail", "tiny_sleep", "x_word"))
 
 
 @dataclass
@@ -27,9 +28,15 @@ class ControlPlaneDb:
 @pytest.fixture
 def tiny_types() -> Iterator[None]:
     added = [
-        jobtypes.register(jobtypes.JobType("tiny", "node", destructive=False, timeout=600, max_attempts=1)),
         jobtypes.register(
-            jobtypes.JobType("tiny_site", "site", destructive=False, timeout=600, max_attempts=1)
+            jobtypes.JobType(
+                "tiny", "node", destructive=False, timeout=600, max_attempts=1, variables=TINY_VARS
+            )
+        ),
+        jobtypes.register(
+            jobtypes.JobType(
+                "tiny_site", "site", destructive=False, timeout=600, max_attempts=1, variables=TINY_VARS
+            )
         ),
         jobtypes.register(
             jobtypes.JobType("tiny_broken", "node", destructive=False, timeout=600, max_attempts=1)

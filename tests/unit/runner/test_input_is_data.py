@@ -129,3 +129,25 @@ def test_database_values_in_host_variables_are_not_templated(cp, tmp_path, monke
     assert seen["pressluft_provider"] == payload
     assert not path.exists(), "a database value was templated"
     assert os.path.exists(cp.db_file)
+
+
+@pytest.mark.parametrize("name", ["health_check", "site_create"])
+def test_playbook_entry_refuses_role_internal_variables(tmp_path, name):
+    """Plain ansible-playbook/AWX users too: extra vars that beat the roles' parameters fail the first
+    play (on localhost), before a node is touched."""
+    from pressluft_lib.execution import ansible_exec
+
+    events: list[dict] = []
+    outcome = ansible_exec.run_playbook(
+        name,
+        data_dir=tmp_path,
+        inventory={"all": {"hosts": {"n1": {"ansible_connection": "local"}}}},
+        extravars={"pressluft_target": "n1", "pressluft_site": "shop", "site_env_site": "other",
+                   "health_check_host": "evil.example"},
+        on_event=events.append,
+    )
+    assert outcome.state == "failed"
+    failed = [e for e in events if e.get("status") == "failed"]
+    assert failed[0]["task"] == "Refuse role-internal variables from outside", failed
+    assert "site_env_site" in failed[0]["msg"] and "health_check_host" in failed[0]["msg"]
+    assert not [e for e in events if e.get("host") == "n1"], "the node was never touched"
