@@ -22,6 +22,8 @@ TYPE_COLUMNS = [
     "timeout",
     "marks",
 ]
+# Job ids are 64-bit database integers; a larger number is bad input, not a driver overflow.
+JOB_ID = click.IntRange(1, 2**63 - 1)
 JOB_COLUMNS = ["id", "type", "state", "site", "node", "attempts", "created_at", "finished_at", "error"]
 ERROR_WIDTH = 48  # `jobs list` shows the start of error_message; `jobs show` all of it
 
@@ -78,7 +80,7 @@ def jobs_types(markdown) -> None:
 
 
 @jobs.command("show")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @output.json_option
 def jobs_show(job_id) -> None:
     """A job with its events."""
@@ -94,7 +96,7 @@ def jobs_show(job_id) -> None:
 
 
 @jobs.command("follow")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @click.option(
     "--timeout", type=click.FloatRange(min=0), default=None, help="Give up after this many seconds."
 )
@@ -129,7 +131,7 @@ def jobs_follow(job_id, timeout, interval) -> None:
 
 
 @jobs.command("cancel")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @output.json_option
 def jobs_cancel(job_id) -> None:
     """Cancel a queued job at once, or ask a running one to stop."""

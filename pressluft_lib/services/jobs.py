@@ -14,6 +14,12 @@ from pressluft_lib.states import JobState
 from pressluft_lib.storage.models import AuditLog, Job
 
 
+def _check_job_id(job_id: object) -> None:
+    """Job ids are 64-bit database integers; a larger number is bad input, not a driver overflow."""
+    if not isinstance(job_id, int) or isinstance(job_id, bool) or not 1 <= job_id < 2**63:
+        raise ValidationError(f"invalid job id {str(job_id)[:30]!r}: a positive integer")
+
+
 class JobsMixin(ServiceBase):
     """ControlPlane methods for jobs and the audit log."""
 
@@ -26,6 +32,7 @@ class JobsMixin(ServiceBase):
             return [job_dict(j, session) for j in session.scalars(stmt)]
 
     def job_show(self, job_id: int) -> dict[str, Any]:
+        _check_job_id(job_id)
         with self.session_factory() as session:
             job = session.get(Job, job_id)
             if job is None:
@@ -36,6 +43,7 @@ class JobsMixin(ServiceBase):
             }
 
     def job_events(self, job_id: int, after_seq: int = 0) -> tuple[str, list[dict[str, Any]]]:
+        _check_job_id(job_id)
         """(job state, events after `after_seq`) for following a job."""
         with self.session_factory() as session:
             state = session.scalar(select(Job.state).where(Job.id == job_id))
@@ -52,6 +60,7 @@ class JobsMixin(ServiceBase):
             return {**out, "fencing_token": job.fencing_token}
 
     def job_cancel(self, job_id: int) -> dict[str, Any]:
+        _check_job_id(job_id)
         with self._mutation("job.cancel", f"job:{job_id}") as (session, audit):
             job = queue.request_cancel(session, job_id, actor=self.actor)
             audit["result"] = job.state if job.state == JobState.CANCELLED else "cancel_requested"

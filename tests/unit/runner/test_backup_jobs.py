@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select, update
 
-from pressluft_lib import queue
+from pressluft_lib import jobtypes, queue
 from pressluft_lib.execution import runner
 from pressluft_lib.services import ControlPlane
 from pressluft_lib.storage.models import AuditLog, Backup, Environment, Job, JobEvent, Site, utcnow
@@ -42,7 +43,10 @@ def run_next(cp, **payload) -> Job:
         with cp.sf.begin() as s:
             s.execute(update(Job).where(Job.id == job.id).values(payload={**job.payload, **payload}))
         job.payload = {**job.payload, **payload}
-    return runner.execute(cp.sf, job, "w1", data_dir=cp.data_dir, playbook_dir=PLAYBOOKS)
+    with pytest.MonkeyPatch.context() as mp:  # the stand-in playbooks' knobs (tiny_fail) are allowed here
+        jt = jobtypes.JOB_TYPES[job.type]
+        mp.setitem(jobtypes.JOB_TYPES, job.type, replace(jt, variables=jt.variables | set(payload)))
+        return runner.execute(cp.sf, job, "w1", data_dir=cp.data_dir, playbook_dir=PLAYBOOKS)
 
 
 def dump(cp) -> str:
