@@ -11,7 +11,8 @@ from pressluft_lib.storage import db
 
 if __name__ == "__main__":
     url, data_dir = sys.argv[1], Path(sys.argv[2])
-    jobtypes.register(jobtypes.JobType("tiny", "node", destructive=False, timeout=600, max_attempts=1))
+    jobtypes.register(jobtypes.JobType("tiny", "node", destructive=False, timeout=600, max_attempts=1,
+                                       variables=frozenset(("tiny_sleep", "tiny_fail"))))
     w = Worker(
         db.session_factory(url),
         poll_interval=0.2,
