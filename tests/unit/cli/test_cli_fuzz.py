@@ -30,9 +30,9 @@ from sqlalchemy import select
 
 from pressluft_lib import schemas
 from pressluft_lib.errors import ValidationError
-from pressluft_lib.queue.states import transition
 from pressluft_lib.storage import db
 from pressluft_lib.storage.models import Node
+from pressluft_lib.storage.transitions import transition
 
 from .dbsnap import db_snapshot
 from .test_cli_backups import finish_next
