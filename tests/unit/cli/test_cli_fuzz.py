@@ -143,13 +143,23 @@ def template(tmp_path_factory) -> Path:
     return home
 
 
+_SNAPSHOTS: dict[Path, dict[str, list[str]]] = {}
+
+
+def _template_snapshot(template: Path) -> dict[str, list[str]]:
+    """Every case starts from a copy of the template: its rows are the `before` of every case."""
+    if template not in _SNAPSHOTS:
+        _SNAPSHOTS[template] = db_snapshot(f"sqlite:///{template / 'pressluft.db'}")
+    return {k: list(v) for k, v in _SNAPSHOTS[template].items()}
+
+
 def run_case(template: Path, work: Path, argv: list[str], stdin: str) -> None:
     home = work / "home"
     if home.exists():
         shutil.rmtree(home)
     shutil.copytree(template, home)
     url = f"sqlite:///{home / 'pressluft.db'}"
-    before = db_snapshot(url)
+    before = _template_snapshot(template)
     env = {"PRESSLUFT_HOME": str(home), "PRESSLUFT_DB": url, "PRESSLUFT_SECRET_KEY": None}
     # stdin as bytes: undecodable input arrives as lone surrogates, which only surrogateescape encodes.
     result = CliRunner(env=env).invoke(cli, argv, input=stdin.encode("utf-8", "surrogateescape"))
