@@ -274,7 +274,9 @@ def test_through_the_control_plane(rel, tmp_path_factory):
            "--wordpress-src", str(wordpress_archive()))
         work()
 
-        good = js("deploy", "cpshop", "--source", str(rel.source("cp-good")), "--health-url", "/release.php")
+        # jinja.php prints the literal text a health marker below must match (issue 12, finding 1).
+        good = js("deploy", "cpshop", "--source", str(rel.source("cp-good", {"jinja.php": JINJA_PAGE})),
+                  "--health-url", "/release.php")
         assert work()[0]["id"] == good["job_id"]
         status, body = http_get(node, "/release.php", host="cpshop.localhost")
         assert (status, body.strip()) == (200, "cp-good")
@@ -298,8 +300,21 @@ def test_through_the_control_plane(rel, tmp_path_factory):
         checked = js("health", "cpshop", "--url", "/release.php", "--marker", "cp-good")
         assert work()[0]["id"] == checked["job_id"]
         assert {r["release"]: r for r in js("release", "list", "cpshop")}[good["release"]]["healthy"] is True
+        # A marker is text, never a template: `{{ 7*7 }}` matches the page's literal text, not 49, and a
+        # lookup never runs on the worker (it ran `id` as root before the extra vars became !unsafe).
+        canary = home / "CANARY"
+        literal = js("health", "cpshop", "--url", "/jinja.php", "--marker", "{{ 7*7 }}")
+        assert work()[0]["id"] == literal["job_id"]
+        js("health", "cpshop", "--url", "/jinja.php", "--marker", "49")
+        work(expect="failed")
+        js("health", "cpshop", "--url", "/jinja.php", "--marker", f"{{{{ lookup('pipe','id > {canary}') }}}}")
+        work(expect="failed")
+        assert not canary.exists(), "a health marker ran on the worker"
         refused = run("deploy", "cpshop", "--source", "/nonexistent", "--json", ok=False)
         assert refused.exit_code != 0 and "does not exist" in refused.stdout
+
+
+JINJA_PAGE = "<?php echo '{{ 7*7 }} is not 49';\n"
 
 
 def _mark_provisioned(db_file: str, name: str) -> None:
