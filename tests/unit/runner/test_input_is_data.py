@@ -107,6 +107,34 @@ def test_every_free_text_field_reaches_ansible_literally(cp, tmp_path, monkeypat
     assert not path.exists(), f"{field} was templated"
 
 
+@pytest.mark.parametrize(
+    ("field", "command"),
+    [
+        ("pressluft_wordpress_title", ["site", "create", "blog", "--node", "local", "--title", "{payload}"]),
+        ("node_php_default_version",
+         ["node", "provision", "local", "--var", "node_php_default_version={payload}"]),
+        ("node_wpcli_version", ["node", "provision", "local", "--var", "node_wpcli_version={payload}"]),
+    ],
+)
+def test_titles_and_var_values_reach_ansible_literally(cp, tmp_path, monkeypatch, field, command):
+    path, payload = canary(tmp_path, field)
+    args = [a.replace("{payload}", payload) for a in command]
+    job_id = cli_run(cp, *args)["job_id"]
+    seen = run_echo(cp, tmp_path, monkeypatch, job_id)
+    assert seen[field] == payload
+    assert not path.exists(), f"{field} was templated"
+
+
+def test_backup_repository_reaches_ansible_literally(cp, tmp_path, monkeypatch):
+    make_env(cp)
+    path, payload = canary(tmp_path, "repo")
+    url = "/srv/" + payload.replace(" ", "")
+    cli_run(cp, "backup", "repo", "set", "--url", url, "--password-stdin", input="pw-123456\n")
+    job_id = cli_run(cp, "backup", "create", "shop")["job_id"]
+    assert run_echo(cp, tmp_path, monkeypatch, job_id)["pressluft_restic_repository"] == url
+    assert not path.exists(), "the repository URL was templated"
+
+
 def test_jinja_arrives_as_text_not_as_its_result(cp, tmp_path, monkeypatch):
     """`{{ 7*7 }}` is the five characters a user typed, never 49 (nor the int 49)."""
     make_env(cp)
