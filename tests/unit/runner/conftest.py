@@ -14,7 +14,7 @@ from pressluft_lib.storage import db
 from pressluft_lib.storage.models import Node
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
-TINY_VARS = frozenset(("tiny_fail", "tiny_sleep", "x_word"))
+TINY_VARS = frozenset(("tiny_fail", "tiny_sleep", "tiny_stubborn_sleep", "x_word"))
 
 
 @dataclass
