@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,10 @@ from pressluft_lib.storage import db
 from pressluft_lib.storage.models import Node
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
-TINY_VARS = frozenset(("tiny_fail", "tiny_sleep", "tiny_stubborn_sleep", "x_word"))
+# The tiny types' --var allowlist: every tiny_* knob their stand-in playbooks read (and x_word).
+TINY_VARS = frozenset(
+    {"x_word"} | {m for f in PLAYBOOKS.glob("*.yml") for m in re.findall(r"\btiny_[a-z_]+", f.read_text())}
+)
 
 
 @dataclass
