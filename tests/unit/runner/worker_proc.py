@@ -11,8 +11,10 @@ from pressluft_lib.storage import db
 
 if __name__ == "__main__":
     url, data_dir = sys.argv[1], Path(sys.argv[2])
-    jobtypes.register(jobtypes.JobType("tiny", "node", destructive=False, timeout=600, max_attempts=1,
-                                       variables=frozenset(("tiny_sleep", "tiny_fail", "tiny_stubborn_sleep"))))
+    knobs = frozenset(("tiny_sleep", "tiny_fail", "tiny_stubborn_sleep"))
+    jobtypes.register(
+        jobtypes.JobType("tiny", "node", destructive=False, timeout=600, max_attempts=1, variables=knobs)
+    )
     w = Worker(
         db.session_factory(url),
         poll_interval=0.2,
