@@ -241,9 +241,8 @@ def fencing_record(node, site: str = "shop") -> dict:
 
 
 def create_shop(node_name: str) -> dict:
-    wp = [f"pressluft_wordpress_src={wordpress_archive()}", f"pressluft_wordpress_title={TITLE}"]
     return js("site", "create", "shop", "--node", node_name, "--domain", "shop.example.test",
-              "--var", wp[0], "--var", wp[1])
+              "--wordpress-src", str(wordpress_archive()), "--title", TITLE)
 
 
 def refusal(job_id: int) -> str:

@@ -45,13 +45,13 @@ def sites(url: str, name: str) -> list[tuple[int, str, str, int]]:
 
 
 def test_site_create_again_retries_a_failed_create(active_node):
-    first = js("site", "create", "shop", "--node", "web1", "--var", "pressluft_wordpress_version=6.4")
+    first = js("site", "create", "shop", "--node", "web1", "--title", "Shop 1")
     end(active_node)
     assert js("site", "show", "shop")["state"] == "failed"
-    again = js("site", "create", "shop", "--node", "web1", "--var", "pressluft_wordpress_version=6.5")
+    again = js("site", "create", "shop", "--node", "web1", "--title", "Shop 2")
     assert again["retry_of"] == first["job_id"] and again["job_id"] != first["job_id"]
     shown = js("jobs", "show", str(again["job_id"]))
-    assert shown["payload"] == {"pressluft_wordpress_version": "6.5"}, "the new call's --var values"
+    assert shown["payload"] == {"pressluft_wordpress_title": "Shop 2"}, "the new call's options"
     assert shown["fencing_token"] == 2 and shown["events"][0]["data"]["retry_of"] == first["job_id"]
     old = js("jobs", "show", str(first["job_id"]))
     assert old["events"][-1]["data"]["retried_as"] == again["job_id"]
