@@ -147,7 +147,7 @@ def jobs_cancel(job_id) -> None:
 
 
 @jobs.command("retry")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @output.json_option
 def jobs_retry(job_id) -> None:
     """Queue a failed, cancelled, timed_out or stalled job again (same type, target and payload; a new

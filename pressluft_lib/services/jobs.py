@@ -53,6 +53,7 @@ class JobsMixin(ServiceBase):
 
     def job_retry(self, job_id: int) -> dict[str, Any]:
         """A new job with the type, target and payload of one that did not succeed (new fencing token)."""
+        _check_job_id(job_id)
         with self._mutation("job.retry", f"job:{job_id}") as (session, audit):
             job = queue.retry(session, job_id, actor=self.actor)
             audit["result"] = f"job:{job.id}"
