@@ -235,9 +235,8 @@ def test_site_delete_frees_the_site(site):
 
 
 def fencing_record(node, site: str = "shop") -> dict:
-    from ansible_collections.pressluft.wordpress.plugins.module_utils._fencing import parse_record
-
-    return parse_record(node.sh(f"cat /var/lib/pressluft/fencing/{site}"))
+    """The node's fencing record of the site (JSON; docs/contracts.md)."""
+    return json.loads(node.sh(f"cat /var/lib/pressluft/fencing/{site}"))
 
 
 def create_shop(node_name: str) -> dict:
