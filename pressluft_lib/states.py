@@ -135,3 +135,16 @@ SETTLE_UNTOUCHED = {
     s: R.ACTIVE for s in RESOURCE_MUTATING if {a for a, nxt in RESOURCE.items() if s in nxt} == {R.ACTIVE}
 }
 SETTLE_SUCCESS = {**{s: R.ACTIVE for s in RESOURCE_MUTATING}, R.DELETING: R.DELETED, N.PROVISIONING: N.ACTIVE}
+
+
+def settle_map(success: bool, untouched: bool = False) -> dict[str, str]:
+    """The settle rule, the one place it is written: {mutating state: the state its resource (site,
+    environment or node) takes when its job ends}. Success: SETTLE_SUCCESS; a job that never ran
+    (untouched): SETTLE_UNTOUCHED where it applies; otherwise failed. The queue's SQL applies it."""
+    fail = R.FAILED.value
+    return {
+        str(s): str(SETTLE_SUCCESS[s])
+        if success
+        else str(SETTLE_UNTOUCHED.get(s, fail) if untouched else fail)
+        for s in (*RESOURCE_MUTATING, *NODE_MUTATING)
+    }

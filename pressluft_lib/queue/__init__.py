@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from pressluft_lib import jobtypes
 from pressluft_lib.errors import ConflictError, NotFound, StaleFencingToken, TransitionError, ValidationError
 from pressluft_lib.queue import _fastpath
-from pressluft_lib.states import JOB_TERMINAL, JobState, NodeState, ResourceState
+from pressluft_lib.states import JOB_TERMINAL, JobState, NodeState, ResourceState, settle_map
+from pressluft_lib.storage import sql
 from pressluft_lib.storage.models import Environment, Job, JobEvent, Node, Site, utcnow
 from pressluft_lib.storage.transitions import add_job_event, transition
 
@@ -219,17 +220,17 @@ def enqueue(
 
 
 def claim(session_factory: sessionmaker, worker_id: str, types: list[str] | None = None) -> Job | None:
-    """Take the oldest due queued job: one UPDATE (SKIP LOCKED on PostgreSQL, BEGIN IMMEDIATE on SQLite)."""
+    """Take the oldest due queued job under the claim id `worker_id`: one UPDATE (SKIP LOCKED on
+    PostgreSQL, BEGIN IMMEDIATE on SQLite); named statement `claim` (storage/sql)."""
     now = utcnow()
-    params: dict[str, Any] = {"worker": worker_id, "now": now}
-    if types:
-        params["types"] = list(types)
+    params: dict[str, Any] = {"worker": worker_id, "now": now, "all_types": not types}
+    params["types"] = list(types or ())
     if _dialect(session_factory) != "sqlite":  # the statement also writes the state event
         with _pg(session_factory) as dbapi:
-            job = _fastpath.pg_row(dbapi, _fastpath.claim_sql("postgresql", bool(types)), params)
+            job = _fastpath.pg_row(dbapi, "claim", params)
         return None if job is None else _fastpath.to_job(job)
     with _conn(session_factory) as conn:
-        row = conn.execute(_fastpath.claim_sql("sqlite", bool(types)), params).first()
+        row = conn.execute(sql.sqlite("claim"), params).first()
         if row is None:
             return None
         event = {
@@ -244,21 +245,16 @@ def heartbeat(db: Db, job: Job, worker_id: str) -> bool:
 
     ConflictError if the job is no longer that attempt's: not running, claimed again (a higher
     attempt number, even by the same worker), or running under another claim id."""
-    with _tx(db) as session:
-        row = session.execute(
-            update(Job)
-            .where(
-                Job.id == job.id,
-                Job.state == JobState.RUNNING,
-                Job.worker_id == worker_id,
-                Job.attempts == job.attempts,
-            )
-            .values(heartbeat_at=utcnow())
-            .returning(Job.cancel_requested),
-            execution_options={"synchronize_session": False},
-        ).first()
-        if row is None:
-            raise _not_running(session.connection(), job.id, worker_id, job.attempts)
+    params = {"id": job.id, "worker": worker_id, "attempt": job.attempts, "now": utcnow()}
+    if _dialect(db) != "sqlite":
+        with _pg(db) as dbapi, dbapi.cursor() as cur:
+            row = cur.execute(sql.pg("heartbeat"), params, prepare=True).fetchone()
+    else:
+        with _conn(db) as conn:
+            row = conn.execute(sql.sqlite("heartbeat"), params).first()
+    if row is None:
+        with _conn(db) as conn:
+            raise _not_running(conn, job.id, worker_id, job.attempts)
     return bool(row[0])
 
 
@@ -329,15 +325,17 @@ def finish(
         "attempt": attempt,
     }
     if _dialect(db) != "sqlite":  # one statement also writes the state event and settles resources
-        params.update(data=_fastpath.json_param(data), node_types=_fastpath.node_types())
+        rule = settle_map(state == "succeeded")
+        params.update(data=_fastpath.json_param(data), settle=_fastpath.json_param(rule))
+        params["node_types"] = _fastpath.node_types()
         with _pg(db) as dbapi:
-            row = _fastpath.pg_row(dbapi, _fastpath.finish_sql("postgresql", worker_id is not None), params)
+            row = _fastpath.pg_row(dbapi, "finish", params)
         if row is None:
             with _conn(db) as conn:
                 raise _not_running(conn, job_id, worker_id, attempt)
         return _fastpath.to_job(row)
     with _conn(db) as conn:
-        row = conn.execute(_fastpath.finish_sql("sqlite", worker_id is not None), params).first()
+        row = conn.execute(sql.sqlite("finish"), params).first()
         if row is None:
             raise _not_running(conn, job_id, worker_id, attempt)
         done = _fastpath.to_job(row)

@@ -26,13 +26,13 @@ from pressluft_lib.states import (
     JobState,
     ResourceState,
 )
+from pressluft_lib.storage import sql
 from pressluft_lib.storage.models import (
     AuditLog,
     Backup,
     Domain,
     Environment,
     Job,
-    JobEvent,
     Node,
     Release,
     Site,
@@ -60,13 +60,20 @@ def _target(obj: Any) -> str:
 
 
 def add_job_event(session: Session, job_id: int, kind: str, data: dict[str, Any]) -> int:
-    """Append an event to a job; returns its seq. The counter UPDATE serialises writers per job."""
-    seq = session.execute(
-        update(Job).where(Job.id == job_id).values(event_seq=Job.event_seq + 1).returning(Job.event_seq),
-        execution_options={"synchronize_session": False},
-    ).scalar_one()
-    row = {"job_id": job_id, "seq": seq, "kind": kind, "data": data, "created_at": utcnow()}
-    session.execute(insert(JobEvent).values(**row))
+    """Append an event to a job; returns its seq. The counter UPDATE serialises writers per job.
+    Named statements (storage/sql): `add_job_event` on PostgreSQL, `next_event_seq` and
+    `insert_job_event` on SQLite (which claim and finish use for their state events too)."""
+    params = {"job_id": job_id, "kind": kind, "data": data, "now": utcnow()}
+    conn = session.connection()
+    if conn.dialect.name != "sqlite":
+        from psycopg.types.json import Json  # not at the top: SQLite users never need psycopg
+
+        with conn.connection.driver_connection.cursor() as cur:
+            return cur.execute(
+                sql.pg("add_job_event"), {**params, "data": Json(data)}, prepare=True
+            ).fetchone()[0]
+    seq = conn.execute(sql.sqlite("next_event_seq"), params).scalar_one()
+    conn.execute(sql.sqlite("insert_job_event"), {**params, "seq": seq})
     return seq
 
 
