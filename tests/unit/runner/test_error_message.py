@@ -74,9 +74,9 @@ def test_an_unreachable_host_says_so(cp):
 
 
 def test_a_play_that_cannot_start_gives_ansibles_error(cp):
-    job = run(cp, "tiny_broken", {}, node="local")
+    job = run(cp, "tiny_broken", {"tiny_serial": "tiny-not-a-batch-size"}, node="local")
     assert job.error_message.startswith("ansible-playbook: ")
-    assert "tiny_nobody_defined_this" in job.error_message
+    assert "tiny-not-a-batch-size" in job.error_message, job.error_message
     assert len(job.error_message) <= MESSAGE_LIMIT
 
 
