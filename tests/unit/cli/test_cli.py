@@ -238,6 +238,26 @@ def test_jobs_list_follow_cancel_and_reset(active_node):
     assert js("reset", "env", "shop", "production")["state"] == "active"
 
 
+def test_reset_waits_for_a_stalled_attempt_or_force(active_node):
+    """`reset` of a site whose last job stalled: refused (exit 4, until when) while its worker may still
+    run it; --force resets with a warning on stderr (JSON: "warning")."""
+    from pressluft_lib import queue
+
+    create = js("site", "create", "shop", "--node", "web1")["job_id"]
+    js("jobs", "cancel", str(create))  # the site is failed now: it can be deleted, and that delete stalls
+    sf = db.session_factory(active_node)
+    job_id = js("site", "delete", "shop", "--yes")["job_id"]
+    assert queue.claim(sf, "w1#1").id == job_id
+    assert queue.detect_stalled(sf, 0) == [(job_id, "stalled")]
+    refused = run("reset", "site", "shop", ok=False)
+    assert refused.exit_code == errors.ConflictError.exit_code
+    assert "may still be running until" in refused.output and "--force" in refused.output
+    assert js("site", "show", "shop")["state"] == "failed"
+    forced = run("reset", "site", "shop", "--force")
+    assert forced.stdout.strip() == "site shop is active"
+    assert forced.stderr.startswith(f"warning: forced: job {job_id} (site_delete)")
+
+
 def test_follow_a_running_job_until_it_ends(active_node):
     job_id = js("site", "create", "shop", "--node", "web1")["job_id"]
     from pressluft_lib import queue
