@@ -267,9 +267,8 @@ def test_a_deleted_name_is_created_again(site):
 def second_control_plane(site, tmp_path_factory):
     """Another data directory and database with the same (already provisioned) node, for the rest of
     this module."""
-    from pressluft_lib.storage.transitions import transition
-
     from pressluft_lib.storage.models import Node
+    from pressluft_lib.storage.transitions import transition
 
     home = tmp_path_factory.mktemp("cp2")
     url = f"sqlite:///{home / 'pressluft.db'}"
