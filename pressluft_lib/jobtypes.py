@@ -148,6 +148,7 @@ def check_payload_keys(jt: JobType, payload: dict[str, Any], user: bool = False)
 _SITES = "pressluft_lib.jobs.sites"
 _RELEASES = "pressluft_lib.jobs.releases"
 _BACKUPS = "pressluft_lib.jobs.backups"
+_ROTATION = "pressluft_lib.jobs.rotation"
 _NODE_ROLES = tuple(
     f"node_{r}" for r in ("base", "hardening", "nginx", "php", "mariadb", "redis", "wpcli", "backup")
 )
@@ -197,6 +198,11 @@ JOB_TYPES: dict[str, JobType] = {
                 marks=ResourceState.RESTORING, before=f"{_BACKUPS}:start_backup",
                 after=f"{_BACKUPS}:after_env_restore", secret_scopes=(BACKUP_SECRET_SCOPE,),
                 summary="restore a backup after taking a pre-restore one"),
+        # Every phase is safe to repeat (the node keeps the new values until the last), so it may retry.
+        JobType("secrets_rotate", _SITE, verb="secrets rotate", destructive=False, timeout=900,
+                roles=("secrets_rotate",), after=f"{_ROTATION}:after_rotate",
+                variables=frozenset({"pressluft_rotate_admin"}),
+                summary="new DB, Redis and WordPress secrets, no failed request"),
     )
 }
 

@@ -11,8 +11,9 @@ from pressluft_lib.services.backups import BackupsMixin
 from pressluft_lib.services.jobs import JobsMixin
 from pressluft_lib.services.nodes import NodesMixin
 from pressluft_lib.services.releases import ReleasesMixin
+from pressluft_lib.services.rotation import RotationMixin
 from pressluft_lib.services.sites import SitesMixin
 
 
-class ControlPlane(NodesMixin, SitesMixin, JobsMixin, BackupsMixin, ReleasesMixin):
+class ControlPlane(NodesMixin, SitesMixin, JobsMixin, BackupsMixin, ReleasesMixin, RotationMixin):
     """One control-plane database and the actor whose calls are audited."""

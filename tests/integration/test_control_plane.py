@@ -199,6 +199,122 @@ def test_control_plane_passwords_are_the_sites(site, control_plane):
     assert verdict.stdout.strip().endswith("accepted"), (verdict.stdout, verdict.stderr)
 
 
+def node_secrets(site) -> dict:
+    return json.loads(site.exec("cat", "/etc/pressluft/secrets/shop_production.json").stdout)
+
+
+def stored(control_plane) -> dict:
+    url = f"sqlite:///{control_plane / 'pressluft.db'}"
+    with db.session_factory(url)() as s:
+        store = SecretStore(url=url)
+        names = ("db_password", "wordpress_admin_password")
+        return {n: store.get(s, "env:shop_production", n) for n in names}
+
+
+def db_login(site, password: str):
+    return site.exec("env", f"MYSQL_PWD={password}", "mysql", "--user=shop_production", "-N", "-e",
+                     "SELECT 1", "shop_production", check=False)
+
+
+def redis_set(site, password: str) -> str:
+    return site.exec("env", f"REDISCLI_AUTH={password}", "redis-cli", "--no-auth-warning", "-s",
+                     "/run/redis/redis-server.sock", "--user", "shop_production", "SET", "shop_production:k",
+                     "v", check=False).stdout.strip()
+
+
+def admin_accepts(site, password: str) -> bool:
+    check = ("require '/var/www/sites/shop/production/current/wp-load.php';"
+             "$u = get_user_by('login', 'admin');"
+             "echo wp_check_password(trim(fgets(STDIN)), $u->user_pass, $u->ID) ? 'accepted' : 'refused';")
+    out = site.exec("runuser", "-u", "shop_production", "--", "php", "-r", check, input=password + "\n",
+                    check=False)
+    return out.stdout.strip().endswith("accepted")
+
+
+def all_values(secrets: dict) -> list[str]:
+    out = [v for v in secrets.values() if isinstance(v, str)]
+    return out + [v for v in secrets.get("salts", {}).values()]
+
+
+def shape(config: str, secrets: dict) -> str:
+    """wp-config.php with each secret replaced by its name."""
+    for key in ("db_password", "redis_password"):
+        config = config.replace(secrets[key], f"<{key}>")
+    for key, value in secrets["salts"].items():
+        config = config.replace(value, f"<{key}>")
+    return config
+
+
+def test_secrets_rotate_through_the_worker(site, control_plane):
+    """secrets rotate --admin-password: every secret is new, the old ones stop working, the store follows
+    the node only after the job succeeded, and no secret reaches an event, the audit log or the CLI."""
+    before, before_store = node_secrets(site), stored(control_plane)
+    config_before = site.exec("cat", "/var/www/sites/shop/production/shared/wp-config.php").stdout
+    job = js("secrets", "rotate", "shop", "--admin-password")
+    assert work()[0]["id"] == job["job_id"]
+    after, after_store = node_secrets(site), stored(control_plane)
+    assert "rotation" not in after
+    for key in ("db_password", "redis_password", "wp_admin_password"):
+        assert after[key] != before[key], key
+    assert all(after["salts"][k] != before["salts"][k] for k in before["salts"]) and len(after["salts"]) == 8
+    assert after_store == {"db_password": after["db_password"],
+                           "wordpress_admin_password": after["wp_admin_password"]}
+    config = site.exec("cat", "/var/www/sites/shop/production/shared/wp-config.php").stdout
+    assert not any(v in config for v in all_values(before))
+    assert all(v in config for v in all_values(after) if v != after["wp_admin_password"])
+    assert shape(config, after) == shape(config_before, before)  # the same file, only the values changed
+    assert db_login(site, after["db_password"]).returncode == 0
+    assert db_login(site, before["db_password"]).returncode == 1
+    assert redis_set(site, after["redis_password"]) == "OK"
+    assert redis_set(site, before["redis_password"]).startswith(("NOAUTH", "WRONGPASS"))
+    assert admin_accepts(site, after["wp_admin_password"])
+    assert not admin_accepts(site, before["wp_admin_password"])
+    status, body = http_get(site, "shop.example.test")
+    assert status == 200 and TITLE in body
+    shown = js("jobs", "show", str(job["job_id"]))
+    assert {"stored": ["db_password", "wordpress_admin_password"]} in [e["data"] for e in shown["events"]]
+    url = f"sqlite:///{control_plane / 'pressluft.db'}"
+    with db.session_factory(url)() as s:
+        events = json.dumps([e.data for e in s.scalars(select(JobEvent))])
+    shown = (["jobs", "list", "--json"], ["audit", "list", "--json"], ["jobs", "show", str(job["job_id"])])
+    outputs = events + "".join(run(*a).stdout for a in shown)
+    raw = (control_plane / "pressluft.db").read_bytes()
+    for value in all_values(before) + all_values(after) + list(before_store.values()):
+        assert value not in outputs and value.encode() not in raw
+
+
+def test_an_interrupted_rotation_is_completed_with_the_same_values(site, control_plane, tmp_path):
+    """The admin step fails (no such login) after wp-config.php changed: the site keeps serving on both
+    passwords, the store keeps the old ones; the next rotation finishes with the values already pending."""
+    from tests.rig.ansible import run_playbook
+    from tests.rig.nodes import inventory
+
+    before, before_store = node_secrets(site), stored(control_plane)
+    broken = run_playbook("secrets_rotate.yml", inventory([site]), tmp_path, extravars={
+        "pressluft_target": "nodes", "pressluft_site": "shop", "pressluft_rotate_admin": True,
+        "pressluft_wordpress_admin_user": "nosuchadmin"})
+    assert broken.rc != 0, broken.explain()
+    assert "Invalid user ID, email or login: 'nosuchadmin'" in broken.stdout, broken.explain()
+    assert "phases done: generate, accept both, wp-config.php, drain" in broken.stdout
+    pending = node_secrets(site)["rotation"]
+    assert not any(v in broken.stdout + broken.stderr for v in all_values(pending) + all_values(before))
+    assert stored(control_plane) == before_store
+    for password in (before["db_password"], pending["db_password"]):
+        assert db_login(site, password).returncode == 0  # both work while a rotation is pending
+    status, body = http_get(site, "shop.example.test")
+    assert status == 200 and TITLE in body
+    job = js("secrets", "rotate", "shop")
+    assert work()[0]["id"] == job["job_id"]
+    after = node_secrets(site)
+    assert "rotation" not in after
+    assert (after["db_password"], after["wp_admin_password"]) == (pending["db_password"],
+                                                                  pending["wp_admin_password"])
+    assert stored(control_plane) == {"db_password": pending["db_password"],
+                                     "wordpress_admin_password": pending["wp_admin_password"]}
+    assert db_login(site, before["db_password"]).returncode == 1
+    assert admin_accepts(site, pending["wp_admin_password"])
+
+
 def test_stale_fencing_token_refused_on_the_node(site):
     # Another control plane (or a restored database) already applied token 100 to this site.
     site.exec("sh", "-c", "echo 100 > /var/lib/pressluft/fencing/shop")

@@ -142,6 +142,22 @@ def test_user_list(node):
     assert wp(node, "user", "list", "--format=count").stdout == "1\n"
 
 
+def test_user_update_reads_the_password_from_stdin(node):
+    new = "rotated " + random_password()
+    r = wp(node, "user", "update", "editor", "--prompt=user_pass", "--skip-email", stdin=new + "\n")
+    want = "1/1 [--user_pass=<password>]: Success: Updated user 1.\n"
+    assert (r.returncode, r.stdout) == (0, want), r.stderr
+    assert new not in r.stdout + r.stderr
+    check = node.exec("runuser", "-u", USER, "--", "php", "-r",
+                      f"require '{WP}/wp-load.php'; $u = get_user_by('login', 'editor');"
+                      "$ok = wp_check_password(stream_get_contents(STDIN), $u->user_pass, $u->ID);"
+                      "echo $ok ? 'ok' : 'bad';",
+                      input=new)
+    assert check.stdout == "ok"
+    missing = wp(node, "user", "update", "nobody", "--user_pass=x")
+    assert (missing.returncode, missing.stderr) == (1, "Error: Invalid user ID, email or login: 'nobody'\n")
+
+
 def test_cache_flush(node):
     r = wp(node, "cache", "flush")
     assert (r.returncode, r.stdout) == (0, "Success: The cache was flushed.\n")

@@ -143,6 +143,7 @@ def test_job_type_registry():
         "env_deploy": ("site", False, "env_deploy.yml"),
         "release_rollback": ("site", True, "release_rollback.yml"),
         "health_check": ("site", False, "health_check.yml"),
+        "secrets_rotate": ("site", False, "secrets_rotate.yml"),
     }
     with pytest.raises(errors.ValidationError):
         jobtypes.register(jobtypes.JobType("x", "cluster", False, 1))

@@ -1,0 +1,139 @@
+"""Failed requests while secrets_rotate runs (issue 12). Prints its figures.
+
+One provisioned podman node with site `bench`; its live release holds `rotate-probe.php`, which boots
+WordPress (MariaDB login with wp-config.php's DB_PASSWORD) and writes a key to Redis as the environment's
+ACL user (WP_REDIS_PASSWORD): it answers 200 only when both logins work. Load: THREADS keep-alive HTTP
+clients on 127.0.0.1 (the node's published nginx port) request it without pause while ROTATIONS
+secrets_rotate runs follow each other (every other one with the admin password).
+
+- requests, non_2xx: answers during the whole run, and those that are not 2xx (or connection errors).
+- --drain 0 shows why the drain phase exists (the old passwords stop working right after wp-config.php
+  changed, while opcache may still serve the old file for up to revalidate_freq seconds).
+
+    .venv/bin/python -m benchmarks.secrets_rotate [--rotations 10] [--threads 4] [--drain 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.rig import nodes as rig  # noqa: E402
+from tests.rig.ansible import run_playbook  # noqa: E402
+from tests.rig.wordpress import wordpress_archive  # noqa: E402
+
+SITE, HOST = "bench", "bench.localhost"
+PROBE = r"""<?php
+require __DIR__ . '/wp-load.php';
+global $wpdb;
+if ($wpdb->get_var('SELECT 1') !== '1') { http_response_code(500); exit('db'); }
+try {
+    $r = new Redis();
+    $r->connect(WP_REDIS_PATH);
+    $r->auth(WP_REDIS_PASSWORD);
+    $r->set(WP_REDIS_PREFIX . 'probe', (string) time());
+} catch (Exception $e) { http_response_code(500); exit('redis: ' . $e->getMessage()); }
+echo 'ok';
+"""
+
+
+class Load:
+    """Keep-alive clients recording (sent, received, status, body) of every request."""
+
+    def __init__(self, port: int, threads: int):
+        self.port, self.stop = port, threading.Event()
+        self.samples: list[tuple[float, float, int, str]] = []
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(threads)]
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        local = []
+        while not self.stop.is_set():
+            sent = time.time()
+            try:
+                conn.request("GET", "/rotate-probe.php", headers={"Host": HOST})
+                resp = conn.getresponse()
+                status, body = resp.status, resp.read().decode(errors="replace").strip()[:200]
+            except (OSError, http.client.HTTPException) as exc:
+                status, body = 0, repr(exc)
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            local.append((sent, time.time(), status, body))
+        with self.lock:
+            self.samples.extend(local)
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rotations", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--drain", type=int, default=10, help="secrets_rotate_drain_seconds (default 10)")
+    args = ap.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="pressluft-bench-rotate-"))
+    node = rig.start_node(work)
+    try:
+        inv = rig.inventory([node])
+        standin = str(ROOT / "tests" / "wpcli" / "wp")
+        archive = str(wordpress_archive())
+        for playbook, extra in (
+            ("node_provision.yml", {"pressluft_hardening_enabled": False, "node_wpcli_src": standin,
+                                    "node_wpcli_sha512": ""}),
+            ("site_create.yml", {"pressluft_site": SITE, "pressluft_wordpress_src": archive}),
+        ):
+            r = run_playbook(playbook, inv, work, extravars={"pressluft_target": "nodes", **extra})
+            if r.rc != 0:
+                raise SystemExit(f"{playbook} failed:\n{r.explain()}")
+        node.exec("install", "-m", "0644", "/dev/stdin", f"/var/www/sites/{SITE}/production/current/"
+                  "rotate-probe.php", input=PROBE)
+        times: list[float] = []
+        with Load(node.http_port, args.threads) as load:
+            time.sleep(2)
+            for i in range(args.rotations):
+                t0 = time.monotonic()
+                r = run_playbook("secrets_rotate.yml", inv, work, extravars={
+                    "pressluft_target": "nodes", "pressluft_site": SITE, "pressluft_rotate_admin": i % 2 == 1,
+                    "secrets_rotate_drain_seconds": args.drain})
+                if r.rc != 0:
+                    raise SystemExit(f"secrets_rotate failed:\n{r.explain()}")
+                times.append(time.monotonic() - t0)
+            time.sleep(2)
+        samples = sorted(load.samples)
+        non_2xx = [s for s in samples if not 200 <= s[2] < 300]
+        print(json.dumps({
+            "rotations": args.rotations, "threads": args.threads, "drain_seconds": args.drain,
+            "requests": len(samples),
+            "requests_per_s": round(len(samples) / (samples[-1][1] - samples[0][0]), 1),
+            "non_2xx": len(non_2xx),
+            "rotate_s_median": round(statistics.median(times), 2),
+            "examples": {"non_2xx": [(s[2], s[3]) for s in non_2xx[:3]]},
+        }, indent=2))
+        return 0 if not non_2xx else 1
+    finally:
+        rig.stop_nodes([node])
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
