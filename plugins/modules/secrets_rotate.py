@@ -29,16 +29,11 @@ version_added: "1.0.0"
 author:
   - Pressluft developers (@pressluft)
 extends_documentation_fragment:
+  - pressluft.wordpress.env
   - pressluft.wordpress.fencing
+  - pressluft.wordpress.wp_cli
+  - pressluft.wordpress.attributes
 options:
-  site:
-    description: Site name (see the Pressluft name contract).
-    type: str
-    required: true
-  env:
-    description: Environment name.
-    type: str
-    default: production
   admin_password:
     description: Also rotate the password of the WordPress administrator O(admin_user).
     type: bool
@@ -47,10 +42,6 @@ options:
     description: Login of the WordPress administrator whose password O(admin_password=true) rotates.
     type: str
     default: admin
-  wp_cli:
-    description: WP-CLI executable, run as the environment user.
-    type: path
-    default: /usr/local/bin/wp
   drain_seconds:
     description:
       - How old the new C(wp-config.php) must be before the old DB and Redis passwords stop working.
@@ -88,7 +79,6 @@ attributes:
     description: Reports that the secrets would be rotated; changes nothing.
     support: full
   diff_mode:
-    description: Not supported (the difference is secrets).
     support: none
 '''
 
@@ -128,10 +118,12 @@ import os
 import socket
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pressluft.wordpress.plugins.module_utils._atomic import write_file
-from ansible_collections.pressluft.wordpress.plugins.module_utils._fencing import FENCING_ARGSPEC, fence
-from ansible_collections.pressluft.wordpress.plugins.module_utils._names import env_names
+from ansible_collections.pressluft.wordpress.plugins.module_utils._env import (
+    WP_CLI_ARGSPEC,
+    check_run_as,
+    env_module,
+)
 from ansible_collections.pressluft.wordpress.plugins.module_utils._redis_acl import (
     ADMIN_ARGSPEC,
     RedisError,
@@ -268,7 +260,7 @@ class Rotation(object):
 
     def admin(self, user, password):
         p = self.module.params
-        run_as = [self.module.get_bin_path('runuser', required=True), '-u', self.names['user'], '--']
+        run_as = [self.module.get_bin_path('runuser', required=True), '-u', p['run_as'], '--']
         argv = [*run_as, p['wp_cli'], '--path=%s' % self.names['current'], '--skip-plugins', '--skip-themes',
                 'user', 'update', user, '--prompt=user_pass', '--skip-email']
         rc, out, err = self.module.run_command(argv, data=password, cwd=self.names['current'],
@@ -278,31 +270,27 @@ class Rotation(object):
                                   % (user, rc, (err or out).strip()), phases=self.phases)
 
 
+def _check(p, names):
+    check_run_as(p, names)
+    if not 0 <= p['drain_seconds'] <= 600:
+        raise ValueError('drain_seconds must be between 0 and 600')
+    if not p['admin_user'] or any(c.isspace() or c in UNSAFE for c in p['admin_user']) \
+            or p['admin_user'].startswith('-'):
+        raise ValueError('admin_user %r is not a WordPress login' % (p['admin_user'],))
+
+
 def main():
     argument_spec = dict(
-        site=dict(type='str', required=True),
-        env=dict(type='str', default='production'),
         admin_password=dict(type='bool', default=False, no_log=False),
         admin_user=dict(type='str', default='admin'),
-        wp_cli=dict(type='path', default='/usr/local/bin/wp'),
         drain_seconds=dict(type='int', default=10),
         mysql_socket=dict(type='path', default='/run/mysqld/mysqld.sock'),
         redis=dict(type='dict', default={}, options=dict(ADMIN_ARGSPEC)),
         secrets_dir=dict(type='path', default='/etc/pressluft/secrets'),
     )
-    argument_spec.update(FENCING_ARGSPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    argument_spec.update(WP_CLI_ARGSPEC)
+    module, names = env_module(argument_spec, check=_check)
     p = module.params
-    try:
-        names = env_names(p['site'], p['env'])
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    if not 0 <= p['drain_seconds'] <= 600:
-        module.fail_json(msg='drain_seconds must be between 0 and 600')
-    if not p['admin_user'] or any(c.isspace() or c in UNSAFE for c in p['admin_user']) \
-            or p['admin_user'].startswith('-'):
-        module.fail_json(msg='admin_user %r is not a WordPress login' % (p['admin_user'],))
-    fence(module, p['site'])
 
     path = os.path.join(p['secrets_dir'], names['name'] + '.json')
     run = Rotation(module, names)
