@@ -13,6 +13,7 @@ secrets_rotate runs follow each other (every other one with the admin password).
   changed, while opcache may still serve the old file for up to revalidate_freq seconds).
 
     .venv/bin/python -m benchmarks.secrets_rotate [--rotations 10] [--threads 4] [--drain 10]
+        [--inventory FILE --http-port PORT]   # an already provisioned node instead of a new one
 """
 
 from __future__ import annotations
@@ -92,26 +93,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rotations", type=int, default=10)
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--drain", type=int, default=10, help="secrets_rotate_drain_seconds (default 10)")
+    ap.add_argument("--inventory", type=Path, help="static inventory (group nodes) of a provisioned node")
+    ap.add_argument("--http-port", type=int, help="that node's published HTTP port")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="pressluft-bench-rotate-"))
-    node = rig.start_node(work)
+    node = None if args.inventory else rig.start_node(work)
     try:
-        inv = rig.inventory([node])
+        inv = args.inventory or rig.inventory([node])
+        port = args.http_port if args.inventory else node.http_port
         standin = str(ROOT / "tests" / "wpcli" / "wp")
         archive = str(wordpress_archive())
-        for playbook, extra in (
-            ("node_provision.yml", {"pressluft_hardening_enabled": False, "node_wpcli_src": standin,
-                                    "node_wpcli_sha512": ""}),
-            ("site_create.yml", {"pressluft_site": SITE, "pressluft_wordpress_src": archive}),
-        ):
+        steps = [("site_create.yml", {"pressluft_site": SITE, "pressluft_wordpress_src": archive})]
+        if node is not None:
+            steps.insert(0, ("node_provision.yml", {"pressluft_hardening_enabled": False,
+                                                    "node_wpcli_src": standin, "node_wpcli_sha512": ""}))
+        for playbook, extra in steps:
             r = run_playbook(playbook, inv, work, extravars={"pressluft_target": "nodes", **extra})
             if r.rc != 0:
                 raise SystemExit(f"{playbook} failed:\n{r.explain()}")
-        node.exec("install", "-m", "0644", "/dev/stdin", f"/var/www/sites/{SITE}/production/current/"
-                  "rotate-probe.php", input=PROBE)
+        # Copied in as root through Ansible (works for a new or a given node).
+        r = run_playbook(ROOT / "benchmarks" / "secrets_rotate_probe.yml", inv, work,
+                         extravars={"probe": PROBE, "dest": f"/var/www/sites/{SITE}/production/current/"
+                                    "rotate-probe.php"})
+        if r.rc != 0:
+            raise SystemExit(f"copying the probe failed:\n{r.explain()}")
         times: list[float] = []
         started = time.monotonic()
-        with Load(node.http_port, args.threads) as load:
+        with Load(port, args.threads) as load:
             time.sleep(2)
             for i in range(args.rotations):
                 t0 = time.monotonic()
@@ -123,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                 times.append(time.monotonic() - t0)
             time.sleep(2)
         took = time.monotonic() - started
-        with Load(node.http_port, args.threads) as baseline:
+        with Load(port, args.threads) as baseline:
             time.sleep(took)
         samples = sorted(load.samples)
         non_2xx = [s for s in samples if not 200 <= s[2] < 300]
@@ -140,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         }, indent=2))
         return 0 if not non_2xx else 1
     finally:
-        rig.stop_nodes([node])
+        if node is not None:
+            rig.stop_nodes([node])
         shutil.rmtree(work, ignore_errors=True)
 
 
