@@ -206,6 +206,12 @@ class Rotation(object):
         self.module = module
         self.names = names
         self.phases = []
+        self.secrets = []  # every old and new value: never in a message, whatever a tool echoes
+
+    def fail(self, msg):
+        for value in self.secrets:
+            msg = msg.replace(value, '********')
+        self.module.fail_json(msg=msg, phases=self.phases)
 
     def sql(self, statement):
         p = self.module.params
@@ -213,8 +219,8 @@ class Rotation(object):
                 '--skip-column-names']
         rc, out, err = self.module.run_command(argv, data=statement, binary_data=False)
         if rc != 0:
-            self.module.fail_json(msg='MariaDB refused the password change of %s (rc=%d): %s'
-                                  % (self.names['db_user'], rc, err.strip()), phases=self.phases)
+            self.fail('MariaDB refused the password change of %s (rc=%d): %s'
+                      % (self.names['db_user'], rc, err.strip()))
         return out
 
     def db_accept(self, passwords):
@@ -227,7 +233,7 @@ class Rotation(object):
         try:
             return admin_connection(r['socket'], r['admin_user'], r['admin_password_file'])
         except (RedisError, socket.error) as exc:
-            self.module.fail_json(msg='Redis (%s): %s' % (r['socket'], exc), phases=self.phases)
+            self.fail('Redis (%s): %s' % (r['socket'], exc))
 
     def redis_add(self, password):
         conn = self.redis()
@@ -236,14 +242,14 @@ class Rotation(object):
             conn.call('ACL', 'SETUSER', self.names['redis_user'], digest)
             conn.call('ACL', 'SAVE')
         except RedisError as exc:
-            self.module.fail_json(msg='Redis: %s' % exc, phases=self.phases)
+            self.fail('Redis: %s' % exc)
 
     def redis_only(self, password):
         try:
             ensure_user(self.redis(), self.names['redis_user'], password, self.names['redis_prefix'] + '*',
                         False)
         except RedisError as exc:
-            self.module.fail_json(msg='Redis: %s' % exc, phases=self.phases)
+            self.fail('Redis: %s' % exc)
 
     def config(self, items):
         path = self.names['wp_config']
@@ -266,8 +272,7 @@ class Rotation(object):
         rc, out, err = self.module.run_command(argv, data=password, cwd=self.names['current'],
                                                binary_data=False)
         if rc != 0:
-            self.module.fail_json(msg='wp user update %s failed (rc=%d): %s'
-                                  % (user, rc, (err or out).strip()), phases=self.phases)
+            self.fail('wp user update %s failed (rc=%d): %s' % (user, rc, (err or out).strip()))
 
 
 def _check(p, names):
@@ -314,6 +319,7 @@ def main():
             save(path, data)
         items = pairs(data, rotation)
         check_values(items)
+        run.secrets = [v for _key, old, new in items for v in (old, new)]
     except SecretsError as exc:
         module.fail_json(msg=str(exc), phases=run.phases)
     old_db, new_db = data['db_password'], rotation['db_password']

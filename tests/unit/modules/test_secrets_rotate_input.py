@@ -49,3 +49,20 @@ def test_wp_config_is_rewritten_value_by_value():
     assert secrets_rotate.rewrite_config(done, items) == done  # a repeated run finds the new values
     with pytest.raises(SecretsError, match="neither the current nor the new db_password"):
         secrets_rotate.rewrite_config("define('DB_PASSWORD', 'other');", items)
+
+
+def test_a_failure_message_never_holds_a_secret():
+    """A tool may echo its input (MariaDB quotes the statement near a syntax error): values are masked."""
+    seen = {}
+
+    class Module:  # AnsibleModule's fail_json, recorded
+        def fail_json(self, **kw):
+            seen.update(kw)
+            raise SystemExit(1)
+
+    run = secrets_rotate.Rotation(Module(), {"db_user": "shop_production"})
+    run.secrets = ["OldPassword-1234567890", "NewPassword-0987654321"]
+    run.phases = ["generate"]
+    with pytest.raises(SystemExit):
+        run.fail("near 'USING PASSWORD('OldPassword-1234567890') OR ... PASSWORD('NewPassword-0987654321')'")
+    assert seen == {"msg": "near 'USING PASSWORD('********') OR ... PASSWORD('********')'", "phases": ["generate"]}
