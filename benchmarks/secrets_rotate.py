@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rotations", type=int, default=10)
     ap.add_argument("--threads", type=int, default=4)
-    ap.add_argument("--drain", type=int, default=10, help="secrets_rotate_drain_seconds (default 10)")
+    ap.add_argument("--drain", type=int, default=10, help="pressluft_rotate_drain_seconds (default 10)")
     ap.add_argument("--inventory", type=Path, help="static inventory (group nodes) of a provisioned node")
     ap.add_argument("--http-port", type=int, help="that node's published HTTP port")
     args = ap.parse_args(argv)
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.monotonic()
                 r = run_playbook("secrets_rotate.yml", inv, work, extravars={
                     "pressluft_target": "nodes", "pressluft_site": SITE, "pressluft_rotate_admin": i % 2 == 1,
-                    "secrets_rotate_drain_seconds": args.drain})
+                    "pressluft_rotate_drain_seconds": args.drain})
                 if r.rc != 0:
                     raise SystemExit(f"secrets_rotate failed:\n{r.explain()}")
                 times.append(time.monotonic() - t0)

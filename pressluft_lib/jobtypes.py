@@ -201,7 +201,6 @@ JOB_TYPES: dict[str, JobType] = {
         # Every phase is safe to repeat (the node keeps the new values until the last), so it may retry.
         JobType("secrets_rotate", _SITE, verb="secrets rotate", destructive=False, timeout=900,
                 roles=("secrets_rotate",), after=f"{_ROTATION}:after_rotate",
-                variables=frozenset({"pressluft_rotate_admin"}),
                 summary="new DB, Redis and WordPress secrets, no failed request"),
     )
 }
