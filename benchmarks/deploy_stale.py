@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.rig import nodes as rig  # noqa: E402
+from tests.rig import wpcli  # noqa: E402
 from tests.rig.ansible import run_playbook  # noqa: E402
 from tests.rig.wordpress import wordpress_archive  # noqa: E402
 
@@ -97,10 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         inv = rig.inventory([node])
         archive = wordpress_archive()
-        standin = str(ROOT / "tests" / "wpcli" / "wp")
         for playbook, extra in (
-            ("node_provision.yml", {"pressluft_hardening_enabled": False, "node_wpcli_src": standin,
-                                    "node_wpcli_sha512": ""}),
+            ("node_provision.yml", {"pressluft_hardening_enabled": False, **wpcli.extravars()}),
             ("site_create.yml", {"pressluft_site": SITE, "pressluft_wordpress_src": str(archive)}),
         ):
             r = run_playbook(playbook, inv, work, extravars={"pressluft_target": "nodes", **extra})

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.rig import nodes as rig  # noqa: E402
+from tests.rig import wpcli  # noqa: E402
 from tests.rig.ansible import run_playbook  # noqa: E402
 from tests.rig.wordpress import wordpress_archive  # noqa: E402
 
@@ -121,8 +122,7 @@ def main(argv=None) -> int:
         started += [full_node] if full_node else []
         t0 = time.monotonic()
         prov = run_playbook("node_provision.yml", rig.inventory(started), tmp, extravars={
-            "pressluft_target": "nodes", "pressluft_hardening_enabled": False,
-            "node_wpcli_src": str(ROOT / "tests/wpcli/wp"), "node_wpcli_sha512": ""})
+            "pressluft_target": "nodes", "pressluft_hardening_enabled": False, **wpcli.extravars()})
         if prov.rc != 0:
             raise SystemExit(f"node_provision failed:\n{prov.explain()}")
         print(f"node_provision ({len(started)} node(s) at once): {time.monotonic() - t0:.1f} s")

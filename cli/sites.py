@@ -23,16 +23,22 @@ def site() -> None:
 @click.option("--php", "php_version", metavar="VERSION", help="PHP version, e.g. 8.2 (default: the node's).")
 @click.option("--domain", "domains", multiple=True, help="Domain (repeatable; default NAME.localhost).")
 @click.option("--env", default=DEFAULT_ENV, show_default=True, help="First environment.")
-@click.option("--wordpress-src", metavar="FILE", help="WordPress .tar.gz here (copied to the node).")
-@click.option("--wordpress-url", metavar="URL", help="WordPress archive the node downloads.")
-@click.option("--wordpress-checksum", metavar="sha256:HEX", help="Checksum of the --wordpress-url archive.")
+@click.option(
+    "--wordpress",
+    metavar="VERSION|FILE|URL",
+    envvar="PRESSLUFT_WORDPRESS",
+    show_envvar=True,
+    help="WordPress to install (default: the latest official release, checked against its published "
+    "SHA-1): a release such as 6.8.1, a core archive on this machine (offline; scripts/wordpress-archive "
+    "builds one), or the URL of a wordpress-<version>.tar.gz with a <URL>.sha1 beside it.",
+)
 @click.option("--title", help="WordPress site title (first install only; default NAME).")
 @click.option("--admin-user", help="WordPress admin user name (first install only; default admin).")
 @click.option("--admin-email", help="WordPress admin e-mail (first install only).")
 @var_option
 @output.json_option
-def site_create(name, node, php_version, domains, env, wordpress_src, wordpress_url, wordpress_checksum,
-                title, admin_user, admin_email, variables) -> None:
+def site_create(name, node, php_version, domains, env, wordpress, title, admin_user, admin_email,
+                variables) -> None:
     """Queue a site_create job; prints the job id.
 
     Again on a site whose creation failed, retries it (the same options, new --var values). A deleted
@@ -40,13 +46,13 @@ def site_create(name, node, php_version, domains, env, wordpress_src, wordpress_
     """
     data = control_plane().site_create(
         name, node, php_version=php_version, domains=list(domains), env=env, variables=parse_vars(variables),
-        wordpress_src=wordpress_src, wordpress_url=wordpress_url, wordpress_checksum=wordpress_checksum,
-        title=title, admin_user=admin_user, admin_email=admin_email,
+        wordpress=wordpress, title=title, admin_user=admin_user, admin_email=admin_email,
     )
     output.emit(
         data,
         lambda d: click.echo(
-            f"job {d['job_id']} queued: site_create {d['site']} on {d['node']} ({', '.join(d['domains'])})"
+            f"job {d['job_id']} queued: site_create {d['site']} on {d['node']} ({', '.join(d['domains'])}), "
+            f"WordPress {d['wordpress']}"
             + (f", retrying job {d['retry_of']}" if d.get("retry_of") else "")
         ),
     )

@@ -31,12 +31,12 @@ def release_version(path):
     return match.group(1) if match else None
 
 
-def download(module, url, sha256):
-    """Download url into the module's temp dir and verify its SHA-256; return the file path."""
+def download(module, url, algorithm, expected):
+    """Download url into the module's temp dir and verify its digest (sha256 or sha1); return the path."""
     response, info = fetch_url(module, url, timeout=120)
     if info.get('status') != 200 or response is None:
         raise ReleaseError('downloading %s failed: HTTP %s %s' % (url, info.get('status'), info.get('msg')))
-    digest = hashlib.sha256()
+    digest = hashlib.new(algorithm)
     fd, path = tempfile.mkstemp(dir=module.tmpdir, suffix='.tar.gz')
     with os.fdopen(fd, 'wb') as f:
         while True:
@@ -45,9 +45,9 @@ def download(module, url, sha256):
                 break
             digest.update(chunk)
             f.write(chunk)
-    if digest.hexdigest() != sha256:
-        raise ReleaseError('checksum mismatch for %s: got sha256 %s, expected %s'
-                           % (url, digest.hexdigest(), sha256))
+    if digest.hexdigest() != expected:
+        raise ReleaseError('checksum mismatch for %s: got %s %s, expected %s'
+                           % (url, algorithm, digest.hexdigest(), expected))
     return path
 
 

@@ -72,7 +72,9 @@ options:
       - Requires O(checksum). Mutually exclusive with O(src).
     type: str
   checksum:
-    description: SHA-256 of the O(download_url) archive, as C(sha256:<hex>) or plain hex.
+    description:
+      - Checksum of the O(download_url) archive, as C(sha256:<hex>), C(sha1:<hex>) or plain SHA-256 hex.
+      - wordpress.org publishes a SHA-1 beside each release archive (C(<archive URL>.sha1)).
     type: str
   url:
     description:
@@ -180,7 +182,7 @@ from ansible_collections.pressluft.wordpress.plugins.module_utils._wp_release im
 
 RELEASE_RE = re.compile(r'^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$')
 URL_RE = re.compile(r'^https?://[^\s/?#]+(/[^\s?#]*)?$')
-SHA256_RE = re.compile(r'^(sha256:)?[0-9a-fA-F]{64}$')
+CHECKSUM_RE = re.compile(r'^(?:(sha256):)?([0-9a-fA-F]{64})$|^(sha1):([0-9a-fA-F]{40})$')
 # What `wp core install` prints (WP-CLI 2.x, docs/wp-cli.md): the install happened, or there was one already.
 INSTALLED_NOW = 'Success: WordPress installed successfully.'
 ALREADY_INSTALLED = 'WordPress is already installed.'
@@ -235,8 +237,8 @@ def _check(p, names):
     if not URL_RE.match(p['url']):
         raise ValueError('invalid url %r: use http(s)://host[:port][/path]' % p['url'])
     p['url'] = p['url'].rstrip('/')
-    if p['download_url'] and not (p['checksum'] and SHA256_RE.match(p['checksum'])):
-        raise ValueError('download_url needs checksum as sha256:<64 hex digits>')
+    if p['download_url'] and not (p['checksum'] and CHECKSUM_RE.match(p['checksum'])):
+        raise ValueError('download_url needs checksum as sha256:<64 hex digits> or sha1:<40 hex digits>')
     check_run_as(p, names)
 
 
@@ -294,7 +296,8 @@ def _present(module, names):
         src = p['src']
         try:
             if not src:
-                src = download(module, p['download_url'], p['checksum'].split(':')[-1].lower())
+                algorithm, _sep, digest = p['checksum'].rpartition(':')
+                src = download(module, p['download_url'], algorithm or 'sha256', digest.lower())
             ensure_release(module, src, release_dir, p['version'], names)
         except ReleaseError as exc:
             module.fail_json(msg=str(exc), **result)

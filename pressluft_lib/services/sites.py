@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pressluft_lib import jobtypes, names, queue, schemas
-from pressluft_lib.errors import ConflictError, NotFound
+from pressluft_lib.errors import ConflictError, NotFound, ValidationError
+from pressluft_lib.services import wordpress as wordpress_source
 from pressluft_lib.services.base import ServiceBase, iso
 from pressluft_lib.states import DomainState, NodeState, ResourceState
 from pressluft_lib.storage.models import Domain, Environment, Job, Node, Site
@@ -31,9 +32,13 @@ class SitesMixin(ServiceBase):
         domains: list[str] | None = None,
         env: str = names.DEFAULT_ENV,
         variables: dict[str, str] | None = None,
+        wordpress: str | None = None,
         **options: Any,
     ) -> dict[str, Any]:
-        """options: wordpress_src, wordpress_url, wordpress_checksum, title, admin_user, admin_email."""
+        """options: title, admin_user, admin_email (and wordpress_src, wordpress_url, wordpress_checksum for
+        callers that settled the source themselves). `wordpress` is a VERSION, FILE or URL (default: the
+        latest release), settled here (services.wordpress) so that a bad or unreachable source queues
+        nothing."""
         payload = schemas.parse(schemas.SiteOptions, options).payload()
         jobtypes.check_payload_keys(jobtypes.get("site_create"), variables or {}, user=True)
         spec = schemas.parse(
@@ -61,7 +66,7 @@ class SitesMixin(ServiceBase):
             if existing is not None and existing.state != ResourceState.DELETED:
                 # A site whose creation failed is created again by retrying that job (same secrets).
                 job, retried = self._retry_create(
-                    session, existing, target, spec, domains, {**payload, **(variables or {})}
+                    session, existing, target, spec, domains, {**payload, **(variables or {})}, wordpress
                 )
                 audit["result"] = f"job:{job.id}"
                 audit["detail"]["retry_of"] = retried
@@ -72,12 +77,19 @@ class SitesMixin(ServiceBase):
                     "node": target.name,
                     "domains": domains,
                     "retry_of": retried,
+                    "wordpress": job.payload.get("pressluft_wordpress_version"),
                 }
             taken = session.scalars(select(Domain.name).where(Domain.name.in_(domains))).all()
             if taken:
                 raise ConflictError(
                     f"domain already in use: {', '.join(sorted(taken))}", details={"domains": taken}
                 )
+            # After the cheap refusals, before any write: the network calls hold no write lock.
+            if not set(payload) & wordpress_source.PAYLOAD_KEYS:
+                payload.update(wordpress_source.resolve(wordpress))
+            elif wordpress is not None:
+                raise ValidationError("give --wordpress alone, not with wordpress_src/url/checksum")
+            audit["detail"]["wordpress"] = payload.get("pressluft_wordpress_version")
             site = Site(
                 name=spec.name, node_id=target.id, state=ResourceState.CREATING, php_version=spec.php_version
             )
@@ -105,10 +117,12 @@ class SitesMixin(ServiceBase):
                 "env": spec.env,
                 "node": target.name,
                 "domains": domains,
+                "wordpress": payload.get("pressluft_wordpress_version"),
             }
 
     def _retry_create(
-        self, session: Session, site: Site, node: Node, spec: Any, domains: list[str], variables: Any
+        self, session: Session, site: Site, node: Node, spec: Any, domains: list[str], variables: dict,
+        wordpress: str | None = None,
     ) -> tuple[Job, int]:
         """`site create` again on a site whose creation did not succeed: retry its site_create job."""
         last = session.scalar(select(Job).where(Job.site_id == site.id).order_by(Job.id.desc()).limit(1))
@@ -135,7 +149,13 @@ class SitesMixin(ServiceBase):
                 f"same options to retry, or delete it first (`pressluft site delete {site.name}`)",
                 details={"site": site.name, "job_id": last.id},
             )
-        return queue.retry(session, last.id, actor=self.actor, payload=variables or {}), last.id
+        # The failed job's WordPress (the same release, checksum or archive) unless --wordpress chooses again.
+        pinned = {k: v for k, v in variables.items() if k in wordpress_source.PAYLOAD_KEYS}
+        if not pinned:
+            pinned = {k: v for k, v in (last.payload or {}).items() if k in wordpress_source.PAYLOAD_KEYS}
+            if wordpress is not None or "pressluft_wordpress_version" not in pinned:
+                pinned = wordpress_source.resolve(wordpress)
+        return queue.retry(session, last.id, actor=self.actor, payload={**variables, **pinned}), last.id
 
     def _generate_env_secrets(self, session: Session, site: str, env: str) -> None:
         store = SecretStore(url=self.url)

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from tests.rig import s3
-from tests.rig.ansible import ROOT, run_playbook
+from tests.rig import s3, wpcli
+from tests.rig.ansible import run_playbook
 from tests.rig.nodes import inventory
 from tests.rig.wordpress import wordpress_archive
 
@@ -90,8 +90,7 @@ def stack(module_node, tmp_path_factory):
     try:
         server.create_bucket(BUCKET)
         prov = run_playbook("node_provision.yml", inventory([module_node]), tmp, extravars={
-            "pressluft_target": "nodes", "pressluft_hardening_enabled": False,
-            "node_wpcli_src": str(ROOT / "tests" / "wpcli" / "wp"), "node_wpcli_sha512": ""})
+            "pressluft_target": "nodes", "pressluft_hardening_enabled": False, **wpcli.extravars()})
         assert prov.rc == 0, prov.explain()
         created = run_playbook("site_create.yml", inventory([module_node]), tmp, extravars={
             "pressluft_target": "nodes", "pressluft_site": SITE,

@@ -74,7 +74,7 @@ def stack(tmp_path_factory):
                 SITE,
                 "--node",
                 node.name,
-                "--wordpress-src", str(wordpress_archive()),
+                "--wordpress", str(wordpress_archive()),
             )
             work()
             repo = js(

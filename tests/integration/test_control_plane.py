@@ -7,7 +7,6 @@ token is refused on the node; site delete frees the site's domain.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import urllib.error
@@ -22,13 +21,13 @@ from sqlalchemy import select
 from pressluft_lib.storage import db
 from pressluft_lib.storage.models import JobEvent
 from pressluft_lib.storage.secret_store import SecretStore
+from tests.rig import wpcli
 from tests.rig.nodes import stop_nodes
 from tests.rig.wordpress import wordpress_archive
 
 pytestmark = pytest.mark.node
 
 ROOT = Path(__file__).resolve().parents[2]
-STANDIN = ROOT / "tests" / "wpcli" / "wp"
 TITLE = "Control Plane Shop"
 
 
@@ -73,12 +72,12 @@ def http_get(node, host: str, timeout: float = 30) -> tuple[int, str]:
 
 
 def add_and_provision(node) -> None:
-    """node add + node provision (WP-CLI stand-in, no hardening) through the CLI, run by the worker."""
+    """node add + node provision (the real WP-CLI phar, no hardening) through the CLI, run by the worker."""
     js("node", "add", node.name, "--host", "127.0.0.1", "--port", str(node.ssh_port), "--user", "pressluft",
        "--ssh-key", str(node.key_file))
-    sha = hashlib.sha512(STANDIN.read_bytes()).hexdigest()
-    job = js("node", "provision", node.name, "--wpcli-src", str(STANDIN),
-             "--wpcli-sha512", sha, "--no-hardening")
+    phar, sha = wpcli.checked()
+    job = js("node", "provision", node.name, "--wpcli-src", str(phar), "--wpcli-sha512", sha,
+             "--no-hardening")
     assert work()[0]["id"] == job["job_id"]
 
 
@@ -111,7 +110,7 @@ def site(control_plane, tmp_path_factory):
             node.name,
             "--domain",
             "shop.example.test",
-            "--wordpress-src", str(wordpress_archive()),
+            "--wordpress", str(wordpress_archive()),
             "--title", TITLE,
         )
         assert work()[0]["id"] == created["job_id"]
@@ -357,7 +356,7 @@ def fencing_record(node, site: str = "shop") -> dict:
 
 def create_shop(node_name: str) -> dict:
     return js("site", "create", "shop", "--node", node_name, "--domain", "shop.example.test",
-              "--wordpress-src", str(wordpress_archive()), "--title", TITLE)
+              "--wordpress", str(wordpress_archive()), "--title", TITLE)
 
 
 def refusal(job_id: int) -> str:

@@ -15,13 +15,13 @@ import tarfile
 
 import pytest
 
-from tests.rig.ansible import ROOT, run_playbook
+from tests.rig import wpcli
+from tests.rig.ansible import run_playbook
 from tests.rig.nodes import inventory
 from tests.rig.wordpress import wordpress_archive
 
 pytestmark = pytest.mark.node
 
-WPCLI_STANDIN = ROOT / "tests" / "wpcli" / "wp"
 SITE = "shop"
 HOST = "shop.localhost"
 ENV_ROOT = f"/var/www/sites/{SITE}/production"
@@ -112,8 +112,7 @@ class Releases:
 def rel(module_node, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("deploy")
     prov = run_playbook("node_provision.yml", inventory([module_node]), tmp, extravars={
-        "pressluft_target": "nodes", "pressluft_hardening_enabled": False,
-        "node_wpcli_src": str(WPCLI_STANDIN), "node_wpcli_sha512": ""})
+        "pressluft_target": "nodes", "pressluft_hardening_enabled": False, **wpcli.extravars()})
     assert prov.rc == 0, prov.explain()
     created = run_playbook("site_create.yml", inventory([module_node]), tmp, extravars={
         "pressluft_target": "nodes", "pressluft_site": SITE,
@@ -271,7 +270,7 @@ def test_through_the_control_plane(rel, tmp_path_factory):
            "--user", "pressluft", "--ssh-key", str(node.key_file))
         _mark_provisioned(str(home / "pressluft.db"), node.name)
         js("site", "create", "cpshop", "--node", node.name,
-           "--wordpress-src", str(wordpress_archive()))
+           "--wordpress", str(wordpress_archive()))
         work()
 
         # jinja.php prints the literal text a health marker below must match (issue 12, finding 1).

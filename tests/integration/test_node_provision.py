@@ -2,42 +2,26 @@
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.rig.ansible import ROOT, run_playbook
+from tests.rig import wpcli
+from tests.rig.ansible import run_playbook
 from tests.rig.nodes import inventory
 
 pytestmark = pytest.mark.node
 
 POOL_MAX_MB = 256  # a ceiling below a quarter of any test machine's RAM, so the expected size is exact
-STAND_IN = ROOT / "tests" / "wpcli" / "wp"
 SOCK = "/run/redis/redis-server.sock"
 
 
 @pytest.fixture(scope="module")
-def wpcli_src(tmp_path_factory) -> Path:
-    if STAND_IN.is_file():
-        return STAND_IN
-    # Until the WP-CLI stand-in lands, any small PHP script proves the install path.
-    src = tmp_path_factory.mktemp("wpcli") / "wp"
-    src.write_text("#!/usr/bin/env php\n<?php echo \"WP-CLI 2.12.0\\n\";\n")
-    return src
-
-
-@pytest.fixture(scope="module")
-def extravars(wpcli_src) -> dict:
-    return {
-        "pressluft_hardening_enabled": False,
-        "node_wpcli_src": str(wpcli_src),
-        "node_wpcli_sha512": hashlib.sha512(wpcli_src.read_bytes()).hexdigest(),
-        "node_mariadb_buffer_pool_max_mb": POOL_MAX_MB,
-    }
+def extravars() -> dict:
+    return {"pressluft_hardening_enabled": False, **wpcli.extravars(),
+            "node_mariadb_buffer_pool_max_mb": POOL_MAX_MB}
 
 
 @pytest.fixture(scope="module")
@@ -169,10 +153,13 @@ def test_redis_socket_and_acl(provisioned):
     assert node.exec("ls", "/var/lib/redis", user="h3member", check=False).returncode != 0
 
 
-def test_wpcli_is_the_pinned_file(provisioned, wpcli_src):
+def test_wpcli_is_the_pinned_file(provisioned):
     assert provisioned.stat("/usr/local/bin/wp") == ("root", "root", "755")
     digest = provisioned.exec("sha512sum", "/usr/local/bin/wp").stdout.split()[0]
-    assert digest == hashlib.sha512(wpcli_src.read_bytes()).hexdigest()
+    assert digest == wpcli.sha512()
+    # The node's PHP runs it (as a user: WP-CLI refuses root without --allow-root).
+    version = provisioned.exec("runuser", "-u", "www-data", "--", "/usr/local/bin/wp", "--version")
+    assert version.stdout.strip() == f"WP-CLI {wpcli.VERSION}"
 
 
 def test_wpcli_with_a_wrong_checksum_fails_and_changes_nothing(provisioned, tmp_path):

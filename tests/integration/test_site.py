@@ -8,13 +8,13 @@ import time
 
 import pytest
 
-from tests.rig.ansible import ROOT, run_playbook
+from tests.rig import wpcli
+from tests.rig.ansible import run_playbook
 from tests.rig.nodes import inventory
 from tests.rig.wordpress import wordpress_archive
 
 pytestmark = pytest.mark.node
 
-WPCLI_STANDIN = ROOT / "tests" / "wpcli" / "wp"
 
 
 def http_get(node, host: str, path: str = "/") -> tuple[int, str]:
@@ -71,8 +71,7 @@ class Stack:
 def stack(module_node, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("site")
     prov = run_playbook("node_provision.yml", inventory([module_node]), tmp, extravars={
-        "pressluft_target": "nodes", "pressluft_hardening_enabled": False,
-        "node_wpcli_src": str(WPCLI_STANDIN), "node_wpcli_sha512": ""})
+        "pressluft_target": "nodes", "pressluft_hardening_enabled": False, **wpcli.extravars()})
     assert prov.rc == 0, prov.explain()
     s = Stack(module_node, tmp)
     for site in ("alpha", "beta"):

@@ -66,7 +66,7 @@ def create(name: str, node) -> int:
         node.name,
         "--domain",
         f"{name}.example.test",
-        "--wordpress-src", str(wordpress_archive()),
+        "--wordpress", str(wordpress_archive()),
         "--title", f"Kill {name}",
     )["job_id"]
 

@@ -1,8 +1,9 @@
-"""pressluft.wordpress.wp_site on a real node: php-cli, MariaDB, the WP-CLI stand-in, ansible-playbook."""
+"""pressluft.wordpress.wp_site on a real node: php-cli, MariaDB, the real WP-CLI phar, ansible-playbook."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.server
 import json
 import threading
@@ -64,7 +65,7 @@ def wp(node, *args, check=True):
 
 @pytest.fixture(scope="module")
 def wp_node(tmp_path_factory):
-    """A node with PHP, MariaDB, the WP-CLI stand-in and the WordPress archive."""
+    """A node with PHP, MariaDB, WP-CLI and the WordPress archive."""
     node = wpnode.start(tmp_path_factory.mktemp("nodes"))
     yield node
     stop_nodes([node])
@@ -209,12 +210,19 @@ def test_download_url_with_checksum(installed, tmp_path):
         del common["src"]
         bad_run = {**common, "release": "bad", "checksum": "0" * 64}
         good_run = {**common, "release": "dl", "checksum": f"sha256:{archive.sha256}"}
-        result, (bad, good) = wp_site_runs(tmp_path, node, (bad_run, False), (good_run, False))
+        # What wordpress.org publishes beside each archive (and site create's default verifies) is a SHA-1.
+        sha1 = hashlib.sha1(archive.path.read_bytes()).hexdigest()
+        sha1_run = {**common, "release": "dl1", "checksum": f"sha1:{sha1}"}
+        bad_sha1_run = {**common, "release": "bad1", "checksum": "sha1:" + "0" * 40}
+        result, (bad, good, by_sha1, bad_sha1) = wp_site_runs(
+            tmp_path, node, (bad_run, False), (good_run, False), (sha1_run, False), (bad_sha1_run, False))
     finally:
         server.shutdown()
         server.server_close()
     assert bad.get("failed") and "checksum mismatch" in bad["msg"], result.explain()
     assert not good.get("failed") and good["changed"] is True, result.explain()
     assert good["release"] == f"{ROOT}/releases/dl" and good["current"] == f"{ROOT}/releases/{VERSION}"
-    assert node.exec("ls", "-A", f"{ROOT}/releases").stdout.split() == [VERSION, "dl"]
+    assert not by_sha1.get("failed") and by_sha1["release"] == f"{ROOT}/releases/dl1", result.explain()
+    assert bad_sha1.get("failed") and "got sha1 " in bad_sha1["msg"], result.explain()
+    assert sorted(node.exec("ls", "-A", f"{ROOT}/releases").stdout.split()) == sorted([VERSION, "dl", "dl1"])
     assert node.exec("cat", f"{ROOT}/releases/dl/wp-includes/version.php").stdout.count(VERSION) >= 1

@@ -14,6 +14,7 @@ import argparse
 import fcntl
 import gzip
 import hashlib
+import io
 import json
 import re
 import subprocess
@@ -148,6 +149,19 @@ def build(package_version: str | None = None) -> Archive:
                 meta.write_text(json.dumps({"version": version, "package_version": package_version}))
         info = json.loads(meta.read_text())
     return Archive(dest, sha256_of(dest), info["version"], info["package_version"])
+
+
+def skeleton_archive(dest: Path, version: str = "6.1.9") -> Path:
+    """A tar.gz laid out like a core archive (wordpress/wp-load.php, wp-includes/version.php) and nothing
+    else: enough for the controller's checks at enqueue, not for an install."""
+    with tarfile.open(dest, "w:gz") as tar:
+        for name, text in (("wp-load.php", "<?php\n"),
+                           ("wp-includes/version.php", f"<?php\n$wp_version = '{version}';\n")):
+            data = text.encode()
+            info = tarfile.TarInfo(f"wordpress/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return dest
 
 
 def wordpress_archive() -> Path:

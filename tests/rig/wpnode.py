@@ -1,6 +1,6 @@
 """A node that can run WordPress without the full stack: php-cli, MariaDB, the core archive, WP-CLI.
 
-For tests of the WP-CLI stand-in and of the modules that drive it. The environment layout mirrors
+For tests of the modules that drive WP-CLI (the real phar, tests/rig/wpcli.py). The environment layout mirrors
 role site_env (docs/contracts.md) so modules meet the tree they meet in production.
 """
 
@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 from tests.rig import nodes as rig
+from tests.rig import wpcli
 from tests.rig.nodes import Node
 from tests.rig.wordpress import Archive, build
 
 ROOT = Path(__file__).resolve().parents[2]
-STANDIN = ROOT / "tests" / "wpcli" / "wp"
 PACKAGES = ("php-cli", "php-mysql", "mariadb-server")
 NODE_ARCHIVE = "/var/tmp/wordpress.tar.gz"
 MYSQL_SOCKET = "/run/mysqld/mysqld.sock"
@@ -56,7 +56,7 @@ def image() -> str:
 
 
 def start(workdir: Path) -> Node:
-    """A booted node from image() with MariaDB up, WP-CLI stand-in and WordPress archive in place."""
+    """A booted node from image() with MariaDB up, WP-CLI and the WordPress archive in place."""
     node = rig.start_node(workdir, image=image())
     try:
         provision(node)
@@ -73,14 +73,15 @@ def copy_to(node: Node, src: Path, dest: str, mode: str = "0644") -> None:
 
 
 def provision(node: Node) -> Archive:
-    """The WP-CLI stand-in as /usr/local/bin/wp and the archive on a node of image(); waits for MariaDB."""
+    """WP-CLI as /usr/local/bin/wp and the archive on a node of image(); waits for MariaDB."""
+    phar, _sha512 = wpcli.checked()
     archive = build()
     deadline = time.monotonic() + 60
     while node.exec("mysqladmin", "ping", check=False).returncode != 0:
         if time.monotonic() > deadline:
             raise rig.RigError(f"MariaDB did not start on {node.name}")
         time.sleep(0.2)
-    copy_to(node, STANDIN, "/usr/local/bin/wp", "0755")
+    copy_to(node, phar, "/usr/local/bin/wp", "0755")
     copy_to(node, archive.path, NODE_ARCHIVE)
     return archive
 

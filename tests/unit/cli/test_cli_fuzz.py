@@ -33,6 +33,7 @@ from pressluft_lib.errors import ValidationError
 from pressluft_lib.storage import db
 from pressluft_lib.storage.models import Node
 from pressluft_lib.storage.transitions import transition
+from tests.rig.wordpress import skeleton_archive
 
 from .dbsnap import db_snapshot
 from .test_cli_backups import finish_next
@@ -121,6 +122,7 @@ def template(tmp_path_factory) -> Path:
     mp.setenv("PRESSLUFT_HOME", str(home))
     mp.setenv("PRESSLUFT_DB", url)
     mp.delenv("PRESSLUFT_SECRET_KEY", raising=False)
+    mp.setenv("PRESSLUFT_WORDPRESS", str(skeleton_archive(home / "wordpress-6.1.9.tar.gz")))  # offline
     try:
         r = CliRunner()
         for args in (["db", "upgrade"], ["node", "add", "web1", "--host", "192.0.2.10"]):

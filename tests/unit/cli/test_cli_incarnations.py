@@ -44,14 +44,16 @@ def sites(url: str, name: str) -> list[tuple[int, str, str, int]]:
         return [(r.id, r.state, r.incarnation, r.last_fencing_token) for r in rows]
 
 
-def test_site_create_again_retries_a_failed_create(active_node):
+def test_site_create_again_retries_a_failed_create(active_node, wordpress_file):
     first = js("site", "create", "shop", "--node", "web1", "--title", "Shop 1")
     end(active_node)
     assert js("site", "show", "shop")["state"] == "failed"
     again = js("site", "create", "shop", "--node", "web1", "--title", "Shop 2")
     assert again["retry_of"] == first["job_id"] and again["job_id"] != first["job_id"]
     shown = js("jobs", "show", str(again["job_id"]))
-    assert shown["payload"] == {"pressluft_wordpress_title": "Shop 2"}, "the new call's options"
+    wordpress = {"pressluft_wordpress_src": str(wordpress_file), "pressluft_wordpress_version": "6.1.9"}
+    assert shown["payload"] == {"pressluft_wordpress_title": "Shop 2", **wordpress}, \
+        "the new call's options, the same WordPress"
     assert shown["fencing_token"] == 2 and shown["events"][0]["data"]["retry_of"] == first["job_id"]
     old = js("jobs", "show", str(first["job_id"]))
     assert old["events"][-1]["data"]["retried_as"] == again["job_id"]

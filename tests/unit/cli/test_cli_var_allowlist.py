@@ -54,18 +54,18 @@ def test_allowed_variables_and_options_reach_the_payload(sites, tmp_path):
                                 "node_wpcli_src": str(phar), "node_wpcli_sha512": ""}
 
 
-def test_site_options(sites, tmp_path):
-    archive = tmp_path / "wordpress.tar.gz"
-    archive.write_bytes(b"")
-    made = json.loads(run("site", "create", "shop9", "--node", "web1", "--wordpress-src", str(archive),
+def test_site_options(sites, tmp_path, wordpress_file):
+    archive = wordpress_file
+    made = json.loads(run("site", "create", "shop9", "--node", "web1", "--wordpress", str(archive),
                           "--title", "{{ 7*7 }} Shop", "--admin-user", "boss",
                           "--admin-email", "boss@example.com", "--json").stdout)
     payload = json.loads(run("jobs", "show", str(made["job_id"]), "--json").stdout)["payload"]
-    assert payload == {"pressluft_wordpress_src": str(archive), "pressluft_wordpress_title": "{{ 7*7 }} Shop",
+    assert payload == {"pressluft_wordpress_src": str(archive), "pressluft_wordpress_version": "6.1.9",
+                       "pressluft_wordpress_title": "{{ 7*7 }} Shop",
                        "pressluft_wordpress_admin_user": "boss",
                        "pressluft_wordpress_admin_email": "boss@example.com"}
     for bad in (["--admin-email", "not-an-address"], ["--title", "two\nlines"], ["--admin-user", "a b"],
-                ["--wordpress-src", str(tmp_path / "missing.tgz")], ["--wordpress-url", "https://x.org/w.tgz"]):
+                ["--wordpress", str(tmp_path / "missing.tgz")], ["--wordpress", "https://x.org/w.tgz"]):
         assert run("site", "create", "shop10", "--node", "web1", *bad, ok=False).exit_code == 2, bad
 
 
