@@ -35,6 +35,7 @@ from pressluft_lib.storage.models import Node
 from pressluft_lib.storage.transitions import transition
 from tests.rig.wordpress import skeleton_archive
 
+from .conftest import FUZZ
 from .dbsnap import db_snapshot
 from .test_cli_backups import finish_next
 
@@ -156,6 +157,7 @@ def _template_snapshot(template: Path) -> dict[str, list[str]]:
 
 
 def run_case(template: Path, work: Path, argv: list[str], stdin: str) -> None:
+    FUZZ["inputs"] += 1
     home = work / "home"
     if home.exists():
         shutil.rmtree(home)
@@ -215,6 +217,7 @@ def test_schemas_refuse_with_one_validation_error(model):
     @SETTINGS
     @given(data=st.dictionaries(st.one_of(st.sampled_from(fields), TEXT), VALUES, max_size=len(fields) + 2))
     def case(data):
+        FUZZ["inputs"] += 1
         try:
             schemas.parse(model, data)
         except ValidationError as exc:
