@@ -13,6 +13,21 @@ from pressluft_lib.errors import PressluftError
 class PressluftGroup(click.Group):
     """Turns library errors into one message and the error's stable exit code (docs/cli.md)."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Undecodable argv bytes arrive as lone surrogates, which no database or file name can hold;
+        # NUL (from callers that are not a shell) is no file name either.
+        for arg in args:
+            try:
+                arg.encode("utf-8")
+                bad = "\x00" in arg
+            except UnicodeEncodeError:
+                bad = True
+            if bad:
+                if "--json" in args:
+                    ctx.ensure_object(dict)["json"] = True
+                output.fail("invalid_input", "an argument is not valid UTF-8 text (or holds a NUL byte)", 2)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context):
         from sqlalchemy.exc import SQLAlchemyError
 

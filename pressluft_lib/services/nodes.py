@@ -29,8 +29,12 @@ class NodesMixin(ServiceBase):
         local: bool = False,
     ) -> dict[str, Any]:
         if ssh_key is not None:
-            key = Path(ssh_key).expanduser().absolute()
-            if not key.is_file():
+            try:  # NUL or an unencodable name: not a file either
+                key = Path(ssh_key).expanduser().absolute()
+                usable = key.is_file()
+            except (OSError, ValueError):
+                usable = False
+            if not usable:
                 raise ValidationError(
                     f"SSH key {ssh_key!r} is not a readable file", details={"ssh_key": ssh_key}
                 )

@@ -96,6 +96,8 @@ def test_node_commands(upgraded, tmp_path):
         (["node", "add", "Web_1", "--host", "192.0.2.1"], 2),
         (["node", "add", "web2"], 2),  # no --host and not --local
         (["node", "add", "all", "--host", "192.0.2.1"], 2),  # an inventory group: every playbook broke
+        (["node", "add", "web2", "--host", "192.0.2.1", "--ssh-key", "\x00"], 2),  # found by the fuzz run
+        (["node", "show", "\udcff"], 2),  # an undecodable argv byte (found by the fuzz run)
         (["node", "add", "ungrouped", "--host", "192.0.2.1"], 2),
         (["node", "add", "localhost", "--local"], 2),
         (["node", "add", "pressluft", "--host", "192.0.2.1"], 2),  # the inventory plugin's group
