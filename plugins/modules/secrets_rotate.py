@@ -99,7 +99,7 @@ rotated:
   returned: success
   type: list
   elements: str
-  sample: ["db_password", "redis_password", "salts", "wp_admin_password"]
+  sample: ["db_password", "redis_password", "salts", "wordpress_admin_password"]
 phases:
   description: The phases this run carried out (a run that completes an interrupted one repeats them).
   returned: success
@@ -107,7 +107,8 @@ phases:
   elements: str
   sample: ["generate", "accept both", "wp-config.php", "drain", "admin password", "accept new only", "commit"]
 secrets:
-  description: The new DB password (C(db_password)) and, when rotated, admin password (C(wp_admin_password)).
+  description:
+    - The new DB password (C(db_password)) and, when rotated, admin password (C(wordpress_admin_password)).
   returned: success, not in check mode
   type: dict
 '''
@@ -145,14 +146,14 @@ def new_values(admin_password):
     values = {'db_password': _token(32), 'redis_password': _token(32),
               'salts': dict((k, _token(64, SALT_ALPHABET)) for k in SALT_KEYS)}
     if admin_password:
-        values['wp_admin_password'] = _token(32)
+        values['wordpress_admin_password'] = _token(32)
     return values
 
 
 def pairs(current, rotation):
     """(key, old, new) of every rotated value, salts as salts.<NAME>."""
     out = []
-    for key in ('db_password', 'redis_password', 'wp_admin_password'):
+    for key in ('db_password', 'redis_password', 'wordpress_admin_password'):
         if key in rotation:
             out.append((key, current.get(key), rotation[key]))
     for key in sorted(rotation.get('salts', {})):
@@ -191,7 +192,7 @@ def save(path, data):
 def rewrite_config(text, items):
     """wp-config.php with each old value's PHP literal replaced by the new one (already new: kept)."""
     for key, old, new in items:
-        if key == 'wp_admin_password':
+        if key == 'wordpress_admin_password':
             continue  # not in wp-config.php
         if "'%s'" % old in text:
             text = text.replace("'%s'" % old, "'%s'" % new)
@@ -307,15 +308,15 @@ def main():
         if module.check_mode:
             wanted = set(rotation or new_values(p['admin_password']))
             if p['admin_password']:
-                wanted.add('wp_admin_password')
+                wanted.add('wordpress_admin_password')
             module.exit_json(changed=True, rotated=sorted(wanted), phases=[])
         # 1. The new values, kept before anything uses them: an interrupted run is completed with them.
         if rotation is None:
             rotation = data[ROTATION] = new_values(p['admin_password'])
             save(path, data)
             run.phases.append('generate')
-        elif p['admin_password'] and 'wp_admin_password' not in rotation:
-            rotation['wp_admin_password'] = _token(32)
+        elif p['admin_password'] and 'wordpress_admin_password' not in rotation:
+            rotation['wordpress_admin_password'] = _token(32)
             save(path, data)
         items = pairs(data, rotation)
         check_values(items)
@@ -339,22 +340,22 @@ def main():
         time.sleep(wait)
     run.phases.append('drain')
     # 5. The admin password (WordPress reads the new wp-config.php; the DB accepts its password).
-    if 'wp_admin_password' in rotation:
-        run.admin(p['admin_user'], rotation['wp_admin_password'])
+    if 'wordpress_admin_password' in rotation:
+        run.admin(p['admin_user'], rotation['wordpress_admin_password'])
         run.phases.append('admin password')
     # 6. Only the new passwords work.
     run.db_accept([new_db])
     run.redis_only(rotation['redis_password'])
     run.phases.append('accept new only')
     # 7. The new values become the current ones.
-    for key in ('db_password', 'redis_password', 'wp_admin_password'):
+    for key in ('db_password', 'redis_password', 'wordpress_admin_password'):
         if key in rotation:
             data[key] = rotation[key]
     data['salts'] = dict(data.get('salts') or {}, **rotation.get('salts', {}))
     del data[ROTATION]
     save(path, data)
     run.phases.append('commit')
-    secrets = dict((k, data[k]) for k in ('db_password', 'wp_admin_password') if k in rotation)
+    secrets = dict((k, data[k]) for k in ('db_password', 'wordpress_admin_password') if k in rotation)
     module.exit_json(changed=True, rotated=sorted(k for k in rotation), phases=run.phases, secrets=secrets)
 
 

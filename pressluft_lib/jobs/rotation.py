@@ -24,7 +24,7 @@ from pressluft_lib.storage.transitions import add_job_event
 
 JOB_TYPE = "secrets_rotate"
 # What the node returns -> the secret store's name in scope env:<site>_<env>.
-STORED = {"db_password": "db_password", "wp_admin_password": "wordpress_admin_password"}
+STORED = {"db_password": "db_password", "wordpress_admin_password": "wordpress_admin_password"}
 AGE_SECRET = "db_password"
 MAX_AGE_DAYS_LIMIT = 3660
 

@@ -253,21 +253,21 @@ def test_secrets_rotate_through_the_worker(site, control_plane):
     assert work()[0]["id"] == job["job_id"]
     after, after_store = node_secrets(site), stored(control_plane)
     assert "rotation" not in after
-    for key in ("db_password", "redis_password", "wp_admin_password"):
+    for key in ("db_password", "redis_password", "wordpress_admin_password"):
         assert after[key] != before[key], key
     assert all(after["salts"][k] != before["salts"][k] for k in before["salts"]) and len(after["salts"]) == 8
     assert after_store == {"db_password": after["db_password"],
-                           "wordpress_admin_password": after["wp_admin_password"]}
+                           "wordpress_admin_password": after["wordpress_admin_password"]}
     config = site.exec("cat", "/var/www/sites/shop/production/shared/wp-config.php").stdout
     assert not any(v in config for v in all_values(before))
-    assert all(v in config for v in all_values(after) if v != after["wp_admin_password"])
+    assert all(v in config for v in all_values(after) if v != after["wordpress_admin_password"])
     assert shape(config, after) == shape(config_before, before)  # the same file, only the values changed
     assert db_login(site, after["db_password"]).returncode == 0
     assert db_login(site, before["db_password"]).returncode == 1
     assert redis_set(site, after["redis_password"]) == "OK"
     assert redis_set(site, before["redis_password"]).startswith(("NOAUTH", "WRONGPASS"))
-    assert admin_accepts(site, after["wp_admin_password"])
-    assert not admin_accepts(site, before["wp_admin_password"])
+    assert admin_accepts(site, after["wordpress_admin_password"])
+    assert not admin_accepts(site, before["wordpress_admin_password"])
     status, body = http_get(site, "shop.example.test")
     assert status == 200 and TITLE in body
     shown = js("jobs", "show", str(job["job_id"]))
@@ -306,12 +306,12 @@ def test_an_interrupted_rotation_is_completed_with_the_same_values(site, control
     assert work()[0]["id"] == job["job_id"]
     after = node_secrets(site)
     assert "rotation" not in after
-    assert (after["db_password"], after["wp_admin_password"]) == (pending["db_password"],
-                                                                  pending["wp_admin_password"])
+    assert (after["db_password"], after["wordpress_admin_password"]) == (pending["db_password"],
+                                                                  pending["wordpress_admin_password"])
     assert stored(control_plane) == {"db_password": pending["db_password"],
-                                     "wordpress_admin_password": pending["wp_admin_password"]}
+                                     "wordpress_admin_password": pending["wordpress_admin_password"]}
     assert db_login(site, before["db_password"]).returncode == 1
-    assert admin_accepts(site, pending["wp_admin_password"])
+    assert admin_accepts(site, pending["wordpress_admin_password"])
 
 
 def test_stale_fencing_token_refused_on_the_node(site):

@@ -84,7 +84,7 @@ def test_new_secrets_are_stored_only_when_the_job_succeeded_and_never_shown(cp):
     finish(cp, failed, "failed", {"pressluft_secrets": {"db_password": NEW_DB}})
     assert secret(cp, "shop", "db_password") == old_db  # the node may not use it: keep the old one
     done = cp.secrets_rotate("shop", admin=True)["job_id"]
-    returned = {"db_password": NEW_DB, "wp_admin_password": NEW_ADMIN}
+    returned = {"db_password": NEW_DB, "wordpress_admin_password": NEW_ADMIN}
     finish(cp, done, "succeeded", {"pressluft_secrets": returned})
     assert secret(cp, "shop", "db_password") == NEW_DB
     assert secret(cp, "shop", "wordpress_admin_password") == NEW_ADMIN

@@ -42,7 +42,7 @@ def test_an_environment_without_secrets_file_is_refused(capsys, tmp_path):
 def test_wp_config_is_rewritten_value_by_value():
     old, new = "o" * 20, "n" * 20
     items = [("db_password", old, new), ("salts.AUTH_KEY", "a" * 64, "b" * 64),
-             ("wp_admin_password", "x", "y")]
+             ("wordpress_admin_password", "x", "y")]
     text = f"define('DB_PASSWORD', '{old}');\ndefine('AUTH_KEY', '{'a' * 64}');\n"
     done = secrets_rotate.rewrite_config(text, items)
     assert done == f"define('DB_PASSWORD', '{new}');\ndefine('AUTH_KEY', '{'b' * 64}');\n"
