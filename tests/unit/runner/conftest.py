@@ -43,7 +43,9 @@ def tiny_types() -> Iterator[None]:
             )
         ),
         jobtypes.register(
-            jobtypes.JobType("tiny_broken", "node", destructive=False, timeout=600, max_attempts=1)
+            jobtypes.JobType(
+                "tiny_broken", "node", destructive=False, timeout=600, max_attempts=1, variables=TINY_VARS
+            )
         ),
     ]
     yield
