@@ -10,11 +10,6 @@ import pytest
 from tests.rig import nodes as rig
 
 
-def _require_podman() -> None:
-    if shutil.which("podman") is None:
-        pytest.fail("podman is missing: run scripts/setup --tests (node tests never skip silently)")
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _no_stale_nodes() -> Iterator[None]:
     if shutil.which("podman"):
@@ -25,7 +20,7 @@ def _no_stale_nodes() -> Iterator[None]:
 @pytest.fixture
 def node_factory(tmp_path_factory) -> Iterator[Callable[..., list[rig.Node]]]:
     """node_factory(count=1, caps=(), memory=None) -> started nodes, all removed at teardown."""
-    _require_podman()
+    rig.require_podman()
     started: list[rig.Node] = []
     workdir = tmp_path_factory.mktemp("nodes")
 
@@ -46,7 +41,27 @@ def node(node_factory) -> rig.Node:
 @pytest.fixture(scope="module")
 def module_node(tmp_path_factory) -> Iterator[rig.Node]:
     """One node shared by the tests of a module (for slow set-ups such as a provisioned stack)."""
-    _require_podman()
+    rig.require_podman()
     n = rig.start_node(tmp_path_factory.mktemp("nodes"))
     yield n
     rig.stop_nodes([n])
+
+
+# Where the suite's time goes, per test file (setup + call + teardown, fixtures included): printed at
+# the end of every run, so CI logs show which file grew.
+_FILE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report) -> None:
+    path = report.nodeid.split("::", 1)[0]
+    _FILE_SECONDS[path] = _FILE_SECONDS.get(path, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not _FILE_SECONDS:
+        return
+    terminalreporter.section("time per test file")
+    ranked = sorted(_FILE_SECONDS.items(), key=lambda kv: kv[1], reverse=True)
+    for path, seconds in ranked[:25]:
+        terminalreporter.write_line(f"{seconds:8.1f}s  {path}")
+    terminalreporter.write_line(f"{sum(_FILE_SECONDS.values()):8.1f}s  total over {len(ranked)} files")

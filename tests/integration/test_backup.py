@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.rig import s3, wpcli
+from tests.rig import s3
 from tests.rig.ansible import run_playbook
 from tests.rig.nodes import inventory
 from tests.rig.wordpress import wordpress_archive
@@ -84,19 +84,16 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(module_node, tmp_path_factory):
+def stack(provisioned_node, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("backup")
     server = s3.start(tmp)
     try:
         server.create_bucket(BUCKET)
-        prov = run_playbook("node_provision.yml", inventory([module_node]), tmp, extravars={
-            "pressluft_target": "nodes", "pressluft_hardening_enabled": False, **wpcli.extravars()})
-        assert prov.rc == 0, prov.explain()
-        created = run_playbook("site_create.yml", inventory([module_node]), tmp, extravars={
+        created = run_playbook("site_create.yml", inventory([provisioned_node]), tmp, extravars={
             "pressluft_target": "nodes", "pressluft_site": SITE,
             "pressluft_wordpress_src": str(wordpress_archive())})
         assert created.rc == 0, created.explain()
-        yield Stack(module_node, tmp, server)
+        yield Stack(provisioned_node, tmp, server)
     finally:
         server.stop()
 

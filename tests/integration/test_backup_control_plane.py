@@ -12,15 +12,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
-from pressluft_cli.main import cli
 from sqlalchemy import select
 
 from pressluft_lib.storage import db
 from pressluft_lib.storage.models import JobEvent
-from tests.integration.test_control_plane import add_and_provision, work
 from tests.rig import s3
-from tests.rig.nodes import stop_nodes
+from tests.rig.control_plane import add_node, js, run, work
 from tests.rig.wordpress import wordpress_archive
 
 pytestmark = pytest.mark.node
@@ -30,16 +27,6 @@ ROOT_DIR = f"/var/www/sites/{SITE}/production"
 BACKUPS = f"/var/backups/pressluft/{USER}"
 BUCKET = "pressluft-cp"
 PASSWORD = "cp-restic-Pw-6a1f-never-shown"
-
-
-def run(*args: str, input: str | None = None):
-    result = CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    return result
-
-
-def js(*args: str, input: str | None = None):
-    return json.loads(run(*args, "--json", input=input).stdout)
 
 
 class Stack:
@@ -53,48 +40,29 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    from tests.rig import nodes as rig
-
-    home = tmp_path_factory.mktemp("cp")
-    server = s3.start(home)
-    node = None
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PRESSLUFT_HOME", str(home))
-        mp.setenv("PRESSLUFT_DB", f"sqlite:///{home / 'pressluft.db'}")
-        mp.delenv("PRESSLUFT_SECRET_KEY", raising=False)
-        try:
-            server.create_bucket(BUCKET)
-            run("db", "upgrade")
-            node = rig.start_node(tmp_path_factory.mktemp("nodes"))
-            add_and_provision(node)
-            js(
-                "site",
-                "create",
-                SITE,
-                "--node",
-                node.name,
-                "--wordpress", str(wordpress_archive()),
-            )
-            work()
-            repo = js(
-                "backup",
-                "repo",
-                "set",
-                "--url",
-                server.node_repository(BUCKET, "cp"),
-                "--password-stdin",
-                "--s3-access-key-id",
-                server.access_key_id,
-                "--s3-secret-access-key-stdin",
-                input=f"{PASSWORD}\n{server.secret_access_key}\n",
-            )
-            assert repo["restic_password_set"] and repo["s3_secret_access_key_set"]
-            yield Stack(node, home, server)
-        finally:
-            if node is not None:
-                stop_nodes([node])
-            server.stop()
+def stack(control_plane, provisioned_node):
+    server = s3.start(control_plane)
+    try:
+        server.create_bucket(BUCKET)
+        add_node(provisioned_node)
+        js("site", "create", SITE, "--node", provisioned_node.name, "--wordpress", str(wordpress_archive()))
+        work()
+        repo = js(
+            "backup",
+            "repo",
+            "set",
+            "--url",
+            server.node_repository(BUCKET, "cp"),
+            "--password-stdin",
+            "--s3-access-key-id",
+            server.access_key_id,
+            "--s3-secret-access-key-stdin",
+            input=f"{PASSWORD}\n{server.secret_access_key}\n",
+        )
+        assert repo["restic_password_set"] and repo["s3_secret_access_key_set"]
+        yield Stack(provisioned_node, control_plane, server)
+    finally:
+        server.stop()
 
 
 def test_backup_then_restore_through_the_control_plane(stack):

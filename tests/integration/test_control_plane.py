@@ -8,117 +8,33 @@ token is refused on the node; site delete frees the site's domain.
 from __future__ import annotations
 
 import json
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from pressluft_cli.main import cli
 from sqlalchemy import select
 
 from pressluft_lib.storage import db
 from pressluft_lib.storage.models import JobEvent
 from pressluft_lib.storage.secret_store import SecretStore
-from tests.rig import wpcli
-from tests.rig.nodes import stop_nodes
+from tests.rig.control_plane import add_node, http_get, js, run, work
 from tests.rig.wordpress import wordpress_archive
 
 pytestmark = pytest.mark.node
 
-ROOT = Path(__file__).resolve().parents[2]
 TITLE = "Control Plane Shop"
 
 
-def run(*args: str, ok: bool = True):
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    if ok:
-        assert result.exit_code == 0, (result.stdout, result.stderr)
-    return result
-
-
-def js(*args: str):
-    return json.loads(run(*args, "--json").stdout)
-
-
-def work(expect: str = "succeeded") -> list[dict]:
-    jobs = js("worker", "--once")["jobs"]
-    assert jobs, "the worker found nothing to do"
-    for job in jobs:
-        if job["state"] != expect:
-            shown = js("jobs", "show", str(job["id"]))
-            failed = [
-                e["data"] for e in shown["events"] if e["data"].get("status") in ("failed", "unreachable")
-            ]
-            pytest.fail(f"job {job['id']} {job['type']} is {job['state']} ({job['error_code']}): {failed}")
-    return jobs
-
-
-def http_get(node, host: str, timeout: float = 30) -> tuple[int, str]:
-    """GET / with a Host header through the node's published port; polls until nginx answers."""
-    deadline = time.monotonic() + timeout
-    while True:
-        req = urllib.request.Request(f"http://127.0.0.1:{node.http_port}/", headers={"Host": host})
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return resp.status, resp.read().decode(errors="replace")
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode(errors="replace")
-        except (urllib.error.URLError, ConnectionError):  # 444 closes the connection
-            if time.monotonic() > deadline:
-                return 0, ""
-            time.sleep(0.5)
-
-
-def add_and_provision(node) -> None:
-    """node add + node provision (the real WP-CLI phar, no hardening) through the CLI, run by the worker."""
-    js("node", "add", node.name, "--host", "127.0.0.1", "--port", str(node.ssh_port), "--user", "pressluft",
-       "--ssh-key", str(node.key_file))
-    phar, sha = wpcli.checked()
-    job = js("node", "provision", node.name, "--wpcli-src", str(phar), "--wpcli-sha512", sha,
-             "--no-hardening")
-    assert work()[0]["id"] == job["job_id"]
-
-
 @pytest.fixture(scope="module")
-def control_plane(tmp_path_factory):
-    home = tmp_path_factory.mktemp("cp")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PRESSLUFT_HOME", str(home))
-        mp.setenv("PRESSLUFT_DB", f"sqlite:///{home / 'pressluft.db'}")
-        mp.delenv("PRESSLUFT_SECRET_KEY", raising=False)
-        run("db", "upgrade")
-        yield home
-
-
-@pytest.fixture(scope="module")
-def site(control_plane, tmp_path_factory):
-    """A provisioned podman node with site `shop`, created through the CLI and the worker."""
-    from tests.rig import nodes as rig
-
-    node = rig.start_node(tmp_path_factory.mktemp("nodes"))
-    try:
-        started = time.monotonic()
-        add_and_provision(node)
-        provisioned = time.monotonic()
-        created = js(
-            "site",
-            "create",
-            "shop",
-            "--node",
-            node.name,
-            "--domain",
-            "shop.example.test",
-            "--wordpress", str(wordpress_archive()),
-            "--title", TITLE,
-        )
-        assert work()[0]["id"] == created["job_id"]
-        node.timings = {"provision_s": provisioned - started, "site_create_s": time.monotonic() - provisioned}
-        print(f"control plane timings: {node.timings}")
-        yield node
-    finally:
-        stop_nodes([node])
+def site(control_plane, provisioned_node):
+    """Site `shop` on a node of the provisioned image, through the CLI and the worker: node add, node
+    provision (a rerun here: the job path is what this file checks, test_node_provision.py checks a
+    first install), site create."""
+    node = provisioned_node
+    add_node(node, provision=True)
+    created = js("site", "create", "shop", "--node", node.name, "--domain", "shop.example.test",
+                 "--wordpress", str(wordpress_archive()), "--title", TITLE)
+    assert work()[0]["id"] == created["job_id"]
+    return node
 
 
 def test_site_serves_through_the_control_plane(site):

@@ -15,8 +15,8 @@ import tarfile
 
 import pytest
 
-from tests.rig import wpcli
 from tests.rig.ansible import run_playbook
+from tests.rig.control_plane import add_node, js, run, work
 from tests.rig.nodes import inventory
 from tests.rig.wordpress import wordpress_archive
 
@@ -109,16 +109,13 @@ class Releases:
 
 
 @pytest.fixture(scope="module")
-def rel(module_node, tmp_path_factory):
+def rel(provisioned_node, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("deploy")
-    prov = run_playbook("node_provision.yml", inventory([module_node]), tmp, extravars={
-        "pressluft_target": "nodes", "pressluft_hardening_enabled": False, **wpcli.extravars()})
-    assert prov.rc == 0, prov.explain()
-    created = run_playbook("site_create.yml", inventory([module_node]), tmp, extravars={
+    created = run_playbook("site_create.yml", inventory([provisioned_node]), tmp, extravars={
         "pressluft_target": "nodes", "pressluft_site": SITE,
         "pressluft_wordpress_src": str(wordpress_archive())})
     assert created.rc == 0, created.explain()
-    r = Releases(module_node, tmp)
+    r = Releases(provisioned_node, tmp)
     first = r.deploy("r1")
     assert first.rc == 0, first.explain()
     return r
@@ -254,78 +251,53 @@ def test_bad_input_is_refused_before_the_node(rel):
     assert rel.dirs() == before
 
 
-
-def test_through_the_control_plane(rel, tmp_path_factory):
+def test_through_the_control_plane(rel, control_plane):
     """CLI deploy -> worker -> node; release list shows the states; job events say why a deploy failed."""
-    from tests.integration.test_control_plane import js, run, work
+    home = control_plane
+    node = rel.node
+    add_node(node)  # a node of the provisioned image: recorded as provisioned, not provisioned again
+    js("site", "create", "cpshop", "--node", node.name,
+       "--wordpress", str(wordpress_archive()))
+    work()
 
-    home = tmp_path_factory.mktemp("cp")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PRESSLUFT_HOME", str(home))
-        mp.setenv("PRESSLUFT_DB", f"sqlite:///{home / 'pressluft.db'}")
-        mp.delenv("PRESSLUFT_SECRET_KEY", raising=False)
-        run("db", "upgrade")
-        node = rel.node
-        js("node", "add", node.name, "--host", "127.0.0.1", "--port", str(node.ssh_port),
-           "--user", "pressluft", "--ssh-key", str(node.key_file))
-        _mark_provisioned(str(home / "pressluft.db"), node.name)
-        js("site", "create", "cpshop", "--node", node.name,
-           "--wordpress", str(wordpress_archive()))
-        work()
+    # jinja.php prints the literal text a health marker below must match (issue 12, finding 1).
+    good = js("deploy", "cpshop", "--source", str(rel.source("cp-good", {"jinja.php": JINJA_PAGE})),
+              "--health-url", "/release.php")
+    assert work()[0]["id"] == good["job_id"]
+    status, body = http_get(node, "/release.php", host="cpshop.localhost")
+    assert (status, body.strip()) == (200, "cp-good")
+    # The release id is the control plane's, so the node served the source under its job's id.
+    assert good["release"].endswith(f"-{good['job_id']}")
 
-        # jinja.php prints the literal text a health marker below must match (issue 12, finding 1).
-        good = js("deploy", "cpshop", "--source", str(rel.source("cp-good", {"jinja.php": JINJA_PAGE})),
-                  "--health-url", "/release.php")
-        assert work()[0]["id"] == good["job_id"]
-        status, body = http_get(node, "/release.php", host="cpshop.localhost")
-        assert (status, body.strip()) == (200, "cp-good")
-        # The release id is the control plane's, so the node served the source under its job's id.
-        assert good["release"].endswith(f"-{good['job_id']}")
+    bad = js("deploy", "cpshop/production", "--source",
+             str(rel.source("cp-bad", {"wp-content/mu-plugins/live.php": BREAKS_LIVE})))
+    assert work(expect="failed")[0]["id"] == bad["job_id"]
+    assert http_get(node, "/release.php", host="cpshop.localhost")[1].strip() == "cp-good"
+    listed = {r["release"]: r for r in js("release", "list", "cpshop")}
+    assert listed[good["release"]]["state"] == "live"
+    assert listed[bad["release"]]["state"] == "rolled_back"
+    assert "HTTP 500" in listed[bad["release"]]["reason"]
+    shown = js("jobs", "show", str(bad["job_id"]))
+    assert any("was rolled back to" in json.dumps(e["data"]) for e in shown["events"])
+    assert js("site", "show", "cpshop")["environments"][0]["state"] == "active"
+    human = run("release", "list", "cpshop/production").stdout
+    assert "rolled_back" in human and "live" in human
 
-        bad = js("deploy", "cpshop/production", "--source",
-                 str(rel.source("cp-bad", {"wp-content/mu-plugins/live.php": BREAKS_LIVE})))
-        assert work(expect="failed")[0]["id"] == bad["job_id"]
-        assert http_get(node, "/release.php", host="cpshop.localhost")[1].strip() == "cp-good"
-        listed = {r["release"]: r for r in js("release", "list", "cpshop")}
-        assert listed[good["release"]]["state"] == "live"
-        assert listed[bad["release"]]["state"] == "rolled_back"
-        assert "HTTP 500" in listed[bad["release"]]["reason"]
-        shown = js("jobs", "show", str(bad["job_id"]))
-        assert any("was rolled back to" in json.dumps(e["data"]) for e in shown["events"])
-        assert js("site", "show", "cpshop")["environments"][0]["state"] == "active"
-        human = run("release", "list", "cpshop/production").stdout
-        assert "rolled_back" in human and "live" in human
-
-        checked = js("health", "cpshop", "--url", "/release.php", "--marker", "cp-good")
-        assert work()[0]["id"] == checked["job_id"]
-        assert {r["release"]: r for r in js("release", "list", "cpshop")}[good["release"]]["healthy"] is True
-        # A marker is text, never a template: `{{ 7*7 }}` matches the page's literal text, not 49, and a
-        # lookup never runs on the worker (it ran `id` as root before the extra vars became !unsafe).
-        canary = home / "CANARY"
-        literal = js("health", "cpshop", "--url", "/jinja.php", "--marker", "{{ 7*7 }}")
-        assert work()[0]["id"] == literal["job_id"]
-        js("health", "cpshop", "--url", "/jinja.php", "--marker", "49")
-        work(expect="failed")
-        js("health", "cpshop", "--url", "/jinja.php", "--marker", f"{{{{ lookup('pipe','id > {canary}') }}}}")
-        work(expect="failed")
-        assert not canary.exists(), "a health marker ran on the worker"
-        refused = run("deploy", "cpshop", "--source", "/nonexistent", "--json", ok=False)
-        assert refused.exit_code != 0 and "does not exist" in refused.stdout
+    checked = js("health", "cpshop", "--url", "/release.php", "--marker", "cp-good")
+    assert work()[0]["id"] == checked["job_id"]
+    assert {r["release"]: r for r in js("release", "list", "cpshop")}[good["release"]]["healthy"] is True
+    # A marker is text, never a template: `{{ 7*7 }}` matches the page's literal text, not 49, and a
+    # lookup never runs on the worker (it ran `id` as root before the extra vars became !unsafe).
+    canary = home / "CANARY"
+    literal = js("health", "cpshop", "--url", "/jinja.php", "--marker", "{{ 7*7 }}")
+    assert work()[0]["id"] == literal["job_id"]
+    js("health", "cpshop", "--url", "/jinja.php", "--marker", "49")
+    work(expect="failed")
+    js("health", "cpshop", "--url", "/jinja.php", "--marker", f"{{{{ lookup('pipe','id > {canary}') }}}}")
+    work(expect="failed")
+    assert not canary.exists(), "a health marker ran on the worker"
+    refused = run("deploy", "cpshop", "--source", "/nonexistent", "--json", ok=False)
+    assert refused.exit_code != 0 and "does not exist" in refused.stdout
 
 
 JINJA_PAGE = "<?php echo '{{ 7*7 }} is not 49';\n"
-
-
-def _mark_provisioned(db_file: str, name: str) -> None:
-    """This module's fixture provisioned the node with node_provision.yml already: record it as the worker
-    would (pending -> provisioning -> active) instead of running the same playbook a second time."""
-    from pressluft_lib.storage import db
-    from pressluft_lib.storage.models import Node
-    from pressluft_lib.storage.transitions import transition
-
-    sf = db.session_factory(f"sqlite:///{db_file}")
-    with sf.begin() as s:
-        node = s.query(Node).filter_by(name=name).one()
-        transition(s, node, "provisioning")
-        transition(s, node, "active")
-    sf.kw["bind"].dispose()

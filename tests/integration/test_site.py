@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-from tests.rig import wpcli
 from tests.rig.ansible import run_playbook
 from tests.rig.nodes import inventory
 from tests.rig.wordpress import wordpress_archive
@@ -68,12 +67,9 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(module_node, tmp_path_factory):
+def stack(provisioned_node, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("site")
-    prov = run_playbook("node_provision.yml", inventory([module_node]), tmp, extravars={
-        "pressluft_target": "nodes", "pressluft_hardening_enabled": False, **wpcli.extravars()})
-    assert prov.rc == 0, prov.explain()
-    s = Stack(module_node, tmp)
+    s = Stack(provisioned_node, tmp)
     for site in ("alpha", "beta"):
         created = s.site("site_create.yml", site)
         assert created.rc == 0, created.explain()

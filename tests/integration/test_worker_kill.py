@@ -27,8 +27,7 @@ from sqlalchemy import select
 from pressluft_lib import queue
 from pressluft_lib.storage import db
 from pressluft_lib.storage.models import Job, Site
-from tests.integration.test_control_plane import add_and_provision, http_get, js, run
-from tests.rig.nodes import start_node, stop_nodes
+from tests.rig.control_plane import add_node, http_get, js, run
 from tests.rig.wordpress import wordpress_archive
 
 pytestmark = pytest.mark.node
@@ -41,20 +40,10 @@ JOB_DEADLINE = 900  # seconds a worker subprocess may take before the test gives
 
 
 @pytest.fixture(scope="module")
-def plane(tmp_path_factory):
-    """A control plane (tmp PRESSLUFT_HOME, SQLite) with one provisioned podman node."""
-    home = tmp_path_factory.mktemp("cp")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PRESSLUFT_HOME", str(home))
-        mp.setenv("PRESSLUFT_DB", f"sqlite:///{home / 'pressluft.db'}")
-        mp.delenv("PRESSLUFT_SECRET_KEY", raising=False)
-        run("db", "upgrade")
-        node = start_node(tmp_path_factory.mktemp("nodes"))
-        try:
-            add_and_provision(node)
-            yield home, node, db.session_factory(os.environ["PRESSLUFT_DB"])
-        finally:
-            stop_nodes([node])
+def plane(control_plane, provisioned_node):
+    """The module's control plane with one node of the provisioned image."""
+    add_node(provisioned_node)
+    return control_plane, provisioned_node, db.session_factory(os.environ["PRESSLUFT_DB"])
 
 
 def create(name: str, node) -> int:

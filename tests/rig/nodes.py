@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import time
 import uuid
@@ -25,6 +26,14 @@ HARDENING_CAPS = ("NET_ADMIN", "NET_RAW")
 
 class RigError(RuntimeError):
     """The rig could not start or reach a node."""
+
+
+def require_podman() -> None:
+    """Fail (never skip silently) where podman is missing."""
+    if shutil.which("podman") is None:
+        import pytest
+
+        pytest.fail("podman is missing: run scripts/setup --tests (node tests never skip silently)")
 
 
 def _run(*args: str, check: bool = True, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
@@ -90,7 +99,7 @@ def _wait(predicate, timeout: float, what: str) -> None:
 
 
 def start_node(workdir: Path, caps: Iterable[str] = (), memory: str | None = None,
-               image: str | None = None) -> Node:
+               image: str | None = None, volumes: Iterable[str] = ()) -> Node:
     """Boot one node and return once systemd is running and SSH accepts our key."""
     name = f"pressluft-node-{uuid.uuid4().hex[:8]}"
     key = workdir / f"{name}.key"
@@ -104,6 +113,8 @@ def start_node(workdir: Path, caps: Iterable[str] = (), memory: str | None = Non
         args += ["--cap-add", cap]
     if memory:
         args += ["--memory", memory]
+    for volume in volumes:
+        args += ["-v", volume]
     _run(*args, image or IMAGE, "/sbin/init")
     node = Node(name, _published_port(name, 22), _published_port(name, 80), key)
     try:
