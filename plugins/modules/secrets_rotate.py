@@ -272,7 +272,8 @@ class Rotation(object):
                 'user', 'update', user, '--prompt=user_pass', '--skip-email']
         rc, out, err = self.module.run_command(argv, data=password, cwd=self.names['current'],
                                                binary_data=False)
-        if rc != 0:
+        # WP-CLI warns about an unknown login and exits 0 having updated nobody: only its success line counts.
+        if rc != 0 or 'Success:' not in out:
             self.fail('wp user update %s failed (rc=%d): %s' % (user, rc, (err or out).strip()))
 
 

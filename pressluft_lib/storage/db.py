@@ -133,20 +133,23 @@ _warned: set[Path] = set()
 def _private_file(db_file: Path) -> None:
     """Create the SQLite file 0600 before SQLite does (it would use the umask, 0644: audit rows,
     payloads and secret ciphertexts readable by every local user); its -wal and -shm take the file's
-    mode. An existing file of ours is tightened. Warns once when the directory is open to others."""
+    mode. An existing file of ours is tightened. Warns once when the directory is open to others.
+
+    An existing file is never opened here: closing any descriptor of a file drops every POSIX lock
+    this process holds on it, including those of SQLite connections of another engine, and another
+    process may then reset the WAL under them (lost commits, then "database disk image is malformed").
+    """
     directory = db_file.parent
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(db_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            if os.fstat(fd).st_uid == os.geteuid() and os.fstat(fd).st_mode & 0o077:
-                os.fchmod(fd, 0o600)
-        finally:
-            os.close(fd)
-        for journal in (f"{db_file}-wal", f"{db_file}-shm"):
+            os.close(os.open(db_file, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        except FileExistsError:
+            pass
+        for path in (db_file, f"{db_file}-wal", f"{db_file}-shm"):
             try:
-                if os.stat(journal).st_uid == os.geteuid() and os.stat(journal).st_mode & 0o077:
-                    os.chmod(journal, 0o600)
+                if os.stat(path).st_uid == os.geteuid() and os.stat(path).st_mode & 0o077:
+                    os.chmod(path, 0o600)
             except FileNotFoundError:
                 pass
         mode = stat.S_IMODE(directory.stat().st_mode)

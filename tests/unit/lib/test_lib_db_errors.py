@@ -107,3 +107,20 @@ def test_unsupported_urls_are_config_errors(url):
     result = pressluft(url, "node", "list")
     assert result.exit_code == 7, result.output
     assert "Traceback" not in result.output
+
+
+def test_a_second_engine_keeps_the_posix_locks_of_the_first(tmp_path):
+    """Opening and closing the database file in a process drops every POSIX lock the process holds on
+    it (SQLite's own locks among them); then another process may reset the WAL under a live connection:
+    a worker's committed claim vanished and the file ended "malformed" (test_worker_kill)."""
+    import fcntl
+    import subprocess
+
+    db_file = tmp_path / "cp.db"
+    db.make_engine(f"sqlite:///{db_file}")
+    with open(db_file, "rb+") as held:
+        fcntl.lockf(held, fcntl.LOCK_SH)  # what a live SQLite connection holds on the file
+        db.make_engine(f"sqlite:///{db_file}")  # e.g. the runner's secret store beside the worker's engine
+        probe = "import fcntl,sys; f=open(sys.argv[1],'rb+'); fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)"
+        other = subprocess.run([sys.executable, "-c", probe, str(db_file)], capture_output=True)
+        assert other.returncode != 0, "another process locked the file: this process's locks were dropped"
