@@ -15,7 +15,6 @@ Load: THREADS keep-alive HTTP clients on 127.0.0.1 (the node's published nginx p
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import shutil
 import statistics
@@ -23,7 +22,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.load import Load  # noqa: E402
 from tests.rig import nodes as rig  # noqa: E402
 from tests.rig import wpcli  # noqa: E402
 from tests.rig.ansible import run_playbook  # noqa: E402
@@ -38,43 +37,6 @@ from tests.rig.wordpress import wordpress_archive  # noqa: E402
 
 SITE, HOST = "bench", "bench.localhost"
 SWITCH_TASKS = ("Switch current to the release", "Roll back")
-
-
-class Load:
-    """Keep-alive clients recording (sent, received, status, body) of every request."""
-
-    def __init__(self, port: int, threads: int):
-        self.port, self.stop = port, threading.Event()
-        self.samples: list[tuple[float, float, int, str]] = []
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(threads)]
-
-    def run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        local = []
-        while not self.stop.is_set():
-            sent = time.time()
-            try:
-                conn.request("GET", "/release.php", headers={"Host": HOST})
-                resp = conn.getresponse()
-                status, body = resp.status, resp.read().decode(errors="replace").strip()
-            except (OSError, http.client.HTTPException) as exc:
-                status, body = 0, repr(exc)
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-            local.append((sent, time.time(), status, body))
-        with self.lock:
-            self.samples.extend(local)
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join()
 
 
 def switch_window(stdout: str) -> tuple[float, float]:
@@ -135,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         deploy("r0")
         switches: list[tuple[str, float, float]] = []  # (id switched to, start, end)
         times = {"env_deploy": [], "release_rollback": []}
-        with Load(node.http_port, args.threads) as load:
+        with Load(node.http_port, args.threads, host=HOST, path="/release.php", timeout=10) as load:
             time.sleep(1)
             for i in range(1, args.deploys + 1):
                 now, start, end, took = deploy(f"r{i}")

@@ -19,24 +19,26 @@ secrets_rotate runs follow each other (every other one with the admin password).
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.load import Load  # noqa: E402
 from tests.rig import nodes as rig  # noqa: E402
 from tests.rig.ansible import run_playbook  # noqa: E402
 from tests.rig.wordpress import wordpress_archive  # noqa: E402
 
 SITE, HOST = "bench", "bench.localhost"
+# The probe page boots WordPress and writes Redis; a loaded host may take long: 60 s is not a failure.
+PROBE_LOAD = {"host": HOST, "path": "/rotate-probe.php", "timeout": 60, "body_chars": 200}
+
 PROBE = r"""<?php
 require __DIR__ . '/wp-load.php';
 global $wpdb;
@@ -49,43 +51,6 @@ try {
 } catch (Exception $e) { http_response_code(500); exit('redis: ' . $e->getMessage()); }
 echo 'ok';
 """
-
-
-class Load:
-    """Keep-alive clients recording (sent, received, status, body) of every request."""
-
-    def __init__(self, port: int, threads: int):
-        self.port, self.stop = port, threading.Event()
-        self.samples: list[tuple[float, float, int, str]] = []
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(threads)]
-
-    def run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        local = []
-        while not self.stop.is_set():
-            sent = time.time()
-            try:
-                conn.request("GET", "/rotate-probe.php", headers={"Host": HOST})
-                resp = conn.getresponse()
-                status, body = resp.status, resp.read().decode(errors="replace").strip()[:200]
-            except (OSError, http.client.HTTPException) as exc:
-                status, body = 0, repr(exc)
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-            local.append((sent, time.time(), status, body))
-        with self.lock:
-            self.samples.extend(local)
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"copying the probe failed:\n{r.explain()}")
         times: list[float] = []
         started = time.monotonic()
-        with Load(port, args.threads) as load:
+        with Load(port, args.threads, **PROBE_LOAD) as load:
             time.sleep(2)
             for i in range(args.rotations):
                 t0 = time.monotonic()
@@ -131,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 times.append(time.monotonic() - t0)
             time.sleep(2)
         took = time.monotonic() - started
-        with Load(port, args.threads) as baseline:
+        with Load(port, args.threads, **PROBE_LOAD) as baseline:
             time.sleep(took)
         samples = sorted(load.samples)
         non_2xx = [s for s in samples if not 200 <= s[2] < 300]
