@@ -8,7 +8,7 @@ from pressluft_cli.context import control_plane
 
 from pressluft_lib.services.base import parse_vars
 
-NODE_COLUMNS = ["name", "host", "port", "user", "local", "state", "sites"]
+NODE_COLUMNS = ["name", "host", "port", "user", "local", "state", "sites", "capacity"]
 var_option = click.option(
     "--var",
     "variables",
@@ -63,6 +63,21 @@ def node_show(name) -> None:
 def node_remove(name) -> None:
     """Forget a node that hosts no sites (the server itself is left alone)."""
     output.emit(control_plane().node_remove(name), lambda d: click.echo(f"node {d['name']} removed"))
+
+
+@node.command("capacity")
+@click.argument("name")
+@click.argument("value", metavar="N|auto")
+@output.json_option
+def node_capacity(name, value) -> None:
+    """Set how many environments the node may hold (auto: derived from its memory and limits)."""
+    data = control_plane().node_capacity(name, value)
+    output.emit(
+        data,
+        lambda d: click.echo(
+            f"node {d['name']}: {d['used']}/{d['capacity']} environments ({d['source']} capacity)"
+        ),
+    )
 
 
 @node.command("provision")

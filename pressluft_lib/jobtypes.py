@@ -149,6 +149,7 @@ _SITES = "pressluft_lib.jobs.sites"
 _RELEASES = "pressluft_lib.jobs.releases"
 _BACKUPS = "pressluft_lib.jobs.backups"
 _ROTATION = "pressluft_lib.jobs.rotation"
+_NODES = "pressluft_lib.jobs.nodes"
 _NODE_ROLES = tuple(
     f"node_{r}" for r in ("base", "hardening", "nginx", "php", "mariadb", "redis", "wpcli", "backup")
 )
@@ -159,6 +160,7 @@ JOB_TYPES: dict[str, JobType] = {
     for t in (
         JobType("node_provision", _NODE, verb="node provision", destructive=False, timeout=3600,
                 roles=_NODE_ROLES, marks=NodeState.PROVISIONING, variables=NODE_VARIABLES,
+                after=f"{_NODES}:after_node_provision",
                 summary="install and harden the node's stack"),
         # Creating is idempotent (the roles converge), so a stalled site_create may be retried.
         JobType("site_create", _SITE, verb="site create", destructive=False, timeout=1800,

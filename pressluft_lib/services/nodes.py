@@ -7,13 +7,17 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from pressluft_lib import jobtypes, queue, schemas
+from pressluft_lib import capacity, jobtypes, queue, schemas
 from pressluft_lib.errors import ConflictError, ValidationError
 from pressluft_lib.services.base import ServiceBase
 from pressluft_lib.services.views import node_dict
 from pressluft_lib.states import JOB_ACTIVE, NodeState, ResourceState
 from pressluft_lib.storage.models import Job, Node, Site
 from pressluft_lib.storage.transitions import transition
+
+
+def _capacity_text(usage: capacity.Usage) -> str:
+    return f"{usage.used}/{usage.capacity}"
 
 
 class NodesMixin(ServiceBase):
@@ -71,8 +75,9 @@ class NodesMixin(ServiceBase):
                     .group_by(Site.node_id)
                 ).all()
             )
+            usage = capacity.usage_by_node(session)
             return [
-                {**node_dict(n), "sites": counts.get(n.id, 0)}
+                {**node_dict(n), "sites": counts.get(n.id, 0), "capacity": _capacity_text(usage[n.id])}
                 for n in session.scalars(select(Node).order_by(Node.name))
             ]
 
@@ -84,7 +89,25 @@ class NodesMixin(ServiceBase):
                 .where(Site.node_id == node.id, Site.state != ResourceState.DELETED)
                 .order_by(Site.name)
             ).all()
-            return {**node_dict(node), "sites": list(sites)}
+            usage = capacity.usage(session, node)
+            return {
+                **node_dict(node),
+                "sites": list(sites),
+                "capacity": _capacity_text(usage),
+                "capacity_detail": usage.as_dict(),
+                "memory_mb": node.memory_mb,
+                "limits_capacity": node.limits_capacity,
+            }
+
+    def node_capacity(self, name: str, value: str | int | None) -> dict[str, Any]:
+        """Set the node's site capacity (environments) to `value`, or back to derived with 'auto'."""
+        override = capacity.parse_override(value)
+        with self._mutation("node.capacity", f"node:{name}") as (session, audit):
+            node = self._node(session, name)
+            audit["detail"] = {"from": node.site_capacity, "to": override}
+            node.site_capacity = override
+            session.flush()
+            return {"name": node.name, **capacity.usage(session, node).as_dict()}
 
     def node_remove(self, name: str) -> dict[str, Any]:
         with self._mutation("node.remove", f"node:{name}") as (session, audit):

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pressluft_lib import jobtypes, names, queue, schemas
+from pressluft_lib import capacity, jobtypes, names, queue, schemas
 from pressluft_lib.errors import ConflictError, NotFound, ValidationError
 from pressluft_lib.services import wordpress as wordpress_source
 from pressluft_lib.services.base import ServiceBase, iso
@@ -79,6 +79,7 @@ class SitesMixin(ServiceBase):
                     "retry_of": retried,
                     "wordpress": job.payload.get("pressluft_wordpress_version"),
                 }
+            capacity.check(session, target)  # a new environment: refuse it now rather than break the node
             taken = session.scalars(select(Domain.name).where(Domain.name.in_(domains))).all()
             if taken:
                 raise ConflictError(

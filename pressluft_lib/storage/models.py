@@ -68,6 +68,11 @@ class Node(Timestamps, Base):
     provider: Mapped[str] = mapped_column(String(32), default="static")
     roles: Mapped[list[str]] = mapped_column(default=list)
     state: Mapped[str] = mapped_column(String(16), default=NodeState.PENDING)
+    # Site capacity (pressluft_lib/capacity.py): an operator's override, else derived from what the last
+    # node_provision reported (memory, PHP-FPM's open-files limit); NULL = not set / not reported yet.
+    site_capacity: Mapped[int | None] = mapped_column(Integer)
+    memory_mb: Mapped[int | None] = mapped_column(Integer)
+    limits_capacity: Mapped[int | None] = mapped_column(Integer)
 
     sites: Mapped[list[Site]] = relationship(back_populates="node")
 
