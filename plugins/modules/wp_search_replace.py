@@ -1,0 +1,297 @@
+#!/usr/bin/python
+# Copyright: Pressluft developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: wp_search_replace
+short_description: Rewrite a WordPress environment's URLs in its database, in every form real sites store them
+description:
+  - Checks the fencing token of the site first, so a stale job changes nothing.
+  - Replaces O(from_url) by O(to_url) in every table of the environment's database with WP-CLI's own
+    C(wp search-replace) (run as the environment's user), which keeps PHP-serialized values valid
+    (lengths are recomputed, nested serialized data too) and never touches primary keys or C(user_pass).
+  - One pass per form a URL takes in a database - C(http://HOST), C(https://HOST) and the JSON-escaped
+    C(http:\/\/HOST) and C(https:\/\/HOST) (block editor attributes, page builders) - each replaced by the
+    matching form of O(to_url). Columns in O(skip_columns) (C(guid) by default, which must never change)
+    are left alone.
+  - WP-CLI skips tables without a primary key; the module rewrites those (custom tables of plugins) through
+    C(wp search-replace --export) of just those tables and C(wp db import), with the same serialized-data
+    handling.
+  - After the passes a dry run of each pass must count 0 replacements, or the module fails naming the pass.
+  - Returns the replaced-row count of each pass (rows per column, as WP-CLI counts them).
+version_added: "1.0.0"
+author:
+  - Pressluft developers (@pressluft)
+extends_documentation_fragment:
+  - pressluft.wordpress.env
+  - pressluft.wordpress.fencing
+  - pressluft.wordpress.wp_cli
+  - pressluft.wordpress.attributes
+options:
+  from_url:
+    description:
+      - The URL to replace, C(http://) or C(https://) then a host, an optional port and path (no query).
+      - Both schemes are replaced whichever one is given.
+    type: str
+    required: true
+  to_url:
+    description:
+      - The URL that replaces it, in the same form. It must not contain a form of O(from_url), or a dry run
+        could never count 0.
+    type: str
+    required: true
+  path:
+    description: The WordPress directory WP-CLI runs in; defaults to the environment's C(current) release.
+    type: path
+  skip_columns:
+    description: Columns never changed, in any table.
+    type: list
+    elements: str
+    default: [guid]
+  flush_cache:
+    description: Flush the object cache (C(wp cache flush)) after a change, so no old value is served from it.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    description: Runs every pass as a dry run and returns the counts it would replace; changes nothing.
+    support: full
+  diff_mode:
+    support: none
+'''
+
+EXAMPLES = r'''
+- name: Rewrite the production URL in the staging database
+  pressluft.wordpress.wp_search_replace:
+    site: shop
+    env: staging
+    from_url: https://shop.example.com
+    to_url: http://staging.shop.example.net
+    fencing_token: "{{ pressluft_fencing_token | default(omit) }}"
+  register: replaced
+
+- name: Count what would be replaced
+  pressluft.wordpress.wp_search_replace:
+    site: shop
+    env: staging
+    from_url: https://shop.example.com
+    to_url: http://staging.shop.example.net
+  check_mode: true
+'''
+
+RETURN = r'''
+passes:
+  description: One entry per pass, in the order they ran.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    search:
+      description: The string replaced.
+      type: str
+      sample: https://shop.example.com
+    replace:
+      description: The string that replaced it.
+      type: str
+      sample: http://staging.shop.example.net
+    rows:
+      description: Replaced rows (per column), or in check mode the rows that would be replaced.
+      type: int
+      sample: 42
+    tables:
+      description: Replaced rows per table, tables with none left out.
+      type: dict
+      sample: {"wp_options": 3, "wp_posts": 39}
+total_rows:
+  description: Sum of the passes' rows.
+  returned: success
+  type: int
+  sample: 57
+verified:
+  description: True when a dry run of every pass counted 0 after the passes (never in check mode).
+  returned: success
+  type: bool
+'''
+
+import os
+import pwd
+import re
+
+from ansible_collections.pressluft.wordpress.plugins.module_utils._env import (
+    WP_CLI_ARGSPEC,
+    check_run_as,
+    env_module,
+)
+
+URL_RE = re.compile(r'^https?://([^\s/?#\\\'"]+(/[^\s?#\\\'"]*)?)$')
+COLUMN_RE = re.compile(r'^[A-Za-z0-9_$]{1,64}$')
+TABLE_RE = re.compile(r'^[A-Za-z0-9_$]{1,64}$')
+REPORT_HEADER = ['Table', 'Column', 'Replacements', 'Type']
+
+
+class SearchReplaceError(Exception):
+    pass
+
+
+def passes(from_url, to_url):
+    """(search, replace) of each form a URL takes: plain http/https, then JSON-escaped (/ as \\/)."""
+    host = URL_RE.match(from_url).group(1)
+    pairs = []
+    for escaped in (False, True):
+        esc = (lambda s: s.replace('/', '\\/')) if escaped else (lambda s: s)
+        for scheme in ('http', 'https'):
+            pairs.append((esc('%s://%s' % (scheme, host)), esc(to_url)))
+    return pairs
+
+
+def _check(p, names):
+    for key in ('from_url', 'to_url'):
+        p[key] = (p[key] or '').rstrip('/')
+        if not URL_RE.match(p[key]):
+            raise ValueError('invalid %s %r: use http(s)://host[:port][/path]' % (key, p[key]))
+    for search, replace in passes(p['from_url'], p['to_url']):
+        if search in replace:
+            raise ValueError('to_url %r contains %r: a dry run would never count 0, choose another URL'
+                             % (p['to_url'], search))
+    for col in p['skip_columns']:
+        if not COLUMN_RE.match(col):
+            raise ValueError('invalid column name %r in skip_columns' % (col,))
+    p['path'] = p['path'] or names['current']
+    check_run_as(p, names)
+
+
+def parse_report(text):
+    """{table: rows} and the tables WP-CLI skipped, from its report (tab-separated when not on a TTY)."""
+    counts, skipped = {}, []
+    for line in text.splitlines():
+        fields = line.split('\t')
+        if len(fields) != 4 or fields == REPORT_HEADER:
+            continue
+        table, _col, count, _type = fields
+        if count == 'skipped':
+            skipped.append(table)
+        elif count.isdigit():
+            counts[table] = counts.get(table, 0) + int(count)
+        else:
+            raise SearchReplaceError('unexpected line in the report of wp search-replace: %r' % line)
+    return counts, skipped
+
+
+class WpCli(object):
+    """WP-CLI as the environment's user in the WordPress directory, without plugin or theme code."""
+
+    def __init__(self, module, wp_cli, user, path):
+        self.module = module
+        self.path = path
+        prefix = []
+        if os.geteuid() == 0:
+            prefix = [module.get_bin_path('runuser', required=True), '-u', user, '--']
+        elif pwd.getpwuid(os.geteuid()).pw_name != user:
+            raise SearchReplaceError('WP-CLI must run as %s: run this module as root (become) or as that user'
+                                     % user)
+        self.base = [*prefix, wp_cli, '--path=%s' % path, '--skip-plugins', '--skip-themes']
+
+    def run(self, args):
+        rc, out, err = self.module.run_command(self.base + args, cwd=self.path)
+        if rc != 0:
+            detail = (err.strip() or out.strip())[-2000:]
+            raise SearchReplaceError('wp %s failed (rc=%d): %s' % (' '.join(args[:2]), rc, detail))
+        return out
+
+    def count(self, args):
+        out = self.run([*args, '--format=count']).strip().splitlines()
+        if not out or not out[-1].strip().isdigit():
+            raise SearchReplaceError('wp search-replace printed no count: %r' % '\n'.join(out)[-500:])
+        return int(out[-1].strip())
+
+
+class Replacer(object):
+    def __init__(self, module, wp, tmp_dir):
+        self.module = module
+        self.wp = wp
+        self.tmp_dir = tmp_dir
+        self.skip = '--skip-columns=%s' % ','.join(module.params['skip_columns'])
+        self.keyless = None  # tables without a primary key, from WP-CLI's first report
+
+    def run_pass(self, search, replace, dry_run):
+        args = ['search-replace', search, replace, '--all-tables', self.skip]
+        out = self.wp.run(args + (['--dry-run'] if dry_run else []))
+        counts, skipped = parse_report(out)
+        for table in skipped:
+            if not TABLE_RE.match(table):
+                raise SearchReplaceError('table %r has a name search-replace cannot be given safely' % table)
+        self.keyless = skipped
+        if skipped:
+            n = self._keyless_pass(search, replace, dry_run)
+            if n:
+                counts['(tables without primary key: %s)' % ','.join(skipped)] = n
+        return counts
+
+    def _keyless_pass(self, search, replace, dry_run):
+        """WP-CLI's export of just the keyless tables, replacing as it writes; imported unless dry_run."""
+        export = os.path.join(self.tmp_dir, 'pressluft-search-replace-%d.sql' % os.getpid())
+        try:
+            n = self.wp.count(['search-replace', search, replace, *self.keyless, '--all-tables', self.skip,
+                               '--export=%s' % export])
+            if n and not dry_run:
+                self.wp.run(['db', 'import', export])
+            return n
+        finally:
+            if os.path.exists(export):
+                os.unlink(export)
+
+    def verify(self, search, replace):
+        n = self.wp.count(['search-replace', search, replace, '--all-tables', self.skip, '--dry-run'])
+        if self.keyless:
+            n += self._keyless_pass(search, replace, dry_run=True)
+        return n
+
+
+def main():
+    argument_spec = dict(
+        from_url=dict(type='str', required=True),
+        to_url=dict(type='str', required=True),
+        path=dict(type='path'),
+        skip_columns=dict(type='list', elements='str', default=['guid']),
+        flush_cache=dict(type='bool', default=True),
+    )
+    argument_spec.update(WP_CLI_ARGSPEC)
+    module, names = env_module(argument_spec, check=_check)
+    p = module.params
+    result = dict(changed=False, passes=[], total_rows=0, verified=False)
+    if not os.path.isfile(os.path.join(p['path'], 'wp-load.php')):
+        module.fail_json(msg='%s holds no WordPress (no wp-load.php): create the environment first'
+                         % p['path'], **result)
+    try:
+        wp = WpCli(module, p['wp_cli'], p['run_as'], p['path'])
+        replacer = Replacer(module, wp, names['tmp'])
+        pairs = passes(p['from_url'], p['to_url'])
+        for search, replace in pairs:
+            counts = replacer.run_pass(search, replace, dry_run=module.check_mode)
+            rows = sum(counts.values())
+            result['passes'].append(dict(search=search, replace=replace, rows=rows,
+                                         tables=dict((t, n) for t, n in counts.items() if n)))
+            result['total_rows'] += rows
+        result['changed'] = result['total_rows'] > 0
+        if module.check_mode:
+            module.exit_json(**result)
+        left = [(search, replacer.verify(search, replace)) for search, replace in pairs]
+        left = [(s, n) for s, n in left if n]
+        if left:
+            module.fail_json(msg='after the passes a dry run still finds %s' % ', '.join(
+                '%d rows with %r' % (n, s) for s, n in left), **result)
+        result['verified'] = True
+        if result['changed'] and p['flush_cache']:
+            wp.run(['cache', 'flush'])
+    except SearchReplaceError as exc:
+        module.fail_json(msg=str(exc), **result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
