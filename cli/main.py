@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from pressluft_cli import admin, backups, jobs, nodes, ops, output, releases, secrets, sites
+from pressluft_cli import admin, backups, jobs, nodes, ops, output, queries, releases, secrets, sites
 from sqlalchemy.engine import make_url
 
 from pressluft_lib import __version__
@@ -89,6 +89,8 @@ def completion(shell: str) -> None:
 
 for command in (
     nodes.node, sites.site, jobs.jobs, admin.reset, admin.audit, *releases.COMMANDS, admin.worker,
-    backups.backup, backups.restore, secrets.secrets, *ops.COMMANDS,
+    backups.backup, backups.restore, secrets.secrets, *ops.COMMANDS, queries.login,
 ):
     cli.add_command(command)
+sites.site.add_command(queries.site_info)
+nodes.node.add_command(queries.node_status)

@@ -81,3 +81,24 @@ class DatabaseError(_Coded):
 
     code = "database_error"
     exit_code = 10
+
+
+class EnvironmentNotActive(_Coded):
+    """A node query on an environment that is not serving (creating, failed, deleted...)."""
+
+    code = "environment_not_active"
+    exit_code = 12
+
+
+class NodeUnreachable(_Coded):
+    """A node query found no answer within its deadline (refused, silent, or the SSH login failed)."""
+
+    code = "node_unreachable"
+    exit_code = 13
+
+
+class WpCliError(_Coded):
+    """WP-CLI ran on the node and failed (or printed something that is not the expected answer)."""
+
+    code = "wp_cli_error"
+    exit_code = 14

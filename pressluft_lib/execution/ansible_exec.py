@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import sys
 import tempfile
@@ -24,6 +25,7 @@ import ansible_runner
 import yaml
 
 from pressluft_lib.execution import process_group
+from pressluft_lib.nodequery.ssh import known_hosts_options
 from pressluft_lib.states import JobState
 
 log = logging.getLogger(__name__)
@@ -248,9 +250,9 @@ def run_playbook(
             "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
             "ANSIBLE_COLLECTIONS_PATH": collections,
             "ANSIBLE_LOCAL_TEMP": str(private / "tmp"),
-            # Trust on first use, remembered per control plane: a changed host key fails the job.
-            "ANSIBLE_SSH_COMMON_ARGS": "-o StrictHostKeyChecking=accept-new "
-            f"-o UserKnownHostsFile={data_dir / 'known_hosts'}",
+            # Trust on first use, remembered per control plane: a changed host key fails the job (node
+            # queries use the same options).
+            "ANSIBLE_SSH_COMMON_ARGS": shlex.join(known_hosts_options(data_dir)),
             "ANSIBLE_RETRY_FILES_ENABLED": "False",
             "ANSIBLE_PIPELINING": "True",
             "ANSIBLE_NOCOLOR": "1",

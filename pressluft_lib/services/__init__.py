@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from pressluft_lib.services.backups import BackupsMixin
 from pressluft_lib.services.jobs import JobsMixin
+from pressluft_lib.services.nodequeries import NodeQueriesMixin
 from pressluft_lib.services.nodes import NodesMixin
 from pressluft_lib.services.releases import ReleasesMixin
 from pressluft_lib.services.rotation import RotationMixin
 from pressluft_lib.services.sites import SitesMixin
 
 
-class ControlPlane(NodesMixin, SitesMixin, JobsMixin, BackupsMixin, ReleasesMixin, RotationMixin):
+class ControlPlane(
+    NodesMixin, SitesMixin, JobsMixin, BackupsMixin, ReleasesMixin, RotationMixin, NodeQueriesMixin
+):
     """One control-plane database and the actor whose calls are audited."""

@@ -56,9 +56,10 @@ SETTINGS = settings(
     phases=list(Phase) if FULL else [Phase.explicit, Phase.reuse, Phase.generate],
 )
 # docs/cli.md: 0 ok, 2 invalid input, 3 not found, 4 conflict, 5 forbidden transition, 6 stale token,
-# 7 config error, 9 followed job not succeeded, 10 database error, 11 a doctor/scheduler check failed;
+# 7 config error, 9 followed job not succeeded, 10 database error, 11 a doctor/scheduler check failed,
+# 12-14 node queries (environment_not_active, node_unreachable, wp_cli_error);
 # 1 only for an aborted confirmation.
-EXIT_CODES = {0, 2, 3, 4, 5, 6, 7, 9, 10, 11}
+EXIT_CODES = {0, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14}
 
 EVIL = [
     "", " ", "-", "--", "--help", "{{ 7*7 }}", "{{ lookup('pipe','touch /tmp/pressluft-fuzz-canary') }}",
