@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shlex
 import socket
+import subprocess
 import threading
 import time
 
@@ -164,3 +165,18 @@ def test_cli_login_against_a_silent_node_exits_node_unreachable_within_the_10_s_
     assert r.exit_code == 13, r.output
     assert json.loads(r.stdout)["error"]["code"] == "node_unreachable"
     assert 9 < took < 10 + 3, f"{took:.1f} s: the hard deadline is 10 s"
+
+
+def test_the_deadline_kills_the_whole_process_group(tmp_path):
+    """A local node runs the argv itself: at the deadline the command and what it started are gone."""
+    marker = f"pressluft-nq-{time.monotonic_ns()}"
+    local = ssh.Target("here", "", local=True)
+    started = time.monotonic()
+    with pytest.raises(NodeUnreachable):
+        nap = f"python3 -c 'import time; time.sleep(30)' {marker}"
+        ssh.run(local, ["sh", "-c", f"{nap} & {nap}; wait"], tmp_path, deadline=1)
+    # A child left alive would hold the output pipe open: the call would return only when it exits.
+    assert time.monotonic() - started < 1 + 5, "the deadline did not end the children"
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout
+    assert not left.strip(), f"still running: {left}"
+    assert ssh.run(local, ["sh", "-c", "cat; exit 3"], tmp_path, stdin="data", deadline=5).rc == 3
