@@ -20,7 +20,7 @@ from pressluft_lib.execution import ansible_exec
 from pressluft_lib.nodequery import ssh
 from pressluft_lib.nodequery.queries import EnvTarget, NodeQueries, login_request, wp_eval_argv
 from pressluft_lib.storage import db
-from pressluft_lib.storage.models import AuditLog, Environment, Node
+from pressluft_lib.storage.models import AuditLog, Environment, Job, Node
 from pressluft_lib.storage.transitions import transition
 
 
@@ -145,6 +145,8 @@ def test_environment_not_active_is_refused_without_connecting_and_audited(cp):
 
 def test_a_silent_node_is_unreachable_at_the_deadline_and_its_ssh_is_killed(cp):
     activate(cp)
+    with cp.begin() as s:  # a deploy holds the site (its lock) while the query runs
+        transition(s, s.scalar(select(Environment)), "deploying")
     q = NodeQueries(cp, "tester", db.data_dir(), deadline=1.5)
     started = time.monotonic()
     with pytest.raises(NodeUnreachable) as err:
@@ -152,6 +154,9 @@ def test_a_silent_node_is_unreachable_at_the_deadline_and_its_ssh_is_killed(cp):
     took = time.monotonic() - started
     assert took < 1.5 + 2, f"the deadline did not hold: {took:.1f} s"
     assert "did not answer within 1.5 s" in err.value.message
+    with cp() as s:
+        job = s.scalar(select(Job))
+        assert (job.state, job.lock_key) == ("queued", f"site:{job.site_id}"), "no lock taken or touched"
     row = audits(cp)[-1]
     assert (row.action, row.result, row.detail["node"]) == (
         "node_query.site_info", "node_unreachable", "web1")
