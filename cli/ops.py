@@ -8,7 +8,7 @@ import click
 from pressluft_cli import output
 from pressluft_cli.context import control_plane
 
-from pressluft_lib import __version__
+from pressluft_lib import __version__, collection_version
 from pressluft_lib.errors import ValidationError
 
 # A failed doctor check or a drift found: the command ran, and what it checked is not as it should be.
@@ -41,9 +41,11 @@ def version() -> None:
 
     from ansible.release import __version__ as ansible_core
 
-    data = {"pressluft": __version__, "python": platform.python_version(), "ansible_core": ansible_core}
-    output.emit(data, lambda d: click.echo(f"pressluft {d['pressluft']} (ansible-core {d['ansible_core']}, "
-                                           f"Python {d['python']})"))
+    data = {"pressluft": __version__, "collection": collection_version(), "python": platform.python_version(),
+            "ansible_core": ansible_core}
+    output.emit(data, lambda d: click.echo(
+        f"pressluft {d['pressluft']} (collection pressluft.wordpress {d['collection']}, "
+        f"ansible-core {d['ansible_core']}, Python {d['python']})"))
 
 
 @click.command()
@@ -181,4 +183,52 @@ def install_service(user, data_dir, concurrency, heartbeat_timeout, stop_timeout
         + ("; started" if d["started"] else "")))
 
 
-COMMANDS = (version, doctor, metrics, scheduler, install_service)
+@click.group()
+def check() -> None:
+    """Configuration drift: the playbook in check mode with diff; nothing on the node changes."""
+
+
+def _report(r: dict) -> None:
+    if r["status"] in ("busy", "skipped"):
+        click.echo(f"{r['target']}: {r['status']} ({r['reason']})")
+        return
+    click.echo(f"{r['target']}: {r['status']}" + (f": {r['error']}" if r.get("error") else ""))
+    for c in r.get("changes", []):
+        click.echo(f"--- {c['host']}: {c['task']}")
+        if c.get("diff"):
+            click.echo(c["diff"].rstrip("\n"))
+
+
+def _check_exit(r: dict) -> None:
+    if r["status"] != "clean":
+        raise click.exceptions.Exit(EXIT_CHECK_FAILED)
+
+
+@check.command("node")
+@click.argument("name")
+@output.json_option
+def check_node(name) -> None:
+    """Run node_provision in check mode; exit 11 on any difference (or when it cannot run)."""
+    from pressluft_lib.operations import drift
+
+    r = drift.check_node(control_plane(), name)
+    output.emit(r, _report)
+    _check_exit(r)
+
+
+@check.command("site")
+@click.argument("target", metavar="SITE[/ENV]")
+@output.json_option
+def check_site(target) -> None:
+    """Run the environment's site_create in check mode; exit 11 on any difference."""
+    from pressluft_cli.backups import split_target
+
+    from pressluft_lib.operations import drift
+
+    site, env = split_target(target)
+    r = drift.check_site(control_plane(), site, env)
+    output.emit(r, _report)
+    _check_exit(r)
+
+
+COMMANDS = (version, doctor, metrics, scheduler, install_service, check)

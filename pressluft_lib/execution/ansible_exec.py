@@ -64,6 +64,8 @@ class RunOutcome:
     artifacts: dict = field(default_factory=dict)
     reason: str | None = None  # why a stop request ended the run
     failure: str | None = None  # why a failed run failed: the last failed task, or Ansible's error
+    # check=True: every task that would change something, with its diff (redacted, bounded).
+    changes: list = field(default_factory=list)
 
 
 def collections_path(data_dir: Path) -> str:
@@ -143,6 +145,44 @@ def summarize_event(event: dict, secrets: Iterable[str]) -> dict | None:
     return redact(out, secrets)
 
 
+DIFF_LIMIT = 4000  # characters of one task's diff kept in a drift report
+
+
+def change_of(event: dict, summary: dict, secrets: Iterable[str]) -> dict:
+    """A task that would change something (check mode): task, host and its diff as unified text."""
+    res = event.get("event_data", {}).get("res") or {}
+    out = {"task": summary["task"], "host": summary["host"]}
+    if summary.get("hidden"):
+        out["diff"] = "(hidden: no_log)"
+        return out
+    diffs = res.get("diff") or [r.get("diff") for r in res.get("results") or () if isinstance(r, dict)]
+    diffs = [d for d in (diffs if isinstance(diffs, list) else [diffs]) if d]
+    text = "\n".join(_diff_text(d) for d in diffs).strip()
+    if text:
+        text = redact(text, secrets)
+        out["diff"] = text if len(text) <= DIFF_LIMIT else text[: DIFF_LIMIT - 1] + "…"
+    return out
+
+
+def _diff_text(diff) -> str:
+    import difflib
+
+    if isinstance(diff, str):
+        return diff
+    if not isinstance(diff, dict):
+        return ""
+    if "prepared" in diff:
+        return str(diff["prepared"])
+    before, after = diff.get("before", ""), diff.get("after", "")
+    if not isinstance(before, str) or not isinstance(after, str):
+        before, after = (json.dumps(v, sort_keys=True, indent=1) for v in (before, after))
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True),
+        str(diff.get("before_header", "before")), str(diff.get("after_header", "after")),
+    )
+    return "".join(lines)
+
+
 def bounded(text: str, limit: int = MESSAGE_LIMIT) -> str:
     text = " ".join(text.split())  # one line: it is shown in tables and logs
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -197,6 +237,7 @@ def run_playbook(
     timeout: float | None = None,
     stop_grace: float = 10.0,
     ident: str = "run",
+    check: bool = False,
 ) -> RunOutcome:
     """Run playbooks/<playbook>.yml of the collection and return its outcome.
 
@@ -207,6 +248,9 @@ def run_playbook(
     `should_stop` is polled about every 0.25 s; when it returns a Stop (or `timeout` s have passed:
     "timed_out"), the playbook's process groups get SIGTERM, then SIGKILL after `stop_grace` s, each
     reported through `on_event`, and the outcome carries the Stop's state and reason.
+
+    `check`: run with --check --diff (nothing changes on the node); the outcome's `changes` lists
+    every task that would have changed something, with its diff.
     """
     if should_stop is not None and (early := should_stop()) is not None:
         return RunOutcome(state=early[0], rc=None, status="not started", stats={}, reason=early[1])
@@ -233,9 +277,12 @@ def run_playbook(
         artifacts: dict = {}
 
         failures: list[str] = []
+        changes: list[dict] = []
 
         def handle(event: dict) -> bool:
             summary = summarize_event(event, secrets)
+            if check and summary is not None and summary.get("status") == "changed":
+                changes.append(change_of(event, summary, secrets))
             if summary is not None and "msg" in summary and not summary.get("ignored"):
                 failures.append(failure_message(summary))
             if summary is not None and summary["event"] == "playbook_on_stats":
@@ -262,7 +309,7 @@ def run_playbook(
             private_data_dir=str(private),
             playbook=str(pb),
             inventory=str(inv_file),
-            cmdline=f"-e @{vars_file}",
+            cmdline=f"-e @{vars_file}" + (" --check --diff" if check else ""),
             envvars=envvars,
             suppress_env_files=True,
             quiet=not os.environ.get("PRESSLUFT_RUNNER_VERBOSE"),
@@ -291,7 +338,13 @@ def run_playbook(
             failure = (
                 failures[-1] if failures else _ansible_error(Path(r.config.artifact_dir, "stdout"), secrets)
             )
-        return RunOutcome(state, r.rc, r.status, final_stats, artifacts, failure=failure)
+        if check:  # a no_log result is censored, even whether it changed: only the host's count tells
+            for host, count in sorted((final_stats.get("changed") or {}).items()):
+                unseen = count - sum(1 for c in changes if c["host"] == host)
+                if unseen > 0:
+                    changes.append({"task": f"{unseen} task(s) with hidden output (no_log)", "host": host,
+                                    "diff": "(hidden: no_log)"})
+        return RunOutcome(state, r.rc, r.status, final_stats, artifacts, failure=failure, changes=changes)
     finally:
         shutil.rmtree(private, ignore_errors=True)
 

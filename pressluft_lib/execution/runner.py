@@ -199,6 +199,7 @@ def _execute(
         rc=outcome.rc,
         runner_status=outcome.status,
         changed=outcome.stats.get("changed", {}),
+        returned=sorted(outcome.artifacts),  # set_stats keys (values may be secrets: never here)
     )
 
 

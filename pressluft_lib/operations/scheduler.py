@@ -70,8 +70,8 @@ def _drift(tick: Tick) -> dict[str, Any]:
 
     if tick.dry_run:
         return {"skipped": "dry run"}
-    results = drift.check_all_nodes(tick.cp, actor="scheduler")
-    return {"nodes": {r["target"]: r["status"] for r in results}}
+    results = drift.check_all(tick.cp, actor="scheduler")
+    return {"checked": {r["target"]: r["status"] for r in results}}
 
 
 # Order matters only for reading the log: cheap tasks first, slow ones (drift checks) last.
@@ -79,6 +79,7 @@ TASKS: tuple[Task, ...] = (
     Task("backups", timedelta(minutes=10), _backups, "queue due backups and retention cleanups"),
     Task("secrets", timedelta(hours=24), _secrets, "queue rotations of secrets older than 90 days"),
     Task("metrics", timedelta(0), _metrics, "write the Prometheus textfile (--metrics-file)"),
+    Task("drift", timedelta(hours=24), _drift, "check mode + diff of every active node and environment"),
 )
 BY_NAME = {t.name: t for t in TASKS}
 
