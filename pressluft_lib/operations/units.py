@@ -163,8 +163,9 @@ def install(s: Settings, *, start: bool = True) -> dict:
         env_file.write_text("# Environment of pressluft-worker and pressluft-scheduler (docs/operations.md)\n"
                             "# PRESSLUFT_DB=postgresql://pressluft@db.example.internal/pressluft\n"
                             "# PRESSLUFT_METRICS_FILE=/var/lib/prometheus/node-exporter/pressluft.prom\n")
-        os.chown(env_file, 0, grp.getgrnam(s.user).gr_gid)
-        os.chmod(env_file, 0o640)
+    # It may hold a database password: root's, readable by the service's group only.
+    os.chown(env_file, 0, grp.getgrnam(s.user).gr_gid)
+    os.chmod(env_file, 0o640)
     was_running = subprocess.run(["systemctl", "is-active", "--quiet", WORKER], check=False).returncode == 0
     changed = [name for name, text in render(s).items() if _write(UNIT_DIR / name, text, 0o644)]
     _run("systemctl", "daemon-reload")

@@ -101,6 +101,7 @@ def test_install_creates_user_data_dir_and_starts_units(host):
     assert host.unit_active("pressluft-scheduler.timer")
     kept = host.exec("cat", "/etc/pressluft/pressluft.env").stdout
     assert "PRESSLUFT_COLLECTIONS_PATH" in kept, "the operator's env file is never overwritten"
+    assert host.stat("/etc/pressluft/pressluft.env") == ("root", USER, "640")
     again = host.exec(EXE, "install-service", "--user", USER, "--data-dir", DATA, "--heartbeat-timeout", "5",
                       "--stop-timeout", "120", "--json")
     assert json.loads(again.stdout)["changed"] == [], "a second install changes nothing"
