@@ -117,6 +117,8 @@ def _hook_name(hook: str | Callable[..., None] | None) -> str | None:
 RUNNER_VARIABLES = frozenset((
     "pressluft_target", "pressluft_site", "pressluft_env", "pressluft_domains", "pressluft_php_version",
     "pressluft_fencing_token",
+    # The environment's domains by role and which want a certificate (jobs/domains.py, docs/domains.md).
+    "pressluft_domain_redirects", "pressluft_domain_tls", "pressluft_domain_hsts",
 ))
 # Node tuning a user may pass to node_provision with --var (role defaults of the node_* roles).
 NODE_VARIABLES = frozenset((
@@ -150,6 +152,7 @@ _RELEASES = "pressluft_lib.jobs.releases"
 _BACKUPS = "pressluft_lib.jobs.backups"
 _ROTATION = "pressluft_lib.jobs.rotation"
 _NODES = "pressluft_lib.jobs.nodes"
+_DOMAINS = "pressluft_lib.jobs.domains"
 _NODE_ROLES = tuple(
     f"node_{r}" for r in ("base", "hardening", "nginx", "php", "mariadb", "redis", "wpcli", "backup")
 )
@@ -204,6 +207,17 @@ JOB_TYPES: dict[str, JobType] = {
         JobType("secrets_rotate", _SITE, verb="secrets rotate", destructive=False, timeout=900,
                 roles=("secrets_rotate",), after=f"{_ROTATION}:after_rotate",
                 summary="new DB, Redis and WordPress secrets, no failed request"),
+        # The domain jobs converge the server block and the certificate to the environment's domain
+        # rows (each run orders only what changed), so a stalled one may be retried.
+        JobType("domain_add", _SITE, verb="domain add", destructive=False, timeout=900, max_attempts=2,
+                roles=("site_env", "domain"), after=f"{_DOMAINS}:after_domain_job",
+                summary="serve a name (and its aliases): DNS check, certificate, HTTPS"),
+        JobType("domain_remove", _SITE, verb="domain remove", destructive=False, timeout=900,
+                max_attempts=2, roles=("site_env", "domain"), after=f"{_DOMAINS}:after_domain_job",
+                summary="stop serving names; re-issue the certificate without them"),
+        JobType("domain_renew", _SITE, verb="domain renew", destructive=False, timeout=900, max_attempts=2,
+                roles=("site_env", "domain"), after=f"{_DOMAINS}:after_domain_job",
+                summary="renew the certificate (the scheduler queues it 30 days before expiry)"),
     )
 }
 

@@ -76,6 +76,28 @@ def validate_domain(name: object) -> str:
     return name
 
 
+def normalize_domain(name: object) -> str:
+    """A name as typed (Unicode or A-labels, any case, a trailing dot) -> its checked A-label form.
+
+    IDNA 2008 with UTS #46 mapping (what browsers do), so `Bücher.Example` and `xn--bcher-kva.example`
+    are one name; wildcards are refused (they need DNS-01, docs/domains.md).
+    """
+    import idna  # only the domain verbs need it
+
+    name = _check_str("domain", name)
+    raw = name[:-1] if name.endswith(".") else name
+    if not raw or len(raw) > 253 or any(c.isspace() or c in "*/\\@:" for c in raw):
+        raise ValidationError(f"invalid domain {name[:100]!r}: a host name such as www.example.com",
+                              details={"domain": name[:100]})
+    try:
+        ascii_name = idna.encode(raw, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError, ValueError) as exc:
+        raise ValidationError(
+            f"invalid domain {name[:100]!r}: {exc}", details={"domain": name[:100]}
+        ) from None
+    return validate_domain(ascii_name)
+
+
 def validate_node(name: object) -> str:
     name = _check_str("node", name)
     if not _NODE_RE.fullmatch(name):

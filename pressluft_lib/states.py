@@ -69,6 +69,23 @@ class DomainState(StrEnum):
     REMOVED = "removed"
 
 
+class DomainRole(StrEnum):
+    """What a name does for its environment (docs/domains.md)."""
+
+    CANONICAL = "canonical"  # the one name the environment answers as (at most one per environment)
+    ALIAS = "alias"  # answered with a 301 to the canonical name
+    SERVE = "serve"  # served as is: `--www serve`, and the names `site create --domain` gave
+
+
+class TlsState(StrEnum):
+    """The certificate of a name; NULL for names that want none (site_create's names)."""
+
+    PENDING = "pending"  # queued for its first certificate
+    ISSUED = "issued"
+    RENEWING = "renewing"  # a renewal (or a re-issue for a changed name list) is queued or running
+    FAILED = "failed"  # the last order failed (the job's error says why); the site keeps serving HTTP
+
+
 J, R, N, REL, B, D = JobState, ResourceState, NodeState, ReleaseState, BackupState, DomainState
 
 JOB_ACTIVE = (J.QUEUED, J.RUNNING, J.STALLED)

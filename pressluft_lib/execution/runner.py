@@ -24,7 +24,7 @@ from pressluft_lib import jobtypes, names, queue
 from pressluft_lib.errors import ConflictError, PressluftError
 from pressluft_lib.execution import ansible_exec
 from pressluft_lib.execution.attempt import Attempt
-from pressluft_lib.states import JobState
+from pressluft_lib.states import DomainRole, DomainState, JobState
 from pressluft_lib.storage.db import data_dir as default_data_dir
 from pressluft_lib.storage.models import Domain, Environment, Job, Node, Site, utcnow
 from pressluft_lib.storage.secret_store import SecretStore
@@ -61,12 +61,28 @@ def job_vars(session: Session, job: Job) -> tuple[dict[str, Any], str | None, st
             extravars["pressluft_php_version"] = php
     if env is not None:
         extravars["pressluft_env"] = env.name
-        domains = session.scalars(
-            select(Domain.name).where(Domain.env_id == env.id).order_by(Domain.id)
-        ).all()
-        if domains:
-            extravars["pressluft_domains"] = list(domains)
+        extravars.update(domain_vars(session, env.id))
     return extravars, site.name if site else None, env.name if env else None
+
+
+def domain_vars(session: Session, env_id: int) -> dict[str, Any]:
+    """The environment's live domain rows as the roles take them: pressluft_domains (the served names,
+    the canonical one first), pressluft_domain_redirects (aliases, 301 to it), pressluft_domain_tls (the
+    names the certificate covers) and pressluft_domain_hsts. Names being removed are left out."""
+    rows = session.scalars(
+        select(Domain)
+        .where(Domain.env_id == env_id, Domain.state != DomainState.REMOVED)
+        .order_by(Domain.role != DomainRole.CANONICAL, Domain.id)
+    ).all()
+    if not rows:
+        return {}
+    out: dict[str, Any] = {
+        "pressluft_domains": [d.name for d in rows if d.role != DomainRole.ALIAS],
+        "pressluft_domain_redirects": [d.name for d in rows if d.role == DomainRole.ALIAS],
+        "pressluft_domain_tls": [d.name for d in rows if d.tls_state is not None],
+        "pressluft_domain_hsts": any(d.hsts for d in rows if d.role == DomainRole.CANONICAL),
+    }
+    return out
 
 
 def load_secrets(

@@ -8,6 +8,7 @@ ControlPlane is one mixin per family (services/<family>.py) over ServiceBase (se
 from __future__ import annotations
 
 from pressluft_lib.services.backups import BackupsMixin
+from pressluft_lib.services.domains import DomainsMixin
 from pressluft_lib.services.jobs import JobsMixin
 from pressluft_lib.services.nodequeries import NodeQueriesMixin
 from pressluft_lib.services.nodes import NodesMixin
@@ -17,6 +18,7 @@ from pressluft_lib.services.sites import SitesMixin
 
 
 class ControlPlane(
-    NodesMixin, SitesMixin, JobsMixin, BackupsMixin, ReleasesMixin, RotationMixin, NodeQueriesMixin
+    NodesMixin, SitesMixin, JobsMixin, BackupsMixin, ReleasesMixin, RotationMixin, NodeQueriesMixin,
+    DomainsMixin,
 ):
     """One control-plane database and the actor whose calls are audited."""

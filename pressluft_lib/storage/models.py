@@ -19,12 +19,21 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     case,
+    false,
     select,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from pressluft_lib.states import BackupState, DomainState, JobState, NodeState, ReleaseState, ResourceState
+from pressluft_lib.states import (
+    BackupState,
+    DomainRole,
+    DomainState,
+    JobState,
+    NodeState,
+    ReleaseState,
+    ResourceState,
+)
 
 
 def utcnow() -> datetime:
@@ -158,6 +167,13 @@ class Domain(Timestamps, Base):
     env_id: Mapped[int] = mapped_column(ForeignKey("environments.id"), index=True)
     name: Mapped[str] = mapped_column(String(253), unique=True)
     state: Mapped[str] = mapped_column(String(16), default=DomainState.PENDING)
+    # docs/domains.md: canonical | alias | serve, and the certificate's state (NULL: no certificate wanted).
+    role: Mapped[str] = mapped_column(String(16), default=DomainRole.SERVE, server_default=DomainRole.SERVE)
+    tls_state: Mapped[str | None] = mapped_column(String(16))
+    tls_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    tls_error: Mapped[str | None] = mapped_column(Text)
+    # HSTS is opt-in and a property of the environment's canonical row.
+    hsts: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     environment: Mapped[Environment] = relationship(back_populates="domains")
 

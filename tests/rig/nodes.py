@@ -49,6 +49,7 @@ class Node:
     http_port: int
     key_file: Path
     hostvars: dict = field(default_factory=dict)
+    https_port: int = 0  # the node's 443 on loopback
 
     @property
     def ansible_vars(self) -> dict:
@@ -108,7 +109,7 @@ def start_node(workdir: Path, caps: Iterable[str] = (), memory: str | None = Non
     args = ["podman", "run", "-d", "--name", name, "--hostname", name, "--label", LABEL,
             "--label", f"{OWNER_LABEL}={os.getpid()}",
             "--systemd=always", "--network", "slirp4netns:allow_host_loopback=true",
-            "-p", "127.0.0.1::22", "-p", "127.0.0.1::80"]
+            "-p", "127.0.0.1::22", "-p", "127.0.0.1::80", "-p", "127.0.0.1::443"]
     for cap in caps:
         args += ["--cap-add", cap]
     if memory:
@@ -116,7 +117,8 @@ def start_node(workdir: Path, caps: Iterable[str] = (), memory: str | None = Non
     for volume in volumes:
         args += ["-v", volume]
     _run(*args, image or IMAGE, "/sbin/init")
-    node = Node(name, _published_port(name, 22), _published_port(name, 80), key)
+    node = Node(name, _published_port(name, 22), _published_port(name, 80), key,
+                https_port=_published_port(name, 443))
     try:
         node.exec("install", "-m", "0600", "-o", SSH_USER, "-g", SSH_USER, "/dev/stdin",
                   f"/home/{SSH_USER}/.ssh/authorized_keys", input=Path(f"{key}.pub").read_text())

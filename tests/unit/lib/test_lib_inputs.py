@@ -144,6 +144,9 @@ def test_job_type_registry():
         "release_rollback": ("site", True, "release_rollback.yml"),
         "health_check": ("site", False, "health_check.yml"),
         "secrets_rotate": ("site", False, "secrets_rotate.yml"),
+        "domain_add": ("site", False, "domain_add.yml"),
+        "domain_remove": ("site", False, "domain_remove.yml"),
+        "domain_renew": ("site", False, "domain_renew.yml"),
     }
     with pytest.raises(errors.ValidationError):
         jobtypes.register(jobtypes.JobType("x", "cluster", False, 1))

@@ -16,9 +16,15 @@ PRODUCT = list(jobtypes.JOB_TYPES.values())
 _ROLE_RE = re.compile(r"pressluft\.wordpress\.([a-z_]+)")
 
 
+_IMPORT_RE = re.compile(r"import_playbook: ([a-z_]+\.yml)")
+
+
 def _roles_named(path: Path) -> set[str]:
     texts = [path.read_text()] if path.is_file() else [p.read_text() for p in path.rglob("*.yml")]
-    return {m for t in texts for m in _ROLE_RE.findall(t)} & {p.name for p in (ROOT / "roles").iterdir()}
+    imported = {path.parent / m for t in texts for m in _IMPORT_RE.findall(t)} if path.is_file() else set()
+    return (
+        {m for t in texts for m in _ROLE_RE.findall(t)} & {p.name for p in (ROOT / "roles").iterdir()}
+    ).union(*(_roles_named(p) for p in imported))
 
 
 def test_docs_table_is_the_registry():
