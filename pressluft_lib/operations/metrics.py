@@ -22,7 +22,7 @@ from pressluft_lib.storage.models import Backup, Domain, Environment, Job, Site,
 FAILED_STATES = (JobState.FAILED, JobState.TIMED_OUT, JobState.STALLED)
 # Certificate expiry: read from this Domain column once TLS states exist (issue 16); until then the
 # metric is absent rather than invented.
-CERT_COLUMN = "cert_not_after"
+CERT_COLUMN = "tls_expires_at"
 
 # name -> (type, help)
 HELP = {

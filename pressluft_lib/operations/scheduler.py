@@ -52,6 +52,11 @@ def _secrets(tick: Tick) -> dict[str, Any]:
     return {"enqueued": len(r["enqueued"]), "skipped": len(r["skipped"])}
 
 
+def _domains(tick: Tick) -> dict[str, Any]:
+    r = tick.cp.domain_schedule(dry_run=tick.dry_run)
+    return {"enqueued": len(r["enqueued"]), "skipped": len(r["skipped"])}
+
+
 def _metrics(tick: Tick) -> dict[str, Any]:
     target = tick.options.get("metrics_file")
     if not target:
@@ -78,6 +83,7 @@ def _drift(tick: Tick) -> dict[str, Any]:
 TASKS: tuple[Task, ...] = (
     Task("backups", timedelta(minutes=10), _backups, "queue due backups and retention cleanups"),
     Task("secrets", timedelta(hours=24), _secrets, "queue rotations of secrets older than 90 days"),
+    Task("domains", timedelta(hours=12), _domains, "queue renewals of certificates expiring within 30 days"),
     Task("metrics", timedelta(0), _metrics, "write the Prometheus textfile (--metrics-file)"),
     Task("drift", timedelta(hours=24), _drift, "check mode + diff of every active node and environment"),
 )

@@ -68,6 +68,8 @@ class Stack:
             data = b""
             while chunk := s.recv(65536):
                 data += chunk
+        if not data:
+            raise ConnectionError("closed without an answer")
         lines = data.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")
         headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
         return int(lines[0].split()[1]), headers
