@@ -139,6 +139,11 @@ class DomainsMixin(ServiceBase):
                     f"{canonical.name} is the canonical name its aliases redirect to: remove them too "
                     f"({', '.join(aliases_left)})"
                 )
+            if not any(d.role != DomainRole.ALIAS for d in rest):
+                raise ValidationError(
+                    f"{site}/{env} keeps at least one name it serves; add another before removing "
+                    f"{', '.join(gone)}"
+                )
             for n in gone:
                 all_rows[n].state = DomainState.REMOVED
             dj.mark_reissue(rest)

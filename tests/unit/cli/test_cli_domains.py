@@ -91,6 +91,7 @@ def test_remove_reissues_without_the_name_and_deletes_its_row(sites):  # noqa: F
     assert v["pressluft_domain_redirects"] == [] and v["pressluft_domain_tls"] == [NAME]
     _issue(sites, [NAME])
     assert ALIAS not in _rows() and _rows()[NAME]["tls_state"] == "issued"
+    assert run("domain", "remove", "shop", NAME, "shop.localhost", ok=False).exit_code == 2  # the last ones
     js("domain", "add", "blog", "blog.example.com", "--redirect-from", ALIAS)  # the name is free again
 
 
