@@ -20,8 +20,8 @@ from pressluft_lib.states import BackupState, JobState, ResourceState
 from pressluft_lib.storage.models import Backup, Domain, Environment, Job, Site, utcnow
 
 FAILED_STATES = (JobState.FAILED, JobState.TIMED_OUT, JobState.STALLED)
-# Certificate expiry: read from this Domain column once TLS states exist (issue 16); until then the
-# metric is absent rather than invented.
+# Certificate expiry: the Domain column domain_add/renewals keep (docs/domains.md); a name without a
+# certificate has no sample rather than an invented one.
 CERT_COLUMN = "tls_expires_at"
 
 # name -> (type, help)

@@ -106,3 +106,19 @@ def test_failures_older_than_24h_do_not_count(busy):
     data = json.loads(run("metrics", "--format", "json").stdout)
     assert data["failed_24h"] == []
     assert queue  # the queue module is what finish_next drives
+
+
+def test_certificate_expiry_per_domain(sites):  # noqa: F811
+    import calendar
+    from datetime import datetime
+
+    from pressluft_lib.storage.models import Domain
+
+    with db.session_factory(sites).begin() as s:
+        s.add(Domain(env_id=1, name="www.shop.example", state="active",
+                     tls_expires_at=datetime(2027, 3, 1, 12, 0, 0)))
+        s.add(Domain(env_id=1, name="plain.shop.example", state="active"))  # no certificate wanted
+    fams = {f.name: f for f in text_string_to_metric_families(run("metrics").stdout)}
+    expiry = fams["pressluft_certificate_expiry_timestamp_seconds"]
+    samples = {s.labels["domain"]: s.value for s in expiry.samples}
+    assert samples == {"www.shop.example": calendar.timegm((2027, 3, 1, 12, 0, 0))}
