@@ -124,9 +124,10 @@ RUNNER_VARIABLES = frozenset((
 NODE_VARIABLES = frozenset((
     "node_base_timesync_enabled", "node_base_unattended_upgrades_enabled",
     "node_nginx_worker_processes", "node_nginx_worker_connections", "node_nginx_client_max_body_size",
-    "node_php_default_version", "node_php_opcache_memory_mb",
-    "node_mariadb_buffer_pool_mb", "node_mariadb_max_connections",
-    "node_redis_maxmemory", "node_redis_maxmemory_policy",
+    "node_nginx_rlimit_nofile",
+    "node_php_default_version", "node_php_opcache_memory_mb", "node_php_rlimit_files",
+    "node_mariadb_buffer_pool_mb", "node_mariadb_max_connections", "node_mariadb_open_files_limit",
+    "node_redis_maxmemory", "node_redis_maxmemory_policy", "node_redis_maxclients",
     "node_hardening_firewall_enabled",
     "node_wpcli_version", "node_wpcli_src", "node_wpcli_sha512",
 ))

@@ -16,6 +16,10 @@ description:
   - The new file is rendered next to the old one, checked with C(php-fpm<php_version> -t) against a
     configuration that includes only that pool, and only then renamed over the old file.
     An invalid pool fails the task and leaves the old file in place.
+  - A new pool is refused, the same way, when the master of its PHP version would hold more pools than its
+    open-files limit allows (C(rlimit_files) of C(php-fpm.conf), else the running master's limit, minus a
+    reserve). C(php-fpm -t) passes such a configuration, but the reload after it fails with
+    C(Too many open files) and stops every pool of that version.
   - All pools of a PHP version share one PHP-FPM master and its opcache; every pool gets
     C(opcache.restrict_api=/dev/null/), which no script path can start with, so no site can list
     (C(opcache_get_status)) or reset (C(opcache_reset)) the opcache that holds the other sites' scripts, and
@@ -191,6 +195,7 @@ import stat
 import tempfile
 
 from ansible_collections.pressluft.wordpress.plugins.module_utils._env import env_module
+from ansible_collections.pressluft.wordpress.plugins.module_utils._fpm import budget_problem
 from ansible_collections.pressluft.wordpress.plugins.module_utils._names import (
     env_names,
     pool_file,
@@ -395,6 +400,10 @@ def main():
         or current.st_uid != 0 or current.st_gid != 0)
     if before == after and not wrong_mode:
         module.exit_json(**result)
+    if before is None:
+        problem = budget_problem(p['php_version'], adding=1)
+        if problem:
+            module.fail_json(msg='%s is not written: %s' % (path, problem), **result)
 
     # Write the candidate where it will live (same file system, so the rename is atomic), but under
     # a name that PHP-FPM's "include=pool.d/*.conf" never matches.

@@ -63,8 +63,19 @@ options:
       - Service name to a path that must exist after its reload (for example a new PHP-FPM pool's socket).
     type: dict
     default: {}
+  fpm:
+    description:
+      - Service name to the PHP version of a PHP-FPM service, for example C(php8.2-fpm) to C(8.2).
+      - FPM reloads by re-executing its master; a reload that fails leaves no master and every pool of that
+        version down. So before any reload, a pending FPM service's whole configuration is tested
+        (C(php-fpm<version> -t)) and its pools are counted against the master's open-files limit
+        (C(php-fpm -t) passes a configuration past it); nothing is reloaded when either fails.
+      - After its reload the task waits until the master's log says it is ready again, and fails with the
+        log's error when it says the new master did not start.
+    type: dict
+    default: {}
   timeout:
-    description: Seconds to wait for each O(wait_for) path.
+    description: Seconds to wait for each O(wait_for) path (and for a reloaded FPM master).
     type: int
     default: 30
 attributes:
@@ -101,6 +112,8 @@ EXAMPLES = r'''
     reload: [php8.2-fpm, nginx]
     validate:
       nginx: [nginx, -t, -q]
+    fpm:
+      php8.2-fpm: "8.2"
     wait_for:
       php8.2-fpm: /run/php/pressluft-shop_production.sock
 '''
@@ -131,8 +144,10 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.service import is_systemd_managed
+from ansible_collections.pressluft.wordpress.plugins.module_utils import _fpm
 
 SERVICE_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$')
+PHP_VERSION_RE = re.compile(r'^[5-9]\.[0-9]{1,2}$')
 
 
 def newest_mtime(paths):
@@ -162,13 +177,18 @@ def main():
         reload=dict(type='list', elements='str', default=[]),
         validate=dict(type='dict', default={}),
         wait_for=dict(type='dict', default={}),
+        fpm=dict(type='dict', default={}),
         timeout=dict(type='int', default=30),
     ), supports_check_mode=True, mutually_exclusive=[('mark', 'reload')])
     p = module.params
     started = time.time()
-    for service in list(p['watch']) + p['mark'] + p['reload'] + list(p['validate']) + list(p['wait_for']):
+    for service in (list(p['watch']) + p['mark'] + p['reload'] + list(p['validate']) + list(p['wait_for'])
+                    + list(p['fpm'])):
         if not SERVICE_RE.match(service):
             module.fail_json(msg='invalid service name %r' % service)
+    for service, version in p['fpm'].items():
+        if not isinstance(version, str) or not PHP_VERSION_RE.match(version):
+            module.fail_json(msg='fpm: %s needs a PHP version like "8.2", not %r' % (service, version))
 
     if p['mark']:
         if not module.check_mode:
@@ -205,25 +225,44 @@ def reload_command(module):
     return 'service', [service]
 
 
+def _checks(module, p, service):
+    """The argument lists that must pass before any reload, and FPM's descriptor budget."""
+    argv = p['validate'].get(service)
+    if argv is not None and (isinstance(argv, str) or not isinstance(argv, list)):
+        module.fail_json(msg='validate of %s must be an argument list' % service)
+    commands = [[str(a) for a in argv]] if argv else []
+    version = p['fpm'].get(service)
+    if version:
+        binary = module.get_bin_path('php-fpm%s' % version, opt_dirs=['/usr/sbin'], required=True)
+        commands.append([binary, '-t', '-y', _fpm.CONF.format(version=version)])
+    return commands, version
+
+
 def _reload(module, p, todo, started, manager):
     for service in todo:
-        argv = p['validate'].get(service)
-        if argv:
-            if isinstance(argv, str) or not isinstance(argv, list):
-                module.fail_json(msg='validate of %s must be an argument list' % service)
-            rc, out, err = module.run_command([str(a) for a in argv])
+        commands, version = _checks(module, p, service)
+        for argv in commands:
+            rc, out, err = module.run_command(argv)
             if rc != 0:
-                what = ' '.join(str(a) for a in argv)
+                what = ' '.join(argv)
                 module.fail_json(msg='%s failed, nothing reloaded: %s' % (what, (err or out).strip()),
                                  pending=todo, reloaded=[])
+        problem = version and _fpm.budget_problem(version)
+        if problem:
+            module.fail_json(msg='nothing reloaded: %s' % problem, pending=todo, reloaded=[])
     kind, prefix = manager
     done = []
     for service in todo:
         argv = [*prefix, service] if kind == 'systemd' else [*prefix, service, 'reload']
+        version = p['fpm'].get(service)
+        log = version and _fpm.error_log(version)
+        offset = _size(log)
         rc, out, err = module.run_command(argv)
         if rc != 0:
             module.fail_json(msg='%s failed: %s' % (' '.join(argv), (err or out).strip()),
                              pending=todo, reloaded=done, service_manager=kind)
+        if log:
+            _wait_fpm_ready(module, p, service, log, offset, todo, done)
         done.append(service)
         path = p['wait_for'].get(service)
         deadline = time.time() + p['timeout']
@@ -234,6 +273,38 @@ def _reload(module, p, todo, started, manager):
                                  pending=todo, reloaded=done)
             time.sleep(0.02)
         _mark(p['marker_dir'], [service], started)
+
+
+def _size(path):
+    try:
+        return os.path.getsize(path) if path else 0
+    except OSError:
+        return 0
+
+
+def _wait_fpm_ready(module, p, service, log, offset, todo, done):
+    """The reload signal returns at once; the re-executed master logs whether it started."""
+    deadline = time.time() + p['timeout']
+    while True:
+        try:
+            with open(log, 'rb') as f:
+                if _size(log) < offset:  # rotated meanwhile
+                    offset = 0
+                f.seek(offset)
+                lines = f.read().decode('utf-8', 'replace').splitlines()
+        except (IOError, OSError):
+            lines = []
+        if any('ready to handle connections' in line for line in lines):
+            return
+        if any('FPM initialization failed' in line for line in lines):
+            errors = [line.strip() for line in lines if 'ERROR' in line][-3:]
+            module.fail_json(msg='%s did not come back after its reload, its pools are down: %s'
+                             % (service, ' | '.join(errors) or 'FPM initialization failed'),
+                             pending=todo, reloaded=done)
+        if time.time() > deadline:
+            module.fail_json(msg='%s logged no "ready to handle connections" in %s within %ds of its reload'
+                             % (service, log, p['timeout']), pending=todo, reloaded=done)
+        time.sleep(0.02)
 
 
 def _mark(marker_dir, services, when=None):

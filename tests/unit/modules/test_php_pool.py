@@ -192,3 +192,21 @@ def test_workers_run_as_the_env_user_after_reload(php_node, tmp_path):
     assert out.rstrip().endswith(f"{user} {root} fenced"), out
     workers = php_node.sh("ps -o user:32= -o args= -C php-fpm8.2 | grep 'pool served_production'")
     assert workers.split()[0] == user, workers
+
+
+def test_a_new_pool_past_the_masters_open_files_limit_is_refused(php_node, tmp_path):
+    """php-fpm -t passes a pool past the master's limit, but the reload after it would stop every pool."""
+    make_env(php_node, "kept")
+    make_env(php_node, "nofds")
+    (first,) = pools(php_node, tmp_path, {"site": "kept"})
+    assert first["changed"] is True, first
+    count = int(php_node.sh(f"grep -h '^\\[' {POOL_D}/*.conf | wc -l").strip())
+    conf = "/etc/php/8.2/fpm/php-fpm.conf"
+    php_node.sh(f"cp {conf} {conf}.orig && sed -i '/^\\[global\\]/a rlimit_files = {count + 32}' {conf}")
+    try:
+        refused, update = pools(php_node, tmp_path, {"site": "nofds"}, {"site": "kept", "max_children": 9})
+    finally:
+        php_node.sh(f"mv {conf}.orig {conf}")
+    assert failed_with(refused, f"open-files limit is {count + 32}"), refused
+    assert "pressluft-nofds_production.conf" not in pool_dir(php_node)
+    assert update["changed"] is True, "a pool that exists adds no socket: its update is not refused"

@@ -10,6 +10,7 @@ import os
 import time
 
 import pytest
+from ansible_collections.pressluft.wordpress.plugins.module_utils import _fpm
 from ansible_collections.pressluft.wordpress.plugins.modules import reload_marker
 
 from tests.rig.ansible import run_module
@@ -100,3 +101,59 @@ def test_bad_input_is_refused(capsys, tree, args, message):
     out = run(capsys, tree, **args)
     assert out.get("failed") is True and message in out["msg"], out
     assert not (tree / "markers").exists()
+
+
+@pytest.fixture
+def fpm(tmp_path, monkeypatch):
+    """A PHP-FPM configuration in tmp_path (php-fpm -t runs on it for real) whose rlimit_files leaves room
+    for three pools; `fpm(n)` writes n pool files."""
+    (tmp_path / "pool.d").mkdir()
+    conf = tmp_path / "php-fpm.conf"
+    conf.write_text(f"[global]\npid = {tmp_path}/fpm.pid\nerror_log = {tmp_path}/fpm.log\n"
+                    f"rlimit_files = {_fpm.RESERVE + 3}\ninclude = {tmp_path}/pool.d/*.conf\n")
+    monkeypatch.setattr(_fpm, "CONF", str(conf))
+    monkeypatch.setattr(_fpm, "POOLS", str(tmp_path / "pool.d" / "*.conf"))
+    monkeypatch.setattr(_fpm, "PID_FILE", str(tmp_path / "fpm.pid"))
+
+    def pools(n: int) -> None:
+        for i in range(n):
+            (tmp_path / "pool.d" / f"p{i}.conf").write_text(
+                f"[p{i}]\nuser = www-data\ngroup = www-data\nlisten = {tmp_path}/p{i}.sock\n"
+                "pm = ondemand\npm.max_children = 1\n")
+    return pools
+
+
+def test_fpm_budget_counts_pools_against_rlimit_files(fpm, tmp_path):
+    fpm(3)
+    assert _fpm.pool_count("8.2") == 3 and _fpm.nofile_limit("8.2") == _fpm.RESERVE + 3
+    assert _fpm.budget_problem("8.2") is None
+    problem = _fpm.budget_problem("8.2", adding=1)
+    assert f"would hold 4 pools, but its open-files limit is {_fpm.RESERVE + 3}" in problem
+    assert _fpm.error_log("8.2") == f"{tmp_path}/fpm.log"
+
+
+def test_fpm_budget_without_rlimit_files_uses_the_running_masters_limit(fpm, tmp_path):
+    conf = tmp_path / "php-fpm.conf"
+    conf.write_text("\n".join(line for line in conf.read_text().splitlines() if "rlimit" not in line))
+    assert _fpm.nofile_limit("8.2") is None, "no master running: unknown, nothing refused"
+    (tmp_path / "fpm.pid").write_text(f"{os.getpid()}\n")
+    import resource
+    assert _fpm.nofile_limit("8.2") == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def test_an_fpm_reload_past_the_open_files_limit_is_refused(capsys, tree, fpm, tmp_path):
+    """php-fpm -t passes this configuration; the reload would have stopped every pool (issue 21)."""
+    fpm(4)
+    # A service no host has: without the check, the reload fails here instead of touching a real FPM.
+    service = "pressluft-test-fpm"
+    out = run(capsys, tree, watch={service: [str(tmp_path / "pool.d")]}, reload=[service],
+              fpm={service: "8.2"})
+    assert out.get("failed") is True and "nothing reloaded" in out["msg"], out
+    assert "would hold 4 pools" in out["msg"] and out["reloaded"] == [], out
+    assert not (tree / "markers").exists()
+
+
+@pytest.mark.parametrize("version", ["8", "8.2; id", 8.2])
+def test_fpm_needs_a_php_version(capsys, tree, version):
+    out = run(capsys, tree, watch={"php8.2-fpm": []}, fpm={"php8.2-fpm": version})
+    assert out.get("failed") is True and "needs a PHP version" in out["msg"], out
