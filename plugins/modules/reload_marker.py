@@ -55,7 +55,8 @@ options:
   validate:
     description:
       - Service name to a command (argument list) that must succeed before any reload.
-      - Run only when that service is pending.
+      - Run only when that service is pending, with the open-files soft limit raised to the hard limit
+        (C(nginx -t) opens two log files per environment, which a login session's 1,024 does not hold).
     type: dict
     default: {}
   wait_for:
@@ -140,6 +141,7 @@ service_manager:
 
 import os
 import re
+import resource
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -238,7 +240,18 @@ def _checks(module, p, service):
     return commands, version
 
 
+def _raise_nofile():
+    """The validate commands test configurations whose services run with their units' limits."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+
+
 def _reload(module, p, todo, started, manager):
+    _raise_nofile()
     for service in todo:
         commands, version = _checks(module, p, service)
         for argv in commands:

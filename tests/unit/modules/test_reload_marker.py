@@ -157,3 +157,17 @@ def test_an_fpm_reload_past_the_open_files_limit_is_refused(capsys, tree, fpm, t
 def test_fpm_needs_a_php_version(capsys, tree, version):
     out = run(capsys, tree, watch={"php8.2-fpm": []}, fpm={"php8.2-fpm": version})
     assert out.get("failed") is True and "needs a PHP version" in out["msg"], out
+
+
+def test_validate_commands_run_with_the_soft_open_files_limit_raised(capsys, tree):
+    """nginx -t opens two log files per environment: a session's soft 1,024 failed it at ~510."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
+    try:
+        out = run(capsys, tree, watch={"nginx": [str(tree / "sites")]}, reload=["nginx"],
+                  validate={"nginx": ["sh", "-c", 'echo "limits $(ulimit -n) $(ulimit -Hn)" >&2; exit 1']})
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert f"limits {hard} {hard}" in out["msg"], out
