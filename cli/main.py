@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 import click
-from pressluft_cli import admin, backups, domains, jobs, nodes, ops, output, queries, releases, secrets, sites
+from pressluft_cli import (
+    admin,
+    backups,
+    domains,
+    jobs,
+    nodes,
+    ops,
+    output,
+    providers,
+    queries,
+    releases,
+    secrets,
+    sites,
+)
 from sqlalchemy.engine import make_url
 
 from pressluft_lib import __version__
@@ -90,7 +103,7 @@ def completion(shell: str) -> None:
 for command in (
     nodes.node, sites.site, jobs.jobs, admin.reset, admin.audit, *releases.COMMANDS, admin.worker,
     backups.backup, backups.restore, secrets.secrets, *ops.COMMANDS, queries.login,
-    domains.domain,
+    domains.domain, providers.provider,
 ):
     cli.add_command(command)
 sites.site.add_command(queries.site_info)

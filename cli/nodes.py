@@ -6,6 +6,7 @@ import click
 from pressluft_cli import output
 from pressluft_cli.context import control_plane
 
+from pressluft_lib.errors import ValidationError
 from pressluft_lib.services.base import parse_vars
 
 NODE_COLUMNS = ["name", "host", "port", "user", "local", "state", "sites", "capacity"]
@@ -94,3 +95,42 @@ def node_provision(name, hardening, wpcli_src, wpcli_sha512, variables) -> None:
         name, parse_vars(variables), hardening=hardening, wpcli_src=wpcli_src, wpcli_sha512=wpcli_sha512
     )
     output.emit(data, lambda d: click.echo(f"job {d['job_id']} queued: node_provision {d['node']}"))
+
+
+@node.command("create")
+@click.argument("name")
+@click.option("--provider", "provider_name", required=True, help="Provider account (provider list).")
+@click.option("--type", "server_type", help="Server type, e.g. cx22 (default: the profile's).")
+@click.option("--location", required=True, help="Location, e.g. fsn1.")
+@click.option("--image", default="debian-12", show_default=True, help="Image of the new server.")
+@click.option("--network", help="Private network to attach (created when missing).")
+@click.option("--profile", help="Preset: server type and node tuning (pressluft provider catalog NAME).")
+@click.option("--hardening/--no-hardening", default=None, help="Passed to the node_provision that follows.")
+@click.option("--wpcli-src", metavar="FILE", help="WP-CLI phar for the node_provision that follows.")
+@click.option("--wpcli-sha512", metavar="HEX", help="SHA-512 of that phar.")
+@var_option
+@output.json_option
+def node_create(name, provider_name, server_type, location, image, network, profile, hardening, wpcli_src,
+                wpcli_sha512, variables) -> None:
+    """Queue a node_create job: the server at the provider, then node_provision. Again: resumes/converges."""
+    data = control_plane().node_create(
+        name, provider_name, server_type, location, image=image, network=network, profile=profile,
+        variables=parse_vars(variables), hardening=hardening, wpcli_src=wpcli_src, wpcli_sha512=wpcli_sha512,
+    )
+    output.emit(data, lambda d: click.echo(
+        f"job {d['job_id']} queued: node_create {d['node']} ({d['server_type']} in {d['location']}, "
+        f"{d['image']}) at {d['provider']}; node_provision follows"))
+
+
+@node.command("destroy")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@output.json_option
+def node_destroy(name, yes) -> None:
+    """Queue a node_destroy job: lift the protection, delete the server and its primary IP."""
+    if not yes:
+        if output.wants_json():
+            raise ValidationError("node destroy --json needs --yes (no prompt in machine mode)")
+        click.confirm(f"Delete the server of node {name} and its IP address at the provider?", abort=True)
+    output.emit(control_plane().node_destroy(name),
+                lambda d: click.echo(f"job {d['job_id']} queued: node_destroy {d['node']}"))

@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from pressluft_lib.errors import ValidationError
-from pressluft_lib.names import BACKUP_SECRET_SCOPE
+from pressluft_lib.names import BACKUP_SECRET_SCOPE, PROVIDER_SECRET_SCOPE
 from pressluft_lib.states import NodeState, ResourceState
 
 if TYPE_CHECKING:
@@ -154,6 +154,7 @@ _BACKUPS = "pressluft_lib.jobs.backups"
 _ROTATION = "pressluft_lib.jobs.rotation"
 _NODES = "pressluft_lib.jobs.nodes"
 _DOMAINS = "pressluft_lib.jobs.domains"
+_FLEET = "pressluft_lib.jobs.fleet"
 _NODE_ROLES = tuple(
     f"node_{r}" for r in ("base", "hardening", "nginx", "php", "mariadb", "redis", "wpcli", "backup")
 )
@@ -166,6 +167,15 @@ JOB_TYPES: dict[str, JobType] = {
                 roles=_NODE_ROLES, marks=NodeState.PROVISIONING, variables=NODE_VARIABLES,
                 after=f"{_NODES}:after_node_provision",
                 summary="install and harden the node's stack"),
+        # Every step finds what a failed run created (by name and label), so a failure is resumed by
+        # running it again. The after hook records the server's address and queues node_provision.
+        JobType("node_create", _NODE, verb="node create", destructive=False, timeout=1800,
+                roles=("node_server",), marks=NodeState.CREATING, after=f"{_FLEET}:after_node_create",
+                secret_scopes=(PROVIDER_SECRET_SCOPE,),
+                summary="create the node's server at its provider, then queue node_provision"),
+        JobType("node_destroy", _NODE, verb="node destroy", destructive=True, timeout=900, max_attempts=1,
+                roles=("node_server",), marks=NodeState.DESTROYING, secret_scopes=(PROVIDER_SECRET_SCOPE,),
+                summary="delete the node's server and its primary IP at the provider"),
         # Creating is idempotent (the roles converge), so a stalled site_create may be retried.
         JobType("site_create", _SITE, verb="site create", destructive=False, timeout=1800,
                 roles=("site_env",), marks=ResourceState.CREATING,

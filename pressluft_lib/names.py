@@ -15,6 +15,29 @@ def env_secret_scope(site: str, env: str) -> str:
     """... and one environment's generated secrets (every job on that environment gets them)."""
     return f"env:{site}_{env}"
 
+# A job type listing this scope gets its node's provider account's secrets (the API token): the scope
+# is `provider:<name>` of the node the job runs for (runner.load_secrets).
+PROVIDER_SECRET_SCOPE = "provider"
+PROVIDER_TOKEN = "api_token"  # the secret's name in that scope; a job sees it as pressluft_api_token
+
+
+def provider_secret_scope(name: str) -> str:
+    return f"provider:{name}"
+
+
+_PROVIDER_RE = re.compile(r"[a-z][a-z0-9-]{0,30}")
+
+
+def validate_provider(name: object) -> str:
+    name = _check_str("provider", name)
+    if not _PROVIDER_RE.fullmatch(name):
+        raise ValidationError(
+            f"invalid provider name {name!r}: 1-31 lowercase letters, digits or '-', starting with a letter",
+            details={"provider": name},
+        )
+    return name
+
+
 RESERVED_NAMES = frozenset(
     "root admin administrator mysql mariadb nginx redis postgres www wwwdata daemon bin sys sync games "
     "man lp mail news uucp proxy backup list irc nobody systemd sshd messagebus pressluft debian ubuntu "

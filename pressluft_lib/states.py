@@ -37,6 +37,10 @@ class ResourceState(StrEnum):
 
 class NodeState(StrEnum):
     PENDING = "pending"
+    # node_create: its server is being created at the provider. Not "creating": settle_map is keyed by
+    # state name over sites and nodes together, and a site's creating must settle to active.
+    CREATING = "creating_server"
+    DESTROYING = "destroying"  # node_destroy: its server is being deleted
     PROVISIONING = "provisioning"
     ACTIVE = "active"
     FAILED = "failed"
@@ -111,10 +115,15 @@ RESOURCE: dict[str, frozenset[str]] = {
 RETRY_FROM_FAILED = frozenset(RESOURCE_MUTATING)
 
 NODE: dict[str, frozenset[str]] = {
-    N.PENDING: frozenset({N.PROVISIONING, N.REMOVED}),
+    # pending -> active only for node_create's rerun on a node that was active (its after hook): the
+    # server existed and is unchanged, so nothing needs provisioning.
+    N.PENDING: frozenset({N.CREATING, N.PROVISIONING, N.ACTIVE, N.DESTROYING, N.REMOVED}),
+    # A created server is provisioned next: the node is pending (not active) until then.
+    N.CREATING: frozenset({N.PENDING, N.FAILED}),
     N.PROVISIONING: frozenset({N.ACTIVE, N.FAILED}),
-    N.ACTIVE: frozenset({N.PROVISIONING, N.REMOVED}),
-    N.FAILED: frozenset({N.PROVISIONING, N.REMOVED}),
+    N.ACTIVE: frozenset({N.CREATING, N.PROVISIONING, N.DESTROYING, N.REMOVED}),
+    N.FAILED: frozenset({N.CREATING, N.PROVISIONING, N.DESTROYING, N.REMOVED}),
+    N.DESTROYING: frozenset({N.REMOVED, N.FAILED}),
     N.REMOVED: frozenset(),
 }
 
@@ -145,13 +154,16 @@ DOMAIN: dict[str, frozenset[str]] = {
 }
 
 # Where a mutating state goes when its job ends: success -> SETTLE_SUCCESS[state], else failed.
-NODE_MUTATING = (N.PROVISIONING,)
+NODE_MUTATING = (N.PROVISIONING, N.CREATING, N.DESTROYING)
 # A job cancelled before it ran changed nothing: these states are entered from active only, so their
 # resource goes back to active. The others (creating, deleting, provisioning) end as failed.
 SETTLE_UNTOUCHED = {
     s: R.ACTIVE for s in RESOURCE_MUTATING if {a for a, nxt in RESOURCE.items() if s in nxt} == {R.ACTIVE}
 }
-SETTLE_SUCCESS = {**{s: R.ACTIVE for s in RESOURCE_MUTATING}, R.DELETING: R.DELETED, N.PROVISIONING: N.ACTIVE}
+SETTLE_SUCCESS = {
+    **{s: R.ACTIVE for s in RESOURCE_MUTATING}, R.DELETING: R.DELETED, N.PROVISIONING: N.ACTIVE,
+    N.CREATING: N.PENDING, N.DESTROYING: N.REMOVED,
+}
 
 
 def settle_map(success: bool, untouched: bool = False) -> dict[str, str]:

@@ -26,7 +26,7 @@ from pressluft_lib.execution import ansible_exec
 from pressluft_lib.execution.attempt import Attempt
 from pressluft_lib.states import DomainRole, DomainState, JobState
 from pressluft_lib.storage.db import data_dir as default_data_dir
-from pressluft_lib.storage.models import Domain, Environment, Job, Node, Site, utcnow
+from pressluft_lib.storage.models import Domain, Environment, Job, Node, Provider, Site, utcnow
 from pressluft_lib.storage.secret_store import SecretStore
 from pressluft_lib.storage.transitions import add_job_event
 
@@ -86,10 +86,16 @@ def domain_vars(session: Session, env_id: int) -> dict[str, Any]:
 
 
 def load_secrets(
-    session: Session, url: str, site: str | None, env: str | None, scopes: tuple[str, ...] = ()
+    session: Session, url: str, site: str | None, env: str | None, scopes: tuple[str, ...] = (),
+    provider: str | None = None,
 ) -> dict[str, str]:
     """The environment's secrets, and those of the job type's `scopes`, as pressluft_<name> variables
-    (decrypted only for the run)."""
+    (decrypted only for the run). names.PROVIDER_SECRET_SCOPE stands for the node's provider account."""
+    scopes = tuple(
+        names.provider_secret_scope(provider) if s == names.PROVIDER_SECRET_SCOPE else s
+        for s in scopes
+        if s != names.PROVIDER_SECRET_SCOPE or provider is not None
+    )
     wanted = [*scopes, *([names.env_secret_scope(site, env)] if site is not None and env is not None else [])]
     if not wanted:
         return {}
@@ -99,6 +105,14 @@ def load_secrets(
         for scope in wanted
         for name in store.names(session, scope)
     }
+
+
+def _provider_of(session: Session, job: Job) -> str | None:
+    """The provider account of the job's node (None for static and local nodes)."""
+    node = session.get(Node, job.node_id) if job.node_id else None
+    if node is None or node.provider_id is None:
+        return None
+    return session.get(Provider, node.provider_id).name
 
 
 def _db_url(session_factory: sessionmaker) -> str:
@@ -170,7 +184,7 @@ def _execute(
             queue.check_fencing(session, job)
             jt.run_before(session, job)
             extravars, site, env = job_vars(session, job)
-            secret_vars = load_secrets(session, url, site, env, jt.secret_scopes)
+            secret_vars = load_secrets(session, url, site, env, jt.secret_scopes, _provider_of(session, job))
     except PressluftError as exc:
         return end(JobState.FAILED, exc.code, exc.message, {})
 

@@ -82,8 +82,24 @@ class Node(Timestamps, Base):
     site_capacity: Mapped[int | None] = mapped_column(Integer)
     memory_mb: Mapped[int | None] = mapped_column(Integer)
     limits_capacity: Mapped[int | None] = mapped_column(Integer)
+    # A node created from a provider account (`node create`): the account, and what its server was
+    # created with (type, location, image, network; the server's id once it exists).
+    provider_id: Mapped[int | None] = mapped_column(ForeignKey("providers.id"), index=True)
+    cloud: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     sites: Mapped[list[Site]] = relationship(back_populates="node")
+
+
+class Provider(Timestamps, Base):
+    """A cloud account nodes are created from; its API token is in the secret store, never here."""
+
+    __tablename__ = "providers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "hetzner"
+    api_endpoint: Mapped[str] = mapped_column(String(255))
+    # Sources allowed to reach SSH (port 22) through the firewall every node of this account gets.
+    admin_cidrs: Mapped[list[str]] = mapped_column(default=list)
 
 
 class Site(Timestamps, Base):

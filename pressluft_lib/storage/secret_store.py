@@ -20,7 +20,7 @@ from pressluft_lib.storage.models import Secret, utcnow
 
 KEY_ENV = "PRESSLUFT_SECRET_KEY"
 KEY_FILE = "secret.key"
-_SCOPE_RE = re.compile(r"(env|node|site|global):[a-z0-9_.-]{1,58}|global")
+_SCOPE_RE = re.compile(r"(env|node|site|global|provider):[a-z0-9_.-]{1,58}|global")
 _NAME_RE = re.compile(r"[a-z][a-z0-9_.-]{0,127}")
 
 

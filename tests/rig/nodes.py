@@ -50,11 +50,12 @@ class Node:
     key_file: Path
     hostvars: dict = field(default_factory=dict)
     https_port: int = 0  # the node's 443 on loopback
+    host: str = "127.0.0.1"  # a loopback address of its own when started with `bind`
 
     @property
     def ansible_vars(self) -> dict:
         return {
-            "ansible_host": "127.0.0.1",
+            "ansible_host": self.host,
             "ansible_port": self.ssh_port,
             "ansible_user": SSH_USER,
             "ansible_ssh_private_key_file": str(self.key_file),
@@ -100,16 +101,21 @@ def _wait(predicate, timeout: float, what: str) -> None:
 
 
 def start_node(workdir: Path, caps: Iterable[str] = (), memory: str | None = None,
-               image: str | None = None, volumes: Iterable[str] = ()) -> Node:
-    """Boot one node and return once systemd is running and SSH accepts our key."""
-    name = f"pressluft-node-{uuid.uuid4().hex[:8]}"
+               image: str | None = None, volumes: Iterable[str] = (), bind: str | None = None,
+               name: str | None = None) -> Node:
+    """Boot one node and return once systemd is running and SSH accepts our key.
+
+    `bind`: a loopback address (127.x.y.z) the node's SSH and HTTP are published on at their own ports
+    22 and 80, as a cloud server's public address (tests/rig/hcloud_api.py)."""
+    name = name or f"pressluft-node-{uuid.uuid4().hex[:8]}"
     key = workdir / f"{name}.key"
     if not key.exists():
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key))
     args = ["podman", "run", "-d", "--name", name, "--hostname", name, "--label", LABEL,
             "--label", f"{OWNER_LABEL}={os.getpid()}",
             "--systemd=always", "--network", "slirp4netns:allow_host_loopback=true",
-            "-p", "127.0.0.1::22", "-p", "127.0.0.1::80", "-p", "127.0.0.1::443"]
+            *(["-p", f"{bind}:22:22", "-p", f"{bind}:80:80", "-p", f"{bind}:443:443"] if bind else
+              ["-p", "127.0.0.1::22", "-p", "127.0.0.1::80", "-p", "127.0.0.1::443"])]
     for cap in caps:
         args += ["--cap-add", cap]
     if memory:
@@ -118,7 +124,7 @@ def start_node(workdir: Path, caps: Iterable[str] = (), memory: str | None = Non
         args += ["-v", volume]
     _run(*args, image or IMAGE, "/sbin/init")
     node = Node(name, _published_port(name, 22), _published_port(name, 80), key,
-                https_port=_published_port(name, 443))
+                https_port=_published_port(name, 443), host=bind or "127.0.0.1")
     try:
         node.exec("install", "-m", "0600", "-o", SSH_USER, "-g", SSH_USER, "/dev/stdin",
                   f"/home/{SSH_USER}/.ssh/authorized_keys", input=Path(f"{key}.pub").read_text())
@@ -134,7 +140,7 @@ def start_node(workdir: Path, caps: Iterable[str] = (), memory: str | None = Non
 def _ssh_ok(node: Node) -> bool:
     r = _run("ssh", "-i", str(node.key_file), "-p", str(node.ssh_port), "-o", "BatchMode=yes",
              "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-             "-o", "ConnectTimeout=2", f"{SSH_USER}@127.0.0.1", "true", check=False, timeout=10)
+             "-o", "ConnectTimeout=2", f"{SSH_USER}@{node.host}", "true", check=False, timeout=10)
     return r.returncode == 0
 
 

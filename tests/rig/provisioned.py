@@ -166,13 +166,15 @@ def _drop_old(keep: str) -> None:
             _podman("rmi", name, check=False)
 
 
-def start(workdir: Path, caps: Iterable[str] = (), memory: str | None = None) -> rig.Node:
-    """A node booted from image(): its own machine id, host keys and name; the stack running."""
+def start(workdir: Path, caps: Iterable[str] = (), memory: str | None = None, bind: str | None = None,
+          name: str | None = None) -> rig.Node:
+    """A node booted from image(): its own machine id, host keys and name; the stack running.
+    `bind` and `name`: as rig.start_node's."""
     tag = image()
     machine_id = workdir / f"machine-id-{secrets.token_hex(4)}"
     machine_id.write_text(secrets.token_hex(16) + "\n")
     node = rig.start_node(workdir, caps=caps, memory=memory, image=tag,
-                          volumes=[f"{machine_id}:/etc/machine-id"])
+                          volumes=[f"{machine_id}:/etc/machine-id"], bind=bind, name=name)
     try:
         identity = node.exec("cat", "/etc/pressluft/node.yml").stdout
         node.exec("install", "-m", "0640", "/dev/stdin", "/etc/pressluft/node.yml",

@@ -147,6 +147,8 @@ def test_job_type_registry():
         "domain_add": ("site", False, "domain_add.yml"),
         "domain_remove": ("site", False, "domain_remove.yml"),
         "domain_renew": ("site", False, "domain_renew.yml"),
+        "node_create": ("node", False, "node_create.yml"),
+        "node_destroy": ("node", True, "node_destroy.yml"),
     }
     with pytest.raises(errors.ValidationError):
         jobtypes.register(jobtypes.JobType("x", "cluster", False, 1))
