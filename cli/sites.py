@@ -19,7 +19,7 @@ def site() -> None:
 
 @site.command("create")
 @click.argument("name")
-@click.option("--node", required=True, help="Node the site lives on.")
+@click.option("--node", help="Node the site lives on (default: the active node with the most headroom).")
 @click.option("--php", "php_version", metavar="VERSION", help="PHP version, e.g. 8.2 (default: the node's).")
 @click.option("--domain", "domains", multiple=True, help="Domain (repeatable; default NAME.localhost).")
 @click.option("--env", default=DEFAULT_ENV, show_default=True, help="First environment.")
@@ -44,18 +44,29 @@ def site_create(name, node, php_version, domains, env, wordpress, title, admin_u
     Again on a site whose creation failed, retries it (the same options, new --var values). A deleted
     site's name makes a new site (a new incarnation; the old one's history stays).
     """
+    placed = None
+    if node is None:  # placement: load, memory, disk (node status query) and site capacity of each node
+        placed = control_plane().site_place(name)
+        node = placed["node"]
     data = control_plane().site_create(
         name, node, php_version=php_version, domains=list(domains), env=env, variables=parse_vars(variables),
         wordpress=wordpress, title=title, admin_user=admin_user, admin_email=admin_email,
     )
-    output.emit(
-        data,
-        lambda d: click.echo(
+    if placed is not None:
+        data = {**data, "placement": placed}
+
+    def human(d):
+        if placed is not None:
+            click.echo(f"placed on {placed['node']}: {placed['reason']}")
+            for c in placed["candidates"][1:]:
+                click.echo(f"  not {c['explain']}")
+        click.echo(
             f"job {d['job_id']} queued: site_create {d['site']} on {d['node']} ({', '.join(d['domains'])}), "
             f"WordPress {d['wordpress']}"
             + (f", retrying job {d['retry_of']}" if d.get("retry_of") else "")
-        ),
-    )
+        )
+
+    output.emit(data, human)
 
 
 @site.command("list")

@@ -61,8 +61,10 @@ def choose(candidates: list[Candidate]) -> tuple[Candidate, list[Candidate]]:
     ranked = sorted(usable, key=lambda c: (-round(c.headroom, 3), c.used, c.name))
     if not ranked:
         why = "; ".join(f"{c.name}: {c.error or 'full'}" for c in candidates) or "no active node"
-        raise ConflictError(f"no node can take the site ({why}); add one or name it with --node",
-                            details={"candidates": [c.name for c in candidates]})
+        raise ConflictError(
+            f"no node can take the site ({why}); add one or name it with --node",
+            details={"candidates": [c.name for c in candidates]},
+        )
     return ranked[0], ranked + [c for c in candidates if c not in ranked]
 
 

@@ -12,6 +12,7 @@ from pressluft_lib.services.domains import DomainsMixin
 from pressluft_lib.services.jobs import JobsMixin
 from pressluft_lib.services.nodequeries import NodeQueriesMixin
 from pressluft_lib.services.nodes import NodesMixin
+from pressluft_lib.services.placement import PlacementMixin
 from pressluft_lib.services.providers import ProvidersMixin
 from pressluft_lib.services.releases import ReleasesMixin
 from pressluft_lib.services.rotation import RotationMixin
@@ -22,5 +23,6 @@ class ControlPlane(
     NodesMixin, SitesMixin, JobsMixin, BackupsMixin, ReleasesMixin, RotationMixin, NodeQueriesMixin,
     DomainsMixin,
     ProvidersMixin,
+    PlacementMixin,
 ):
     """One control-plane database and the actor whose calls are audited."""
