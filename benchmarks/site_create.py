@@ -8,8 +8,15 @@
    then site_create alternates between B and A, so a change of the host's load hits both sides.
 3. Idle memory per site with 100 sites on node B (the PSS of all processes on the node, after every site
    served one request and its ondemand workers idled out; RSS printed too): target <= 2 MB/site.
+4. Reload times on both nodes (issue 21): `php-fpm -t`, an FPM reload until the master logs
+   "ready to handle connections", `nginx -t`, an nginx reload until the master runs new workers;
+   target <= 1 s each at 1,000 sites. The fill's time and the host's load before/during are printed.
 
     .venv/bin/python -m benchmarks.site_create [--sites 100] [--samples 3] [--ratio-only]
+    .venv/bin/python -m benchmarks.site_create --sites 1000 --samples 3   # issue 21's documented run
+
+The fill past the first site hard-links WordPress core from the first filled site's release
+(site_env.sh CORE_FROM): 1,000 extracted copies would take ~60 GB of a shared disk.
 
 ansible-playbook runs with the settings the product's runner
 (pressluft_lib/execution/ansible_exec.py) gives it:
@@ -63,6 +70,64 @@ def shell_site(node, site: str, *extra: str) -> float:
     t0 = time.monotonic()
     ssh(node, "sudo", "bash", "-s", "--", site, *extra, input=SCRIPT.read_bytes())
     return time.monotonic() - t0
+
+
+RELOAD_TIMES = r"""
+import glob, json, os, subprocess, time
+
+def run(*argv):
+    t0 = time.monotonic()
+    subprocess.run(argv, check=True, capture_output=True)
+    return time.monotonic() - t0
+
+def fpm_reload():
+    log = "/var/log/php8.2-fpm.log"
+    offset = os.path.getsize(log)
+    t0 = time.monotonic()
+    subprocess.run(["systemctl", "reload", "php8.2-fpm"], check=True)
+    while True:
+        with open(log, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode("utf-8", "replace")
+        if "ready to handle connections" in text:
+            return time.monotonic() - t0
+        if "FPM initialization failed" in text:
+            raise SystemExit("FPM did not come back: " + text[-500:])
+        if time.monotonic() - t0 > 120:
+            raise SystemExit("FPM not ready after 120 s")
+        time.sleep(0.005)
+
+def workers():
+    master = open("/run/nginx.pid").read().strip()
+    out = subprocess.run(["pgrep", "-P", master], capture_output=True, text=True).stdout
+    return set(out.split())
+
+def nginx_reload():
+    old = workers()
+    t0 = time.monotonic()
+    subprocess.run(["systemctl", "reload", "nginx"], check=True)
+    while not (workers() - old):
+        if time.monotonic() - t0 > 120:
+            raise SystemExit("nginx started no new worker within 120 s")
+        time.sleep(0.005)
+    return time.monotonic() - t0
+
+pools = len(glob.glob("/etc/php/8.2/fpm/pool.d/*.conf"))
+print(json.dumps({"pools": pools, "fpm_test": run("php-fpm8.2", "-t"), "fpm_reload": fpm_reload(),
+                  "nginx_test": run("nginx", "-t", "-q"), "nginx_reload": nginx_reload()}))
+"""
+
+
+def reload_times(node) -> dict[str, float]:
+    """Medians of three rounds of the reload probe run on the node as root."""
+    import json
+    rounds = [json.loads(ssh(node, "sudo", "python3", "-", input=RELOAD_TIMES.encode()).stdout)
+              for _ in range(3)]
+    return {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+
+
+def load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def memory_by_command(node) -> dict[str, tuple[float, float]]:
@@ -148,12 +213,26 @@ def main(argv=None) -> int:
             return 0
         base_by = idle_memory(full_node, ["warmup"])
 
-        fill = [f"fill{i:03d}" for i in range(args.sites - 1)]
+        fill = [f"fill{i:04d}" for i in range(args.sites - 1)]
         t0 = time.monotonic()
+        print(f"host load (1/5/15 min) before the fill: {load()}", flush=True)
+        core = None
         for i, site in enumerate(fill):
-            shell_site(full_node, site, "noreload" if i < len(fill) - 1 else "")
+            if core:
+                ssh(full_node, "sudo", "env", f"CORE_FROM={core}", "bash", "-s", "--", site,
+                    "noreload" if i < len(fill) - 1 else "", input=SCRIPT.read_bytes())
+            else:
+                shell_site(full_node, site, "noreload")
+                core = f"/var/www/sites/{site}/production/releases/6.1.9"
+            if i and i % 100 == 0:
+                print(f"  {i} sites filled, {time.monotonic() - t0:.0f} s, load {load()}", flush=True)
         print(f"filled node B with {len(fill)} more sites by script in {time.monotonic() - t0:.0f} s "
-              f"({len(fill) + 1} sites on it)")
+              f"({len(fill) + 1} sites on it); load after the fill {load()}", flush=True)
+        for label, n_ in (("node A (few sites)", node), (f"node B ({len(fill) + 1} sites)", full_node)):
+            r = reload_times(n_)
+            print(f"reload times, {label}, {r['pools']:.0f} pool files: php-fpm -t {r['fpm_test']:.2f} s, "
+                  f"FPM reload {r['fpm_reload']:.2f} s, nginx -t {r['nginx_test']:.2f} s, nginx reload "
+                  f"{r['nginx_reload']:.2f} s (target <= 1 s at 1,000); load {load()}", flush=True)
         t_full, t_few = [], []
         for i in range(n):
             t_full.append(ansible_site(full_node, tmp, f"last{i}", archive))
@@ -163,7 +242,7 @@ def main(argv=None) -> int:
               f"{[round(x, 2) for x in t_full]}")
         print(f"alternating, node A ({2 * (n + 1) + 1}+ sites): median {c:.2f} s of "
               f"{[round(x, 2) for x in t_few]}")
-        print(f"ratio {args.sites} sites / none: {b / c:.2f} (target <= 1.15)")
+        print(f"ratio {args.sites} sites / none: {b / c:.2f} (target <= 1.15); load {load()}", flush=True)
 
         sites = ["warmup"] + fill + [f"last{i}" for i in range(n)]
         full_by = idle_memory(full_node, sites)
