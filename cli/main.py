@@ -16,6 +16,7 @@ from pressluft_cli import (
     releases,
     secrets,
     sites,
+    updates,
 )
 from sqlalchemy.engine import make_url
 
@@ -103,7 +104,7 @@ def completion(shell: str) -> None:
 for command in (
     nodes.node, sites.site, jobs.jobs, admin.reset, admin.audit, *releases.COMMANDS, admin.worker,
     backups.backup, backups.restore, secrets.secrets, *ops.COMMANDS, queries.login,
-    domains.domain, providers.provider,
+    domains.domain, providers.provider, updates.update,
 ):
     cli.add_command(command)
 sites.site.add_command(queries.site_info)

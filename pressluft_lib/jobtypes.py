@@ -155,6 +155,7 @@ _ROTATION = "pressluft_lib.jobs.rotation"
 _NODES = "pressluft_lib.jobs.nodes"
 _DOMAINS = "pressluft_lib.jobs.domains"
 _FLEET = "pressluft_lib.jobs.fleet"
+_UPDATES = "pressluft_lib.jobs.updates"
 _NODE_ROLES = tuple(
     f"node_{r}" for r in ("base", "hardening", "nginx", "php", "mariadb", "redis", "wpcli", "backup")
 )
@@ -214,6 +215,12 @@ JOB_TYPES: dict[str, JobType] = {
                 marks=ResourceState.RESTORING, before=f"{_BACKUPS}:start_backup",
                 after=f"{_BACKUPS}:after_env_restore", secret_scopes=(BACKUP_SECRET_SCOPE,),
                 summary="restore a backup after taking a pre-restore one"),
+        # Not retried: a second run after a stall could restore the database over writes made since.
+        JobType("env_update", _SITE, verb="update apply", destructive=True, timeout=3600, max_attempts=1,
+                roles=("env_release", "health_check"), marks=ResourceState.UPDATING,
+                before=f"{_BACKUPS}:start_backup", after=f"{_UPDATES}:after_update",
+                secret_scopes=(BACKUP_SECRET_SCOPE,),
+                summary="back up, build a release with updated core/plugins/themes, check, switch"),
         # Every phase is safe to repeat (the node keeps the new values until the last), so it may retry.
         JobType("secrets_rotate", _SITE, verb="secrets rotate", destructive=False, timeout=900,
                 roles=("secrets_rotate",), after=f"{_ROTATION}:after_rotate",

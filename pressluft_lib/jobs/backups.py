@@ -4,7 +4,7 @@ A backup row is created (pending) when its job is queued; the job's `after` hook
 playbook returned (set_stats `pressluft_backup`) through the BACKUP state machine:
 pending -> running -> completed | failed; completed -> expired (retention) -> deleted (cleanup).
 The `manifest` JSON column holds the control plane's data about the backup:
-  backup_id, trigger (manual | schedule | pre_restore), include_core, job_id, repository,
+  backup_id, trigger (manual | schedule | pre_restore | pre_update), include_core, job_id, repository,
   manifest (the node's manifest), restic_snapshot, restic_data_added, completed_at, error, restore.
 Backup ids are `<created_at as yyyymmddThhmmssZ>-<row id>`: unique, sortable, stable across retries.
 """
@@ -25,7 +25,15 @@ from pressluft_lib.storage.models import AuditLog, Backup, Environment, Job, Job
 from pressluft_lib.storage.transitions import transition
 
 SCOPES = ("full", "db", "files")
-TRIGGERS = ("manual", "schedule", "pre_restore")
+TRIGGERS = ("manual", "schedule", "pre_restore", "pre_update")
+# Backups taken before a change as its way back: kept through PRE_RESTORE_GRACE whatever the ladder says.
+WAY_BACK = ("pre_restore", "pre_update")
+# The payload key of the backup a job type takes itself (its `before` hook marks it running).
+BACKUP_KEYS = {
+    "backup_create": "pressluft_backup_id",
+    "env_restore": "pressluft_pre_restore_backup_id",
+    "env_update": "pressluft_pre_update_backup_id",
+}
 # The restic repository's secrets (restic_password, s3_access_key_id, s3_secret_access_key) live in
 # the secret store under names.BACKUP_SECRET_SCOPE; the runner passes them (as pressluft_<name>) to
 # backup jobs only (their secret_scopes in the registry). The repository URL is not secret: it is
@@ -155,7 +163,7 @@ def record(session: Session, row: Backup, job: Job, result: Any, trust_result: b
 
 def start_backup(session: Session, job: Job) -> None:
     """The run starts: its backup (env_restore: the pre-restore one) is running from now on."""
-    key = "pressluft_backup_id" if job.type == "backup_create" else "pressluft_pre_restore_backup_id"
+    key = BACKUP_KEYS.get(job.type, "pressluft_pre_restore_backup_id")
     row = _row_from_payload(session, job, key)
     if row is not None and row.state == BackupState.PENDING:  # a retry finds it running already
         transition(session, row, BackupState.RUNNING, event={"job_id": job.id})
@@ -267,7 +275,7 @@ def cleanup_plan(
     rule = policy(site)
     for scope in SCOPES:
         candidates = [
-            Candidate(r.id, r.created_at, (r.manifest or {}).get("trigger") == "pre_restore")
+            Candidate(r.id, r.created_at, (r.manifest or {}).get("trigger") in WAY_BACK)
             for r in completed
             if r.scope == scope
         ]

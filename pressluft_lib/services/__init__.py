@@ -17,10 +17,12 @@ from pressluft_lib.services.providers import ProvidersMixin
 from pressluft_lib.services.releases import ReleasesMixin
 from pressluft_lib.services.rotation import RotationMixin
 from pressluft_lib.services.sites import SitesMixin
+from pressluft_lib.services.updates import UpdatesMixin
 
 
 class ControlPlane(
-    NodesMixin, SitesMixin, JobsMixin, BackupsMixin, ReleasesMixin, RotationMixin, NodeQueriesMixin,
+    NodesMixin, SitesMixin, JobsMixin, UpdatesMixin, BackupsMixin, ReleasesMixin, RotationMixin,
+    NodeQueriesMixin,
     DomainsMixin,
     ProvidersMixin,
     PlacementMixin,

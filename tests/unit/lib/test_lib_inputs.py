@@ -149,6 +149,7 @@ def test_job_type_registry():
         "domain_renew": ("site", False, "domain_renew.yml"),
         "node_create": ("node", False, "node_create.yml"),
         "node_destroy": ("node", True, "node_destroy.yml"),
+        "env_update": ("site", True, "env_update.yml"),
     }
     with pytest.raises(errors.ValidationError):
         jobtypes.register(jobtypes.JobType("x", "cluster", False, 1))
