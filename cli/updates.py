@@ -113,3 +113,38 @@ def update_list(target) -> None:
             ["release", "state", "items", "backup_id", "db_restored", "reason"],
         ),
     )
+
+
+@update.command("policy")
+@click.argument("target", metavar="SITE[/ENV]")
+@click.option("--auto", type=click.Choice(["off", "minor", "all"]),
+              help="What `update schedule` applies: off, minor (minor and patch only) or all.")
+@click.option("--core/--no-core", default=None, help="Include core in scheduled updates.")
+@click.option("--plugins", "plugins", multiple=True, metavar="all|NAME[,NAME]", help="Plugins (default all).")
+@click.option("--themes", "themes", multiple=True, metavar="all|NAME[,NAME]", help="Themes (default none).")
+@click.option("--exclude", "exclude", multiple=True, metavar="NAME", help="Never update this slug.")
+@click.option("--pin", "pins", multiple=True, metavar="NAME=VERSION", help="Hold a slug at a version.")
+@click.option("--unpin", "unpin", multiple=True, metavar="NAME", help="Remove a pin.")
+@click.option("--interval", "interval_hours", type=int, metavar="HOURS", help="Hours between updates (24).")
+@output.json_option
+def policy(target, auto, core, plugins, themes, exclude, pins, unpin, interval_hours) -> None:
+    """Show or change the environment's update policy (no options: show it)."""
+    data = control_plane().update_policy(
+        target, auto=auto, core=core, plugins=list(plugins) or None, themes=list(themes) or None,
+        exclude=list(exclude) or None, pins=list(pins) or None, unpin=list(unpin) or None,
+        interval_hours=interval_hours,
+    )
+    output.emit(data, lambda d: click.echo("\n".join(f"{k}: {v}" for k, v in d.items())))
+
+
+@update.command("schedule")
+@click.option("--site", "sites", multiple=True, metavar="S", help="Only these sites (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Say what is due without queueing.")
+@output.json_option
+def schedule(sites, dry_run) -> None:
+    """Queue the updates whose environment policy makes them due (one job per site; for a timer)."""
+    data = control_plane().update_schedule(list(sites) or None, dry_run=dry_run)
+    output.emit(data, lambda d: click.echo("\n".join(
+        [f"{'would queue' if d['dry_run'] else 'queued'} env_update {i['site']}/{i['env']}"
+         + (f" (job {i['job_id']})" if i.get("job_id") else "") for i in d["enqueued"]]
+        + [f"skipped {i['site']}/{i['env']}: {i['reason']}" for i in d["skipped"]]) or "nothing due"))

@@ -24,6 +24,7 @@ from pressluft_lib.states import BackupState, JobState, ReleaseState
 from pressluft_lib.storage.models import AuditLog, Environment, Job, Release, utcnow
 
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
+VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}")
 # Zip paths go to Ansible's copy as data; a conservative alphabet keeps them plain paths.
 ZIP_PATH_RE = re.compile(r"/[A-Za-z0-9._/+@-]{1,1000}\.zip")
 MAX_ITEMS = 200
@@ -103,6 +104,67 @@ def update_payload(
             "or a --plugin-zip/--theme-zip/--core-zip"
         )
     return payload
+
+
+# -- policy (`pressluft update policy`, applied by `pressluft update schedule`) -------------------------
+AUTO = ("off", "minor", "all")  # minor: minor and patch updates only (--minor-only)
+POLICY_DEFAULTS: dict[str, Any] = {
+    "auto": "off", "core": False, "plugins": ["all"], "themes": [], "exclude": [], "pins": {},
+    "interval_hours": 24,
+}
+
+
+def check_policy(current: dict[str, Any] | None, changes: dict[str, Any]) -> dict[str, Any]:
+    """The policy after `changes` (None values keep the current setting); ValidationError when bad.
+
+    A pin holds a slug at a version: the scheduler never updates it (it is excluded), and the pin's
+    version documents what the environment runs on purpose."""
+    policy = {**POLICY_DEFAULTS, **(current or {})}
+    for key, value in changes.items():
+        if value is None:
+            continue
+        if key == "auto":
+            if value not in AUTO:
+                raise ValidationError(f"auto must be one of {', '.join(AUTO)}, not {str(value)[:20]!r}")
+        elif key == "core":
+            if not isinstance(value, bool):
+                raise ValidationError("core must be true or false")
+        elif key in ("plugins", "themes"):
+            value = _slugs(value, key[:-1], True)
+        elif key == "exclude":
+            value = _slugs(value, "exclude", False)
+        elif key == "pins":
+            value = _pins(value)
+        elif key == "interval_hours":
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 24 * 366:
+                raise ValidationError("interval must be 1-8784 hours")
+        else:
+            raise ValidationError(f"unknown policy setting {key!r}")
+        policy[key] = value
+    return policy
+
+
+def _pins(values: Any) -> dict[str, str]:
+    """`NAME=VERSION` strings (or a dict) -> {slug: version}."""
+    items = values.items() if isinstance(values, dict) else (str(v).partition("=")[::2] for v in values)
+    out: dict[str, str] = {}
+    for slug, version in items:
+        if not SLUG_RE.fullmatch(str(slug)) or not VERSION_RE.fullmatch(str(version)):
+            raise ValidationError(
+                f"invalid pin {slug!s:.100}={version!s:.64}: use SLUG=VERSION, e.g. akismet=5.3"
+            )
+        out[str(slug)] = str(version)
+    return out
+
+
+def policy_update_args(policy: dict[str, Any]) -> dict[str, Any] | None:
+    """The ControlPlane.update() arguments a policy asks for; None when automatic updates are off."""
+    if policy.get("auto", "off") == "off":
+        return None
+    exclude = sorted(set(policy.get("exclude") or ()) | set(policy.get("pins") or {}))
+    return {"core": bool(policy.get("core")), "plugins": list(policy.get("plugins") or ()),
+            "themes": list(policy.get("themes") or ()), "minor_only": policy["auto"] == "minor",
+            "exclude": exclude}
 
 
 # -- after hook -------------------------------------------------------------------------------------

@@ -57,6 +57,11 @@ def _domains(tick: Tick) -> dict[str, Any]:
     return {"enqueued": len(r["enqueued"]), "skipped": len(r["skipped"])}
 
 
+def _updates(tick: Tick) -> dict[str, Any]:
+    r = tick.cp.update_schedule(dry_run=tick.dry_run, now=tick.now)
+    return {"enqueued": len(r["enqueued"]), "skipped": len(r["skipped"])}
+
+
 def _metrics(tick: Tick) -> dict[str, Any]:
     target = tick.options.get("metrics_file")
     if not target:
@@ -84,6 +89,7 @@ TASKS: tuple[Task, ...] = (
     Task("backups", timedelta(minutes=10), _backups, "queue due backups and retention cleanups"),
     Task("secrets", timedelta(hours=24), _secrets, "queue rotations of secrets older than 90 days"),
     Task("domains", timedelta(hours=12), _domains, "queue renewals of certificates expiring within 30 days"),
+    Task("updates", timedelta(hours=1), _updates, "queue the updates environment policies make due"),
     Task("metrics", timedelta(0), _metrics, "write the Prometheus textfile (--metrics-file)"),
     Task("drift", timedelta(hours=24), _drift, "check mode + diff of every active node and environment"),
 )

@@ -3,15 +3,17 @@ the input and records what the job returned; docs/updates.md)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
-from pressluft_lib import queue
+from pressluft_lib import names, queue
+from pressluft_lib.errors import PressluftError
 from pressluft_lib.jobs import backups, releases, updates
 from pressluft_lib.services.backups import BackupsMixin
-from pressluft_lib.states import ReleaseState
-from pressluft_lib.storage.models import Release
+from pressluft_lib.states import ReleaseState, ResourceState
+from pressluft_lib.storage.models import Environment, Job, Release, Site, utcnow
 
 
 class UpdatesMixin(BackupsMixin):
@@ -76,3 +78,74 @@ class UpdatesMixin(BackupsMixin):
                 select(Release).where(Release.env_id == env_row.id).order_by(Release.id.desc())
             )
             return [updates.update_dict(r) for r in rows if (r.health or {}).get("source") == "update"]
+
+    # -- policy and scheduling ------------------------------------------------------------------
+    def update_policy(self, ref: str, auto: str | None = None, core: bool | None = None,
+                      plugins: list[str] | None = None, themes: list[str] | None = None,
+                      exclude: list[str] | None = None, pins: list[str] | None = None,
+                      unpin: list[str] | None = None, interval_hours: int | None = None) -> dict[str, Any]:
+        """Show (no changes) or change an environment's update policy; unset values stay as they are."""
+        site, env = releases.parse_env(ref)
+        changes = {"auto": auto, "core": core, "plugins": plugins, "themes": themes, "exclude": exclude,
+                   "interval_hours": interval_hours}
+        if not any(v is not None for v in (*changes.values(), pins, unpin)):
+            with self.session_factory() as session:
+                _site, env_row = releases.env_rows(session, site, env)
+                return {"site": site, "env": env, **updates.check_policy(env_row.update_policy, {})}
+        with self._mutation("update.policy", f"env:{site}_{env}", {k: v for k, v in changes.items()
+                                                                  if v is not None}) as (session, _audit):
+            _site, env_row = releases.env_rows(session, site, env)
+            policy = updates.check_policy(env_row.update_policy, changes)
+            held = {**policy["pins"], **updates.check_policy(None, {"pins": pins or []})["pins"]}
+            for slug in updates.check_policy(None, {"exclude": unpin or []})["exclude"]:
+                held.pop(slug, None)
+            env_row.update_policy = {**policy, "pins": held}
+            session.flush()
+            return {"site": site, "env": env, **env_row.update_policy}
+
+    def update_schedule(self, sites: list[str] | None = None, dry_run: bool = False,
+                        now: datetime | None = None) -> dict[str, Any]:
+        """Queue the updates environments' policies make due: at most one job per site per call.
+
+        An environment is due when its policy's `auto` is not off and no env_update job of it was
+        queued within the policy's interval (a failed one counts: the next try waits an interval).
+        Busy or inactive sites are skipped, as the backup scheduler does."""
+        for name in sites or ():
+            names.validate_site(name)
+        now = now or utcnow()
+        with self.session_factory() as session:
+            stmt = (select(Site.name, Environment.name, Environment.update_policy, Site.id)
+                    .join(Environment, Environment.site_id == Site.id)
+                    .where(Site.state != ResourceState.DELETED, Environment.update_policy.is_not(None))
+                    .order_by(Site.name, Environment.name))
+            if sites:
+                stmt = stmt.where(Site.name.in_(sites))
+            rows = session.execute(stmt).all()
+        enqueued: list[dict[str, Any]] = []
+        skipped: list[dict[str, Any]] = []
+        done_sites: set[str] = set()
+        for site, env, policy, site_id in rows:
+            args = updates.policy_update_args(policy or {})
+            if args is None or site in done_sites:
+                continue
+            with self.session_factory() as session:
+                last = session.scalar(
+                    select(Job.created_at).join(Environment, Environment.id == Job.env_id)
+                    .where(Job.type == "env_update", Environment.site_id == site_id, Environment.name == env)
+                    .order_by(Job.created_at.desc()).limit(1))
+            interval = timedelta(hours=int(policy.get("interval_hours") or 24))
+            if last is not None and now - last < interval:
+                continue
+            item = {"site": site, "env": env, "minor_only": args["minor_only"]}
+            if dry_run:
+                enqueued.append({**item, "job_id": None})
+                done_sites.add(site)
+                continue
+            try:
+                made = self.update(f"{site}/{env}", **args)
+            except PressluftError as exc:  # busy, inactive, or the state changed meanwhile
+                skipped.append({**item, "skipped": exc.code, "reason": exc.message})
+                continue
+            done_sites.add(site)
+            enqueued.append({**item, "job_id": made["job_id"], "backup_id": made["backup_id"]})
+        return {"enqueued": enqueued, "skipped": skipped, "dry_run": dry_run}

@@ -146,6 +146,8 @@ class Environment(Timestamps, Base):
     name: Mapped[str] = mapped_column(String(11))
     state: Mapped[str] = mapped_column(String(16), default=ResourceState.CREATING)
     php_version: Mapped[str | None] = mapped_column(String(8))
+    # What `pressluft update schedule` applies (jobs/updates.py POLICY_DEFAULTS); NULL: the defaults.
+    update_policy: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     site: Mapped[Site] = relationship(back_populates="environments")
     domains: Mapped[list[Domain]] = relationship(back_populates="environment")

@@ -148,3 +148,55 @@ def test_new_code_ran_and_the_database_was_not_restored_stays_failed(cp, release
         "pressluft_release": {"id": rel, "state": release_state, "previous": "r1", "rollback_healthy": True},
     })
     assert snapshot(cp)[0] == "failed"
+
+
+def test_policy_shows_defaults_and_keeps_what_is_not_changed(cp):
+    assert cp.update_policy("shop")["auto"] == "off"
+    cp.update_policy("shop", auto="minor", plugins=["all"], exclude=["woo"], pins=["akismet=5.3"])
+    got = cp.update_policy("shop", core=True, interval_hours=12)
+    assert (got["auto"], got["core"], got["exclude"], got["pins"], got["interval_hours"]) == (
+        "minor", True, ["woo"], {"akismet": "5.3"}, 12)
+    assert cp.update_policy("shop", unpin=["akismet"])["pins"] == {}
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"auto": "sometimes"}, "auto must be"),
+    ({"pins": ["akismet"]}, "invalid pin"),
+    ({"pins": ["../x=1"]}, "invalid pin"),
+    ({"interval_hours": 0}, "interval"),
+    ({"plugins": ["a b"]}, "invalid plugin"),
+])
+def test_policy_refuses_bad_settings(cp, kw, match):
+    with pytest.raises(ValidationError, match=match):
+        cp.update_policy("shop", **kw)
+    assert cp.update_policy("shop")["auto"] == "off"
+
+
+def test_schedule_queues_due_updates_from_the_policy_once_per_interval(cp):
+    assert cp.update_schedule()["enqueued"] == []  # no policy: nothing is due
+    cp.update_policy("shop", auto="minor", exclude=["woo"], pins=["akismet=5.3"])
+    assert cp.update_schedule(dry_run=True)["enqueued"] == [
+        {"site": "shop", "env": "production", "minor_only": True, "job_id": None}]
+    made = cp.update_schedule()["enqueued"]
+    assert len(made) == 1 and made[0]["job_id"]
+    with cp.session_factory() as s:
+        job = s.get(Job, made[0]["job_id"])
+        assert job.type == "env_update" and job.payload["pressluft_update_minor_only"] is True
+        assert job.payload["pressluft_update_plugins"] == ["all"]
+        assert job.payload["pressluft_update_exclude"] == ["akismet", "woo"]  # pins are never updated
+    finish(cp, made[0]["job_id"], "succeeded", {"pressluft_update": _result("nothing", "plan")})
+    assert cp.update_schedule()["enqueued"] == []  # within the interval
+    from datetime import timedelta
+
+    from pressluft_lib.storage.models import utcnow
+
+    later = cp.update_schedule(now=utcnow() + timedelta(hours=25))["enqueued"]
+    assert len(later) == 1 and later[0]["job_id"]
+    cp.update_policy("shop", auto="off")
+
+
+def test_schedule_skips_a_busy_site(cp):
+    cp.update_policy("shop", auto="all")
+    cp.backup_create("shop")
+    got = cp.update_schedule()
+    assert got["enqueued"] == [] and got["skipped"][0]["site"] == "shop"
