@@ -6,6 +6,7 @@ import click
 from pressluft_cli import (
     admin,
     backups,
+    cache,
     domains,
     jobs,
     nodes,
@@ -104,7 +105,7 @@ def completion(shell: str) -> None:
 for command in (
     nodes.node, sites.site, jobs.jobs, admin.reset, admin.audit, *releases.COMMANDS, admin.worker,
     backups.backup, backups.restore, secrets.secrets, *ops.COMMANDS, queries.login,
-    domains.domain, providers.provider, updates.update,
+    domains.domain, providers.provider, updates.update, cache.cache,
 ):
     cli.add_command(command)
 sites.site.add_command(queries.site_info)

@@ -192,11 +192,11 @@ JOB_TYPES: dict[str, JobType] = {
         # a building release from scratch and finds a switched one live, so a stalled deploy may be
         # retried. A rollback to "previous" is not (a second run would go one step further back).
         JobType("env_deploy", _SITE, verb="deploy", destructive=False, timeout=1800, max_attempts=2,
-                roles=("env_release", "health_check"), marks=ResourceState.DEPLOYING,
+                roles=("env_release", "health_check", "page_cache"), marks=ResourceState.DEPLOYING,
                 after=f"{_RELEASES}:after_deploy",
                 summary="build, check and switch a release; roll back if unhealthy"),
         JobType("release_rollback", _SITE, verb="rollback", destructive=True, timeout=600, max_attempts=1,
-                roles=("env_release", "health_check"), marks=ResourceState.DEPLOYING,
+                roles=("env_release", "health_check", "page_cache"), marks=ResourceState.DEPLOYING,
                 after=f"{_RELEASES}:after_rollback",
                 summary="switch back to an earlier release"),
         JobType("health_check", _SITE, verb="health", destructive=False, timeout=300,
@@ -212,7 +212,7 @@ JOB_TYPES: dict[str, JobType] = {
                 after=f"{_BACKUPS}:after_backup_cleanup", secret_scopes=(BACKUP_SECRET_SCOPE,),
                 summary="delete the backups the retention policy expired"),
         JobType("env_restore", _SITE, verb="restore", destructive=True, timeout=3600, max_attempts=1,
-                marks=ResourceState.RESTORING, before=f"{_BACKUPS}:start_backup",
+                roles=("page_cache",), marks=ResourceState.RESTORING, before=f"{_BACKUPS}:start_backup",
                 after=f"{_BACKUPS}:after_env_restore", secret_scopes=(BACKUP_SECRET_SCOPE,),
                 summary="restore a backup after taking a pre-restore one"),
         # Not retried: a second run after a stall could restore the database over writes made since.
@@ -236,6 +236,13 @@ JOB_TYPES: dict[str, JobType] = {
         JobType("domain_renew", _SITE, verb="domain renew", destructive=False, timeout=900, max_attempts=2,
                 roles=("site_env", "domain"), after=f"{_DOMAINS}:after_domain_job",
                 summary="renew the certificate (the scheduler queues it 30 days before expiry)"),
+        # Both converge (the switch is written whole, a purge removes what is there): safe to retry.
+        # `cache disable` queues it too (pressluft_cache_state: disabled).
+        JobType("env_cache_toggle", _SITE, verb="cache enable", destructive=False, timeout=300,
+                roles=("page_cache",),
+                summary="switch the nginx page cache on (cache enable) or off (cache disable)"),
+        JobType("cache_purge", _SITE, verb="cache purge", destructive=False, timeout=300,
+                roles=("page_cache",), summary="purge the page cache of an environment, whole or by URL"),
     )
 }
 

@@ -39,6 +39,11 @@ POOL_DIR = '/etc/php/{version}/fpm/pool.d'
 SOCKET_DIR = '/run/php'
 NGINX_SITES_DIR = '/etc/nginx/pressluft-sites'
 SECRETS_DIR = '/etc/pressluft/secrets'
+# Page cache (docs/cache.md): the zone's http-level file goes where nginx.conf includes conf.d, the
+# server-level switch where the server block includes it; the cache directory's parent is root's.
+NGINX_CACHE_DIR = '/etc/nginx/pressluft-cache'
+NGINX_CONF_D = '/etc/nginx/conf.d'
+PAGE_CACHE_ROOT = '/var/cache/pressluft/page'
 
 
 def validate_site(name):
@@ -124,4 +129,8 @@ def env_names(site, env=DEFAULT_ENV):
         'pool_socket': '%s/pressluft-%s.sock' % (SOCKET_DIR, name),
         'nginx_conf': '%s/%s.conf' % (NGINX_SITES_DIR, name),
         'secrets_file': '%s/%s.json' % (SECRETS_DIR, name),
+        'cache_zone': 'pressluft_' + name,
+        'cache_dir': '%s/%s' % (PAGE_CACHE_ROOT, name),
+        'cache_conf': '%s/%s.conf' % (NGINX_CACHE_DIR, name),
+        'cache_zone_conf': '%s/pressluft-cache-%s.conf' % (NGINX_CONF_D, name),
     }

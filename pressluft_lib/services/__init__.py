@@ -8,6 +8,7 @@ ControlPlane is one mixin per family (services/<family>.py) over ServiceBase (se
 from __future__ import annotations
 
 from pressluft_lib.services.backups import BackupsMixin
+from pressluft_lib.services.cache import CacheMixin
 from pressluft_lib.services.domains import DomainsMixin
 from pressluft_lib.services.jobs import JobsMixin
 from pressluft_lib.services.nodequeries import NodeQueriesMixin
@@ -26,5 +27,6 @@ class ControlPlane(
     DomainsMixin,
     ProvidersMixin,
     PlacementMixin,
+    CacheMixin,
 ):
     """One control-plane database and the actor whose calls are audited."""

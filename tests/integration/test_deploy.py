@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import tarfile
+import time
 
 import pytest
 
@@ -47,6 +48,17 @@ def http_get(node, path: str = "/", host: str = HOST) -> tuple[int, str]:
         return resp.status, resp.read().decode("utf-8", "replace")
     except (http.client.HTTPException, ConnectionError) as exc:
         return 0, repr(exc)
+    finally:
+        conn.close()
+
+
+def x_cache(node, path: str = "/release.php") -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", node.http_port, timeout=60)
+    try:
+        conn.request("GET", path, headers={"Host": HOST})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.getheader("X-Cache") or ""
     finally:
         conn.close()
 
@@ -118,6 +130,15 @@ def rel(provisioned_node, tmp_path_factory):
     r = Releases(provisioned_node, tmp)
     first = r.deploy("r1")
     assert first.rc == 0, first.explain()
+    # With the page cache on, every post-switch check (and serving()) would get the old release's cached
+    # /release.php unless deploys and rollbacks purge right after their switch (docs/cache.md).
+    cache = r.play("env_cache_toggle.yml",
+                   {"pressluft_cache_state": "enabled", "pressluft_fencing_token": next(TOKENS)})
+    assert cache.rc == 0, cache.explain()
+    deadline = time.monotonic() + 20
+    while x_cache(provisioned_node) != "HIT":
+        assert time.monotonic() < deadline, "the page cache never answered /release.php"
+        time.sleep(0.2)
     return r
 
 

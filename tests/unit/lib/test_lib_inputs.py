@@ -150,6 +150,8 @@ def test_job_type_registry():
         "node_create": ("node", False, "node_create.yml"),
         "node_destroy": ("node", True, "node_destroy.yml"),
         "env_update": ("site", True, "env_update.yml"),
+        "env_cache_toggle": ("site", False, "env_cache_toggle.yml"),
+        "cache_purge": ("site", False, "cache_purge.yml"),
     }
     with pytest.raises(errors.ValidationError):
         jobtypes.register(jobtypes.JobType("x", "cluster", False, 1))

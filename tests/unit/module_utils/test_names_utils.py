@@ -62,6 +62,10 @@ def test_env_names_follow_the_contract():
         "pool_socket": "/run/php/pressluft-shop_staging.sock",
         "nginx_conf": "/etc/nginx/pressluft-sites/shop_staging.conf",
         "secrets_file": "/etc/pressluft/secrets/shop_staging.json",
+        "cache_zone": "pressluft_shop_staging",
+        "cache_dir": "/var/cache/pressluft/page/shop_staging",
+        "cache_conf": "/etc/nginx/pressluft-cache/shop_staging.conf",
+        "cache_zone_conf": "/etc/nginx/conf.d/pressluft-cache-shop_staging.conf",
     }
     assert _names.env_names("shop")["user"] == "shop_production"
 

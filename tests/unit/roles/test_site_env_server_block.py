@@ -9,6 +9,7 @@ import datetime
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import jinja2
@@ -18,6 +19,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.rig.ansible import collections_path
+
+if str(collections_path()) not in sys.path:
+    sys.path.insert(0, str(collections_path()))
+from ansible_collections.pressluft.wordpress.plugins.module_utils import _page_cache
+
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATES = ROOT / "roles/site_env/templates"
 NAME, ALIAS = "shop.example.com", "old.example.com"
@@ -26,7 +33,8 @@ NAME, ALIAS = "shop.example.com", "old.example.com"
 def render(tmp: Path, tls: bool, redirects: list[str], hsts: bool = False) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
                              trim_blocks=True)  # Ansible's template defaults
-    names = {"name": "shop_production", "current": str(tmp / "current"), "pool_socket": str(tmp / "php.sock")}
+    names = {"name": "shop_production", "current": str(tmp / "current"), "pool_socket": str(tmp / "php.sock"),
+             "cache_conf": str(tmp / "cache.conf")}
     return env.get_template("nginx-site.conf.j2").render(
         ansible_managed="test", site_env_names=names, site_env_server_names=[NAME, "shop.localhost"],
         site_env_redirect_names=redirects, site_env_tls=tls, site_env_hsts=hsts, site_env_nginx_ipv6=False,
@@ -38,9 +46,14 @@ def render(tmp: Path, tls: bool, redirects: list[str], hsts: bool = False) -> st
 def nginx_t(tmp: Path, conf: str) -> subprocess.CompletedProcess:
     (tmp / "snippets").mkdir(exist_ok=True)
     (tmp / "snippets/pressluft-php.conf").write_text("fastcgi_param SCRIPT_FILENAME $realpath_root;\n")
+    # The page cache's zone (http level) and its switch, on, as `pressluft cache enable` writes them.
+    cache = {"name": "shop_production", "cache_zone": "pressluft_shop_production",
+             "cache_dir": str(tmp / "cache")}
+    (tmp / "cache.conf").write_text(_page_cache.render_switch(cache, True, "10m"))
     (tmp / "nginx.conf").write_text(
         f"pid {tmp}/nginx.pid;\nerror_log {tmp}/error.log;\nevents {{}}\n"
-        f"http {{\n access_log off;\n include {tmp}/site.conf;\n}}\n"
+        f"http {{\n access_log off;\n {_page_cache.render_zone(cache, '1m', '10m', '1h').splitlines()[1]}\n"
+        f" include {tmp}/site.conf;\n}}\n"
     )
     (tmp / "site.conf").write_text(conf.replace("/var/log/nginx/", f"{tmp}/"))  # logs nginx -t opens
     return subprocess.run(["nginx", "-t", "-q", "-p", str(tmp), "-c", str(tmp / "nginx.conf")],
