@@ -47,7 +47,7 @@ def make_zip(tmp: Path, slug: str, version: str) -> Path:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(f"{slug}/{slug}.php", plugin_php(slug, version))
         for i in range(20):  # a plugin is more than one file
-            zf.writestr(f"{slug}/includes/part{i}.php", f"<?php // {slug} {version} part {i}\n" * 50)
+            zf.writestr(f"{slug}/includes/part{i}.php", "<?php\n" + f"// {slug} {version} part {i}\n" * 50)
     return path
 
 
