@@ -8,6 +8,7 @@ from pressluft_cli import (
     backups,
     cache,
     domains,
+    environments,
     jobs,
     nodes,
     ops,
@@ -103,8 +104,8 @@ def completion(shell: str) -> None:
 
 
 for command in (
-    nodes.node, sites.site, jobs.jobs, admin.reset, admin.audit, *releases.COMMANDS, admin.worker,
-    backups.backup, backups.restore, secrets.secrets, *ops.COMMANDS, queries.login,
+    nodes.node, sites.site, *environments.COMMANDS, jobs.jobs, admin.reset, admin.audit, *releases.COMMANDS,
+    admin.worker, backups.backup, backups.restore, secrets.secrets, *ops.COMMANDS, queries.login,
     domains.domain, providers.provider, updates.update, cache.cache,
 ):
     cli.add_command(command)

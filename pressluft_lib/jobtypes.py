@@ -152,6 +152,7 @@ _SITES = "pressluft_lib.jobs.sites"
 _RELEASES = "pressluft_lib.jobs.releases"
 _BACKUPS = "pressluft_lib.jobs.backups"
 _ROTATION = "pressluft_lib.jobs.rotation"
+_ENVS = "pressluft_lib.jobs.environments"
 _NODES = "pressluft_lib.jobs.nodes"
 _DOMAINS = "pressluft_lib.jobs.domains"
 _FLEET = "pressluft_lib.jobs.fleet"
@@ -243,6 +244,20 @@ JOB_TYPES: dict[str, JobType] = {
                 summary="switch the nginx page cache on (cache enable) or off (cache disable)"),
         JobType("cache_purge", _SITE, verb="cache purge", destructive=False, timeout=300,
                 roles=("page_cache",), summary="purge the page cache of an environment, whole or by URL"),
+        # A clone converges the environment and copies its source again from scratch (db reset), so a
+        # stalled one may be retried; every environment of a site shares the site's lock.
+        JobType("env_create", _SITE, verb="env create", destructive=False, timeout=3600, max_attempts=2,
+                roles=("site_env",), marks=ResourceState.CLONING, after=f"{_ENVS}:after_env_create",
+                summary="a new environment filled from a snapshot of another, URLs rewritten"),
+        # Content down: overwrites the environment's database and/or uploads (never production's), so it
+        # is destructive and never retried by itself.
+        JobType("env_sync", _SITE, verb="env sync", destructive=True, timeout=3600, max_attempts=1,
+                marks=ResourceState.CLONING, after=f"{_ENVS}:after_env_sync",
+                summary="copy production's database and/or uploads down into another environment"),
+        # Reads only; its report is the job's `drift` event.
+        JobType("drift_check", _SITE, verb="drift", destructive=False, timeout=900,
+                after=f"{_ENVS}:after_drift_check",
+                summary="report how an environment differs from production (code, schema, writes)"),
     )
 }
 

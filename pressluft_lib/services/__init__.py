@@ -10,6 +10,7 @@ from __future__ import annotations
 from pressluft_lib.services.backups import BackupsMixin
 from pressluft_lib.services.cache import CacheMixin
 from pressluft_lib.services.domains import DomainsMixin
+from pressluft_lib.services.environments import EnvironmentsMixin
 from pressluft_lib.services.jobs import JobsMixin
 from pressluft_lib.services.nodequeries import NodeQueriesMixin
 from pressluft_lib.services.nodes import NodesMixin
@@ -22,7 +23,8 @@ from pressluft_lib.services.updates import UpdatesMixin
 
 
 class ControlPlane(
-    NodesMixin, SitesMixin, JobsMixin, UpdatesMixin, BackupsMixin, ReleasesMixin, RotationMixin,
+    NodesMixin, SitesMixin, EnvironmentsMixin, JobsMixin, UpdatesMixin, BackupsMixin, ReleasesMixin,
+    RotationMixin,
     NodeQueriesMixin,
     DomainsMixin,
     ProvidersMixin,

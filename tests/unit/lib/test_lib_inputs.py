@@ -152,6 +152,9 @@ def test_job_type_registry():
         "env_update": ("site", True, "env_update.yml"),
         "env_cache_toggle": ("site", False, "env_cache_toggle.yml"),
         "cache_purge": ("site", False, "cache_purge.yml"),
+        "env_create": ("site", False, "env_create.yml"),
+        "env_sync": ("site", True, "env_sync.yml"),
+        "drift_check": ("site", False, "drift_check.yml"),
     }
     with pytest.raises(errors.ValidationError):
         jobtypes.register(jobtypes.JobType("x", "cluster", False, 1))

@@ -30,7 +30,7 @@ TEMPLATES = ROOT / "roles/site_env/templates"
 NAME, ALIAS = "shop.example.com", "old.example.com"
 
 
-def render(tmp: Path, tls: bool, redirects: list[str], hsts: bool = False) -> str:
+def render(tmp: Path, tls: bool, redirects: list[str], hsts: bool = False, staging: bool = False) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
                              trim_blocks=True)  # Ansible's template defaults
     names = {"name": "shop_production", "current": str(tmp / "current"), "pool_socket": str(tmp / "php.sock"),
@@ -39,7 +39,7 @@ def render(tmp: Path, tls: bool, redirects: list[str], hsts: bool = False) -> st
         ansible_managed="test", site_env_names=names, site_env_server_names=[NAME, "shop.localhost"],
         site_env_redirect_names=redirects, site_env_tls=tls, site_env_hsts=hsts, site_env_nginx_ipv6=False,
         site_env_tree={"inet6": False}, site_env_client_max_body_size="64m",
-        site_env_tls_dir=str(tmp / "tls"), site_env_acme_dir=str(tmp / "acme"),
+        site_env_tls_dir=str(tmp / "tls"), site_env_acme_dir=str(tmp / "acme"), site_env_staging=staging,
     )
 
 
@@ -112,3 +112,14 @@ def test_with_a_certificate_http_redirects_and_every_block_answers_acme_first(tm
 def test_hsts_is_opt_in(tmp):
     cert(tmp)
     assert "Strict-Transport-Security" not in render(tmp, tls=True, redirects=[])
+
+
+def test_staging_is_never_indexed(tmp):
+    """env_create's staging environments answer with X-Robots-Tag on every response; production does not."""
+    header = 'add_header X-Robots-Tag "noindex, nofollow" always;'
+    assert header not in render(tmp, tls=False, redirects=[])
+    conf = render(tmp, tls=False, redirects=[], staging=True)
+    assert conf.count(header) == 1
+    # At server level, and no location sets a header of its own (that would drop the inherited one).
+    assert conf.count("add_header") == 1
+    assert nginx_t(tmp, conf).returncode == 0

@@ -1,0 +1,104 @@
+"""`pressluft env create SITE/ENV --from ENV` (a new environment of a site, cloned from another) and
+`pressluft drift [show] SITE/ENV`.
+
+The job types are env_create and drift_check (docs/environments.md, docs/job-types.md).
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+from pressluft_cli import output
+from pressluft_cli.backups import split_target
+from pressluft_cli.context import control_plane
+
+from pressluft_lib.errors import ValidationError
+from pressluft_lib.names import DEFAULT_ENV
+
+
+def env_target(target: str) -> tuple[str, str]:
+    """SITE/ENV with the environment spelled out (these commands never default to production)."""
+    if "/" not in target:
+        raise ValidationError(f"invalid environment {target!r}: use SITE/ENV", details={"env": target})
+    return split_target(target)
+
+
+@click.group("env")
+def env() -> None:
+    """Environments of a site: create one as a clone of another."""
+
+
+@env.command("create")
+@click.argument("target", metavar="SITE/ENV")
+@click.option("--from", "source", default=DEFAULT_ENV, show_default=True, metavar="ENV",
+              help="Environment of the same site to clone (database, live release, uploads).")
+@click.option("--domain", "domains", multiple=True,
+              help="Domain (repeatable; default ENV.SITE.localhost, the preview domain).")
+@click.option("--no-staging", "production_like", is_flag=True,
+              help="Do not make it a staging environment (WP_ENVIRONMENT_TYPE, noindex, mail caught).")
+@output.json_option
+def env_create(target, source, domains, production_like) -> None:
+    """Queue an env_create job: a full isolated environment on the site's node, filled from a consistent
+    snapshot of --from, its URLs rewritten to the new domain. Staging-safe unless --no-staging."""
+    site, name = env_target(target)
+    data = control_plane().env_create(site, name, source=source, domains=list(domains),
+                                      staging=not production_like)
+    output.emit(
+        data,
+        lambda d: click.echo(
+            f"job {d['job_id']} queued: env_create {d['site']}/{d['env']} from {d['source']} "
+            f"({', '.join(d['domains'])})" + (f", retrying job {d['retry_of']}" if d.get("retry_of") else "")
+        ),
+    )
+
+
+@click.command("drift")
+@click.argument("words", nargs=-1, metavar="[show] SITE/ENV")
+@click.option("--against", default=DEFAULT_ENV, show_default=True, metavar="ENV",
+              help="Environment compared with (check only).")
+@output.json_option
+def drift(words, against) -> None:
+    """`drift SITE/ENV`: queue a drift_check job (code, schema and production's writes since the clone,
+    compared with --against); `drift show SITE/ENV`: print the newest stored report."""
+    if len(words) == 2 and words[0] == "show":
+        site, name = env_target(words[1])
+        output.emit(control_plane().drift_show(site, name), _show_report)
+        return
+    if len(words) != 1:
+        raise ValidationError("use `pressluft drift SITE/ENV` or `pressluft drift show SITE/ENV`")
+    site, name = env_target(words[0])
+    data = control_plane().drift_check(site, name, against=against)
+    output.emit(data, lambda d: click.echo(
+        f"job {d['job_id']} queued: drift_check {d['site']}/{d['env']} against {d['against']}"
+        + (f" (writes since {d['since']} UTC)" if d["since"] else "")))
+
+
+def _show_report(d) -> None:
+    r = d["report"]
+    click.echo(f"drift of {d['site']}/{d['env']} (job {d['job_id']}, {d['checked_at']}): "
+               f"differs in {', '.join(r.get('differs') or []) or 'nothing'}")
+    click.echo(json.dumps(r, indent=2, sort_keys=True))
+
+
+
+@env.command("sync")
+@click.argument("target", metavar="SITE/ENV")
+@click.option("--from", "source", default=DEFAULT_ENV, show_default=True, metavar="ENV",
+              help="Environment whose content is copied down.")
+@click.option("--db", "database", is_flag=True, help="Copy the database (URLs rewritten).")
+@click.option("--uploads", is_flag=True, help="Copy the uploads.")
+@output.json_option
+def env_sync(target, source, database, uploads) -> None:
+    """Queue an env_sync job: content down (both the database and the uploads unless --db or --uploads
+    chooses); the environment's code stays. Never into production."""
+    site, name = env_target(target)
+    if not (database or uploads):
+        database = uploads = True
+    data = control_plane().env_sync(site, name, source=source, database=database, uploads=uploads)
+    output.emit(data, lambda d: click.echo(
+        f"job {d['job_id']} queued: env_sync {d['site']}/{d['env']} from {d['source']} "
+        f"({' and '.join(d['copied'])})"))
+
+
+COMMANDS = (env, drift)

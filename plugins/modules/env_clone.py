@@ -1,0 +1,257 @@
+#!/usr/bin/python
+# Copyright: Pressluft developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: env_clone
+short_description: Fill a Pressluft environment with a consistent snapshot of another one of the same site
+description:
+  - Checks the fencing token of the site first, so a stale job changes nothing.
+  - The database - C(wp db export --single-transaction) run as the source environment's user (one consistent
+    read, no lock on the live site), then C(wp db reset) and C(wp db import) as the target's user, so the
+    target database holds exactly the source's tables.
+  - The code (with O(code=true)) - the source's live release (what its C(current) points at) copied under the
+    same name into the target's C(releases/), its links into the source tree (C(wp-config.php),
+    C(wp-content/uploads)) pointed at the target's; then the target's C(current) points at it.
+  - The uploads (with O(uploads=true)) - C(rsync --delete) from the source's C(shared/uploads), owned by the
+    target's user.
+  - URLs are not rewritten here - M(pressluft.wordpress.wp_search_replace) does it from the C(source_url)
+    this module returns. Both environments must exist (role site_env).
+version_added: "1.0.0"
+author:
+  - Pressluft developers (@pressluft)
+extends_documentation_fragment:
+  - pressluft.wordpress.env
+  - pressluft.wordpress.fencing
+  - pressluft.wordpress.wp_cli
+  - pressluft.wordpress.attributes
+options:
+  source_env:
+    description: The environment copied (same site); never the target O(env).
+    type: str
+    default: production
+  database:
+    description: Copy the database.
+    type: bool
+    default: true
+  uploads:
+    description: Copy the uploads.
+    type: bool
+    default: true
+  code:
+    description: Copy the live release and point the target's C(current) at it.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    description: Reads the source (its release and URL) and reports what would be copied; changes nothing.
+    support: full
+  diff_mode:
+    support: none
+'''
+
+EXAMPLES = r'''
+- name: Fill shop/staging from shop/production
+  pressluft.wordpress.env_clone:
+    site: shop
+    env: staging
+    source_env: production
+    fencing_token: "{{ pressluft_fencing_token | default(omit) }}"
+  register: clone
+
+- name: Pull only the content down again
+  pressluft.wordpress.env_clone:
+    site: shop
+    env: staging
+    code: false
+'''
+
+RETURN = r'''
+source_url:
+  description: The source's C(home) option, as WP-CLI reads it before the copy.
+  returned: success
+  type: str
+  sample: https://shop.example.com
+release:
+  description: The name of the source's live release (copied when O(code=true)).
+  returned: success
+  type: str
+  sample: 20261206T101500Z
+copied:
+  description: What was copied (or would be, in check mode).
+  returned: success
+  type: list
+  elements: str
+  sample: [database, code, uploads]
+database_bytes:
+  description: Size of the database export.
+  returned: when the database was copied
+  type: int
+'''
+
+import os
+import pwd
+import shutil
+import tempfile
+
+from ansible_collections.pressluft.wordpress.plugins.module_utils._env import (
+    WP_CLI_ARGSPEC,
+    env_module,
+)
+from ansible_collections.pressluft.wordpress.plugins.module_utils._names import env_names
+from ansible_collections.pressluft.wordpress.plugins.module_utils._releases import valid_release
+
+
+class CloneError(Exception):
+    pass
+
+
+def _check(p, names):
+    source = env_names(names['site'], p['source_env'])
+    if source['env'] == names['env']:
+        raise ValueError('source_env %r is the environment itself: clone from another environment'
+                         % p['source_env'])
+    if not (p['database'] or p['uploads'] or p['code']):
+        raise ValueError('nothing to copy: set database, uploads or code')
+    if p['run_as']:
+        raise ValueError('run_as does not apply: each side runs WP-CLI as its own environment user')
+    p['source'] = source
+
+
+class Clone(object):
+    def __init__(self, module, source, target):
+        self.module = module
+        self.source = source
+        self.target = target
+        self.wp_cli = module.params['wp_cli']
+
+    def run(self, argv, what):
+        rc, out, err = self.module.run_command(argv)
+        if rc != 0:
+            raise CloneError('%s failed (rc=%d): %s' % (what, rc, (err.strip() or out.strip())[-2000:]))
+        return out
+
+    def wp(self, names, path, args):
+        argv = [self.wp_cli, '--path=%s' % path, '--skip-plugins', '--skip-themes', *args]
+        if os.geteuid() == 0:
+            argv = [self.module.get_bin_path('runuser', required=True), '-u', names['user'], '--', *argv]
+        elif pwd.getpwuid(os.geteuid()).pw_name != names['user']:
+            raise CloneError('run this module as root (become): it runs WP-CLI as two environment users')
+        return self.run(argv, 'wp %s (%s)' % (' '.join(args[:2]), names['name']))
+
+    def live_release(self):
+        current = self.source['current']
+        if not os.path.islink(current):
+            raise CloneError('%s is not a release link: the source environment has no live release'
+                             % current)
+        real = os.path.realpath(current)
+        name = os.path.basename(real)
+        if os.path.dirname(real) != os.path.realpath(self.source['releases']) or not valid_release(name):
+            raise CloneError('%s points at %s, outside %s' % (current, real, self.source['releases']))
+        return name, real
+
+    def copy_database(self):
+        """Export as the source user into its own tmp, hand the file to the target user, import."""
+        src_file = os.path.join(self.source['tmp'], 'pressluft-clone-%d.sql' % os.getpid())
+        dst_file = os.path.join(self.target['tmp'], 'pressluft-clone-%d.sql' % os.getpid())
+        try:
+            self.wp(self.source, self.source['current'], ['db', 'export', src_file, '--single-transaction'])
+            shutil.move(src_file, dst_file)
+            uid = pwd.getpwnam(self.target['user']).pw_uid
+            os.chown(dst_file, uid, -1)
+            os.chmod(dst_file, 0o600)
+            size = os.path.getsize(dst_file)
+            # reset: tables the target has and the source lacks would survive a plain import.
+            self.wp(self.target, self.target['current'], ['db', 'reset', '--yes'])
+            self.wp(self.target, self.target['current'], ['db', 'import', dst_file])
+            return size
+        finally:
+            for path in (src_file, dst_file):
+                if os.path.lexists(path):
+                    os.unlink(path)
+
+    def copy_release(self, name, real):
+        """The release under the same name, built beside the others and renamed into place."""
+        dest = os.path.join(self.target['releases'], name)
+        if not os.path.isdir(dest):
+            work = tempfile.mkdtemp(prefix='.clone-%s-' % name, dir=self.target['releases'])
+            try:
+                tree = os.path.join(work, 'tree')
+                self.run(['cp', '-a', '--', real, tree], 'copying release %s' % name)
+                self._relink(tree)
+                os.chmod(work, 0o755)
+                os.rename(tree, dest)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        current = self.target['current']
+        if os.path.exists(current) and not os.path.islink(current):
+            raise CloneError('%s exists and is not a symlink' % current)
+        tmp = '%s.tmp-%d' % (current, os.getpid())
+        os.symlink(dest, tmp)
+        os.rename(tmp, current)
+
+    def _relink(self, tree):
+        """Links into the source tree (wp-config.php, uploads) point at the same place in the target's."""
+        prefix = self.source['root'] + '/'
+        for top, dirs, files in os.walk(tree):
+            for entry in dirs + files:
+                path = os.path.join(top, entry)
+                if not os.path.islink(path):
+                    continue
+                link = os.readlink(path)
+                if link.startswith(prefix):
+                    os.unlink(path)
+                    os.symlink(self.target['root'] + '/' + link[len(prefix):], path)
+                    os.lchown(path, 0, 0)
+
+    def copy_uploads(self):
+        owner = '%s:www-data' % self.target['user']
+        self.run([self.module.get_bin_path('rsync', required=True), '-a', '--delete', '--chown=%s' % owner,
+                  '--', self.source['uploads'] + '/', self.target['uploads'] + '/'], 'copying the uploads')
+
+
+def main():
+    argument_spec = dict(
+        source_env=dict(type='str', default='production'),
+        database=dict(type='bool', default=True),
+        uploads=dict(type='bool', default=True),
+        code=dict(type='bool', default=True),
+    )
+    argument_spec.update(WP_CLI_ARGSPEC)
+    module, target = env_module(argument_spec, check=_check)
+    p = module.params
+    source = p['source']
+    result = dict(changed=False, copied=[])
+    try:
+        for names in (source, target):
+            if not os.path.isdir(names['root']) or not os.path.isfile(names['wp_config']):
+                raise CloneError('%s has no environment tree with a wp-config.php: create %s first (role '
+                                 'site_env)' % (names['root'], names['name']))
+        clone = Clone(module, source, target)
+        name, real = clone.live_release()
+        result['release'] = name
+        result['source_url'] = clone.wp(source, source['current'], ['option', 'get', 'home']).strip()
+        result['copied'] = [k for k in ('database', 'code', 'uploads') if p[k]]
+        result['changed'] = True
+        if not p['code'] and not os.path.isdir(os.path.join(target['current'], 'wp-includes')):
+            raise CloneError('%s has no live release: clone the code too (code=true)' % target['name'])
+        if module.check_mode:
+            module.exit_json(**result)
+        if p['code']:
+            clone.copy_release(name, real)
+        if p['database']:
+            result['database_bytes'] = clone.copy_database()
+        if p['uploads']:
+            clone.copy_uploads()
+    except (CloneError, OSError, KeyError) as exc:
+        module.fail_json(msg=str(exc), **result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,205 @@
+"""env create through the control plane on one provisioned node: a staging clone of a real production site.
+
+pressluft CLI -> queue -> worker -> playbooks/env_create.yml (site_env without install, env_clone,
+wp_search_replace). One clone per module; the tests read what it made.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.rig.control_plane import add_node, js, run, work
+from tests.rig.wordpress import wordpress_archive
+
+pytestmark = pytest.mark.node
+
+SITE = "shop"
+PROD, STAGE = f"/var/www/sites/{SITE}/production", f"/var/www/sites/{SITE}/staging"
+PROD_HOST, STAGE_HOST = "shop.localhost", "staging.shop.localhost"
+
+FIXTURES = r"""
+kses_remove_filters();
+$u = home_url();
+update_option('pl_serial', array('url' => "$u/s", 'nested' => serialize(array('deep' => "$u/d"))));
+$block = '<!-- wp:image {"url":"' . str_replace('/', '\/', $u) . '\/wp-content\/uploads\/a.jpg"} /-->';
+$id = wp_insert_post(wp_slash(array('post_title' => 'Blocks', 'post_content' => $block,
+                                    'post_status' => 'publish')), true);
+echo $id;
+"""
+
+
+def wp(node, root: str, user: str, *args: str, check: bool = True) -> str:
+    return node.exec("runuser", "-u", user, "--", "wp", f"--path={root}/current", "--skip-plugins",
+                     "--skip-themes", *args, check=check).stdout.strip()
+
+
+def get(node, host: str, path: str = "/") -> tuple[int, dict, str]:
+    req = urllib.request.Request(f"http://127.0.0.1:{node.http_port}{path}", headers={"Host": host})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, dict(resp.headers), resp.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read().decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def cloned(control_plane, provisioned_node):
+    node = provisioned_node
+    add_node(node)
+    js("site", "create", SITE, "--node", node.name, "--wordpress", str(wordpress_archive()))
+    work()
+    user = f"{SITE}_production"
+    post_id = wp(node, PROD, user, "eval", FIXTURES)
+    node.sh(f"runuser -u {user} -- sh -c 'mkdir -p {PROD}/shared/uploads/2026 && "
+            f"echo photo > {PROD}/shared/uploads/2026/a.jpg'")
+    made = js("env", "create", f"{SITE}/staging", "--from", "production")
+    # Every environment of a site shares the site's lock: nothing else runs on the site meanwhile.
+    busy = run("secrets", "rotate", SITE, ok=False)
+    assert busy.exit_code == 4 and f"job {made['job_id']}" in busy.stderr, busy.stderr
+    jobs = work()
+    assert [j["id"] for j in jobs] == [made["job_id"]]
+    return node, made, post_id
+
+
+def test_the_clone_is_a_full_isolated_environment(cloned):
+    node, made, _ = cloned
+    assert made["domains"] == [STAGE_HOST]
+    shown = js("site", "show", SITE)
+    envs = {e["name"]: e for e in shown["environments"]}
+    assert envs["staging"]["state"] == "active" and envs["staging"]["domains"] == [STAGE_HOST]
+    assert node.exec("id", "-un", "shop_staging").stdout.strip() == "shop_staging"
+    node.exec("test", "-S", "/run/php/pressluft-shop_staging.sock")
+    tables = node.exec("mysql", "-N", "-e", "SHOW TABLES", "shop_staging").stdout.split()
+    assert "wp_posts" in tables and "wp_options" in tables
+    # Its own database user, which cannot read production's database.
+    config = node.exec("cat", f"{STAGE}/shared/wp-config.php").stdout
+    assert "define('DB_USER', 'shop_staging')" in config
+    denied = node.exec("runuser", "-u", "shop_staging", "--", "wp", f"--path={STAGE}/current", "db", "query",
+                       "SELECT COUNT(*) FROM shop_production.wp_posts", check=False)
+    assert denied.returncode != 0
+    # The live release, its links pointing into the staging tree; the uploads, owned by staging's user.
+    release = node.exec("readlink", f"{PROD}/current").stdout.strip().rsplit("/", 1)[1]
+    assert node.exec("readlink", f"{STAGE}/current").stdout.strip() == f"{STAGE}/releases/{release}"
+    config_link = node.exec("readlink", f"{STAGE}/current/wp-config.php").stdout.strip()
+    assert config_link == f"{STAGE}/shared/wp-config.php"
+    assert node.stat(f"{STAGE}/shared/uploads/2026/a.jpg")[0] == "shop_staging"
+    assert node.exec("cat", f"{STAGE}/shared/uploads/2026/a.jpg").stdout == "photo\n"
+
+
+def test_urls_are_rewritten_and_the_result_holds_the_counts(cloned):
+    node, made, post_id = cloned
+    user = "shop_staging"
+    assert wp(node, STAGE, user, "option", "get", "home") == f"http://{STAGE_HOST}"
+    assert wp(node, STAGE, user, "option", "get", "siteurl") == f"http://{STAGE_HOST}"
+    serial = json.loads(wp(node, STAGE, user, "option", "get", "pl_serial", "--format=json"))
+    assert serial["url"] == f"http://{STAGE_HOST}/s"
+    assert "staging.shop.localhost/d" in serial["nested"]
+    content = wp(node, STAGE, user, "post", "get", post_id, "--field=post_content")
+    assert f'"url":"http:\\/\\/{STAGE_HOST}\\/wp-content' in content
+    # Production is untouched.
+    assert wp(node, PROD, "shop_production", "option", "get", "home") == f"http://{PROD_HOST}"
+    shown = js("jobs", "show", str(made["job_id"]))
+    clone = [e["data"] for e in shown["events"] if e["kind"] == "clone"]
+    assert len(clone) == 1, shown["events"]
+    clone = clone[0]
+    assert clone["source_env"] == "production" and clone["url"] == f"http://{STAGE_HOST}"
+    assert clone["total_rows"] > 0 and clone["total_rows"] == sum(p["rows"] for p in clone["passes"])
+    rows = {p["search"]: p["rows"] for p in clone["passes"]}
+    assert rows[f"http://{PROD_HOST}"] > 0 and rows[f"http:\\/\\/{PROD_HOST}"] > 0
+
+
+def test_staging_is_safe_by_default(cloned):
+    node, _, _ = cloned
+    status, headers, body = get(node, STAGE_HOST)
+    assert status == 200 and STAGE_HOST in body and f"//{PROD_HOST}/" not in body
+    assert headers.get("X-Robots-Tag") == "noindex, nofollow"
+    status, headers, _ = get(node, PROD_HOST)
+    assert status == 200 and "X-Robots-Tag" not in headers
+    assert wp(node, STAGE, "shop_staging", "eval", "echo wp_get_environment_type();") == "staging"
+    assert wp(node, PROD, "shop_production", "eval", "echo wp_get_environment_type();") == "production"
+    mail = "var_export(wp_mail('someone@example.com', 'Hi', 'Body'));"
+    sent = wp(node, STAGE, "shop_staging", "eval", mail)
+    assert sent == "true"
+    caught = node.exec("sh", "-c", f"cat {STAGE}/logs/mail/*.json").stdout
+    assert json.loads(caught)["to"] == "someone@example.com"
+
+
+def test_bad_input_is_refused_and_queues_nothing(cloned):
+    before = len(js("jobs", "list"))
+    for args, code, text in (
+        (("shop/production", "--from", "production"), 2, "cannot be cloned from itself"),
+        (("shop",), 2, "use SITE/ENV"),
+        (("shop/Bad",), 2, "invalid environment name"),
+        (("nope/staging",), 3, "site 'nope' does not exist"),
+        (("shop/qa", "--from", "nothere"), 3, "no environment nothere"),
+        (("shop/staging",), 4, "already exists"),
+        (("shop/qa", "--domain", STAGE_HOST), 4, "domain already in use"),
+    ):
+        result = run("env", "create", *args, ok=False)
+        assert result.exit_code == code and text in result.stderr, (args, result.exit_code, result.stderr)
+    assert len(js("jobs", "list")) == before
+
+
+def test_drift_reports_production_writes_since_the_clone(cloned):
+    node, _, _ = cloned
+    user = "shop_production"
+    post = wp(node, PROD, user, "post", "create", "--post_title=After the clone", "--post_status=publish",
+              "--porcelain")
+    wp(node, PROD, user, "comment", "create", f"--comment_post_ID={post}", "--comment_content=Later",
+       "--comment_author=Reader")
+    wp(node, PROD, user, "user", "create", "late", "late@example.com", "--role=subscriber")
+    queued = js("drift", "shop/staging")
+    assert queued["against"] == "production" and queued["since"]
+    assert [j["id"] for j in work()] == [queued["job_id"]]
+    shown = js("drift", "show", "shop/staging")
+    assert shown["job_id"] == queued["job_id"]
+    report = shown["report"]
+    assert report["differs"] == [], report["differs"]  # same core, plugins, themes, release, schema
+    assert report["env"]["release"] == report["against"]["release"]
+    assert report["env"]["core"] and report["env"]["tables"]["wp_posts"]
+    writes = report["writes"]
+    assert writes["since"] == queued["since"] and {"post", "comment"} <= set(writes["after_since"])
+    for table in ("wp_posts", "wp_comments", "wp_users"):
+        rows = writes["tables"][table]
+        assert rows["against"] > rows["env"], (table, rows)
+
+
+def test_drift_bad_input_is_refused(cloned):
+    before = len(js("jobs", "list"))
+    for args, code, text in (
+        (("shop/production",), 2, "cannot be compared with itself"),
+        (("shop/qa",), 3, "no environment qa"),
+        (("show", "shop/qa"), 3, "no environment qa"),
+        (("show", "shop/production", "x"), 2, "use `pressluft drift SITE/ENV`"),
+    ):
+        result = run("drift", *args, ok=False)
+        assert result.exit_code == code and text in result.stderr, (args, result.exit_code, result.stderr)
+    assert len(js("jobs", "list")) == before
+
+
+def test_sync_brings_production_content_down_and_never_goes_up(cloned):
+    node, _, _ = cloned
+    # After the drift test production has a post staging lacks; staging gets an upload production lacks.
+    titles = "--field=post_title"
+    assert "After the clone" not in wp(node, STAGE, "shop_staging", "post", "list", titles)
+    node.exec("runuser", "-u", "shop_staging", "--", "touch", f"{STAGE}/shared/uploads/staging-only.txt")
+    for args, code, text in (
+        (("shop/production", "--from", "staging"), 2, "production is never overwritten"),
+        (("shop/staging", "--from", "staging"), 2, "synced from itself"),
+        (("shop/qa",), 3, "no environment qa"),
+    ):
+        result = run("env", "sync", *args, ok=False)
+        assert result.exit_code == code and text in result.stderr, (args, result.exit_code, result.stderr)
+    queued = js("env", "sync", "shop/staging", "--db")
+    assert queued["copied"] == ["database"]
+    assert [j["id"] for j in work()] == [queued["job_id"]]
+    assert "After the clone" in wp(node, STAGE, "shop_staging", "post", "list", titles)
+    assert wp(node, STAGE, "shop_staging", "option", "get", "home") == f"http://{STAGE_HOST}"
+    node.exec("test", "-e", f"{STAGE}/shared/uploads/staging-only.txt")  # --db only: uploads untouched
+    sync = [e["data"] for e in js("jobs", "show", str(queued["job_id"]))["events"] if e["kind"] == "sync"]
+    assert sync and sync[0]["copied"] == ["database"] and sync[0]["total_rows"] > 0
+    assert wp(node, PROD, "shop_production", "option", "get", "home") == f"http://{PROD_HOST}"
