@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import gzip
 import os
 import re
@@ -150,8 +151,9 @@ def rewrite_dump(src, dst):
     in statements only (row data is never changed); return what scan_dump returns."""
     tables, collations, definers, size = [], 0, 0, 0
     try:
-        fout = open(dst, 'w', encoding='utf-8', errors='surrogateescape', newline='')
-        with _open_dump(src) as fin, fout:
+        with contextlib.ExitStack() as stack:
+            fin = stack.enter_context(_open_dump(src))
+            fout = stack.enter_context(open(dst, 'w', encoding='utf-8', errors='surrogateescape', newline=''))
             for line in fin:
                 if not _is_data(line):
                     m = CREATE_RE.match(line)
