@@ -90,9 +90,17 @@ def main_pid(node) -> int:
     return int(node.exec("systemctl", "show", "-p", "MainPID", "--value", "pressluft-worker").stdout)
 
 
+# Long enough for the stop test's job (a sleep of 8 s) to finish under load. It also bounds the
+# kill test: in a podman node on a hybrid-cgroup host systemd gets no cgroup-empty notification, so a
+# unit whose main process was SIGKILLed with children left waits out TimeoutStopSec in stop-sigkill
+# before Restart=on-failure starts it again (on a cgroup v2 host it restarts after RestartSec).
+STOP_TIMEOUT = 45
+RESTART_SEC = 5
+
+
 def test_install_creates_user_data_dir_and_starts_units(host):
     out = host.exec(EXE, "install-service", "--user", USER, "--data-dir", DATA, "--heartbeat-timeout", "5",
-                    "--stop-timeout", "120", "--json", check=False)
+                    "--stop-timeout", str(STOP_TIMEOUT), "--json", check=False)
     assert out.returncode == 0, (out.stdout, out.stderr)
     assert json.loads(out.stdout)["user_created"] is True
     assert host.stat(DATA) == (USER, USER, "700")
@@ -103,7 +111,7 @@ def test_install_creates_user_data_dir_and_starts_units(host):
     assert "PRESSLUFT_COLLECTIONS_PATH" in kept, "the operator's env file is never overwritten"
     assert host.stat("/etc/pressluft/pressluft.env") == ("root", USER, "640")
     again = host.exec(EXE, "install-service", "--user", USER, "--data-dir", DATA, "--heartbeat-timeout", "5",
-                      "--stop-timeout", "120", "--json")
+                      "--stop-timeout", str(STOP_TIMEOUT), "--json")
     assert json.loads(again.stdout)["changed"] == [], "a second install changes nothing"
 
 
@@ -126,7 +134,8 @@ def test_a_killed_worker_restarts_and_its_job_is_requeued_not_lost(host):
     job = pl(host, "node", "provision", "cp", "--no-hardening")["job_id"]
     _wait(lambda: job_state(host, job) == "running", 60, "the job to run")
     host.exec("systemctl", "kill", "--signal=SIGKILL", "pressluft-worker.service")  # worker and playbook
-    after = _wait(lambda: (p := main_pid(host)) not in (0, before) and p, 60, "the restarted worker")
+    after = _wait(lambda: (p := main_pid(host)) not in (0, before) and p, STOP_TIMEOUT + RESTART_SEC + 30,
+                  "the restarted worker")
     assert after != before
     # The new worker's stall sweep (heartbeat timeout 5 s) re-queues the job with a backoff.
     _wait(lambda: job_state(host, job) == "queued", 60, "the killed job to be re-queued")
