@@ -244,7 +244,10 @@ def test_worker_sigkill_converges(plane):
             path.append("reset site+env, new site_create")
         if found != "succeeded":
             done = finish_worker(start_worker())
-            assert [(j["id"], j["state"]) for j in done] == [(job_id, "succeeded")], done
+            # On failure, say why the retry failed (the whole dict is cut off before its error).
+            keys = ("id", "state", "attempts", "error_code", "error_message")
+            why = [{k: j.get(k) for k in keys} for j in done]
+            assert [(j["id"], j["state"]) for j in done] == [(job_id, "succeeded")], (path, why)
             path.append(f"worker --once -> {done[0]['state']} (attempt {done[0]['attempts']})")
         status, body = http_get(node, f"{name}.example.test", timeout=60)
         assert status == 200 and f"Kill {name}" in body, (status, body[:300])
