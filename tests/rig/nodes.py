@@ -105,8 +105,9 @@ def start_node(workdir: Path, caps: Iterable[str] = (), memory: str | None = Non
                name: str | None = None) -> Node:
     """Boot one node and return once systemd is running and SSH accepts our key.
 
-    `bind`: a loopback address (127.x.y.z) the node's SSH and HTTP are published on at their own ports
-    22 and 80, as a cloud server's public address (tests/rig/hcloud_api.py)."""
+    `bind`: a loopback address (127.x.y.z) the node is published on, SSH at port 22 as a cloud server's
+    public address (tests/rig/hcloud_api.py). HTTP and HTTPS get free ports there: a single-server
+    test's nginx on this host listens on 0.0.0.0:80, and port 80 on the address failed `podman run`."""
     name = name or f"pressluft-node-{uuid.uuid4().hex[:8]}"
     key = workdir / f"{name}.key"
     if not key.exists():
@@ -114,7 +115,7 @@ def start_node(workdir: Path, caps: Iterable[str] = (), memory: str | None = Non
     args = ["podman", "run", "-d", "--name", name, "--hostname", name, "--label", LABEL,
             "--label", f"{OWNER_LABEL}={os.getpid()}",
             "--systemd=always", "--network", "slirp4netns:allow_host_loopback=true",
-            *(["-p", f"{bind}:22:22", "-p", f"{bind}:80:80", "-p", f"{bind}:443:443"] if bind else
+            *(["-p", f"{bind}:22:22", "-p", f"{bind}::80", "-p", f"{bind}::443"] if bind else
               ["-p", "127.0.0.1::22", "-p", "127.0.0.1::80", "-p", "127.0.0.1::443"])]
     for cap in caps:
         args += ["--cap-add", cap]
