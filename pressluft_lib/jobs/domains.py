@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from pressluft_lib.errors import ConflictError, NotFound
-from pressluft_lib.states import DomainState, JobState, ResourceState, TlsState
+from pressluft_lib.jobs import active_env_rows
+from pressluft_lib.states import DomainState, JobState, TlsState
 from pressluft_lib.storage.models import Domain, Environment, Job, Site
 from pressluft_lib.storage.transitions import add_job_event
 
@@ -26,21 +26,7 @@ DNS_MISMATCH = "domain_dns_mismatch"  # the job's error_code; the message starts
 
 
 def env_rows(session: Session, site: str, env: str) -> tuple[Site, Environment]:
-    """The live site and environment (NotFound), both active (ConflictError)."""
-    site_row = session.scalar(Site.by_name(site))
-    if site_row is None or site_row.state == ResourceState.DELETED:
-        raise NotFound(f"site {site!r} does not exist", details={"site": site})
-    env_row = session.scalar(
-        select(Environment).where(Environment.site_id == site_row.id, Environment.name == env)
-    )
-    if env_row is None or env_row.state == ResourceState.DELETED:
-        raise NotFound(f"site {site} has no environment {env}", details={"site": site, "env": env})
-    for obj, label in ((site_row, f"site {site}"), (env_row, f"environment {site}/{env}")):
-        if obj.state != ResourceState.ACTIVE:
-            raise ConflictError(
-                f"{label} is {obj.state}: domains need it active", details={"state": obj.state}
-            )
-    return site_row, env_row
+    return active_env_rows(session, site, env, "domains need it active")
 
 
 def live(session: Session, env_id: int) -> list[Domain]:

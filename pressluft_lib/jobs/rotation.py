@@ -16,7 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pressluft_lib import names
-from pressluft_lib.errors import ConflictError, NotFound, ValidationError
+from pressluft_lib.errors import ValidationError
+from pressluft_lib.jobs import active_env_rows
 from pressluft_lib.states import JobState, ResourceState
 from pressluft_lib.storage.models import Environment, Job, Secret, Site
 from pressluft_lib.storage.secret_store import SecretStore
@@ -49,21 +50,7 @@ def after_rotate(session: Session, job: Job, artifacts: dict[str, Any]) -> None:
 
 
 def env_rows(session: Session, site: str, env: str) -> tuple[Site, Environment]:
-    """The active site and environment a rotation needs (NotFound / ConflictError otherwise)."""
-    site_row = session.scalar(select(Site).where(Site.name == site))
-    if site_row is None or site_row.state == ResourceState.DELETED:
-        raise NotFound(f"site {site!r} does not exist", details={"site": site})
-    env_row = session.scalar(
-        select(Environment).where(Environment.site_id == site_row.id, Environment.name == env)
-    )
-    if env_row is None or env_row.state == ResourceState.DELETED:
-        raise NotFound(f"site {site} has no environment {env}", details={"site": site, "env": env})
-    for obj, label in ((site_row, f"site {site}"), (env_row, f"environment {site}/{env}")):
-        if obj.state != ResourceState.ACTIVE:
-            raise ConflictError(
-                f"{label} is {obj.state}: a secret rotation needs it active", details={"state": obj.state}
-            )
-    return site_row, env_row
+    return active_env_rows(session, site, env, "a secret rotation needs it active")
 
 
 def check_max_age(max_age_days: object) -> timedelta:
