@@ -13,7 +13,7 @@ from pressluft_lib.errors import ConflictError, NotFound, ValidationError
 from pressluft_lib.jobs import environments as env_jobs
 from pressluft_lib.services.base import ServiceBase, iso
 from pressluft_lib.states import DomainState, JobState, ResourceState
-from pressluft_lib.storage.models import Domain, Environment, Job, JobEvent
+from pressluft_lib.storage.models import Domain, Environment, Job, JobEvent, Site
 
 PREVIEW_SUFFIX = "localhost"
 
@@ -98,17 +98,7 @@ class EnvironmentsMixin(ServiceBase):
                                   details={"env": env})
         with self._mutation("env.drift", f"env:{site}_{env}", {"against": against}) as (session, audit):
             site_row = self._site(session, site)
-            rows = {e.name: e for e in
-                    session.scalars(select(Environment).where(Environment.site_id == site_row.id))}
-            for name in (env, against):
-                row = rows.get(name)
-                if row is None or row.state == ResourceState.DELETED:
-                    raise NotFound(f"site {site} has no environment {name}",
-                                   details={"site": site, "env": name})
-                if row.state != ResourceState.ACTIVE:
-                    raise ConflictError(
-                        f"environment {site}/{name} is {row.state}: a drift check needs it active",
-                        details={"env": name, "state": row.state})
+            rows = _active_envs(session, site_row, (env, against), "a drift check needs it active")
             cloned = session.scalar(
                 select(Job.finished_at)
                 .where(Job.env_id == rows[env].id, Job.type == env_jobs.JOB_TYPE,
@@ -161,16 +151,7 @@ class EnvironmentsMixin(ServiceBase):
         detail = {"source": source, "database": database, "uploads": uploads}
         with self._mutation("env.sync", f"env:{site}_{env}", detail) as (session, audit):
             site_row = self._site(session, site)
-            rows = {e.name: e for e in
-                    session.scalars(select(Environment).where(Environment.site_id == site_row.id))}
-            for name in (env, source):
-                row = rows.get(name)
-                if row is None or row.state == ResourceState.DELETED:
-                    raise NotFound(f"site {site} has no environment {name}",
-                                   details={"site": site, "env": name})
-                if row.state != ResourceState.ACTIVE:
-                    raise ConflictError(f"environment {site}/{name} is {row.state}: a sync needs it active",
-                                        details={"env": name, "state": row.state})
+            rows = _active_envs(session, site_row, (env, source), "a sync needs it active")
             payload = {"pressluft_source_env": source, "pressluft_sync_db": database,
                        "pressluft_sync_uploads": uploads}
             job = queue.enqueue(session, env_jobs.SYNC_JOB_TYPE, site=site_row, env=rows[env],
@@ -178,3 +159,19 @@ class EnvironmentsMixin(ServiceBase):
             audit["result"] = f"job:{job.id}"
             return {"job_id": job.id, "site": site, "env": env, "source": source,
                     "copied": [k for k, on in (("database", database), ("uploads", uploads)) if on]}
+
+
+def _active_envs(
+    session: Session, site_row: Site, wanted: tuple[str, ...], needs: str
+) -> dict[str, Environment]:
+    """The site's environments by name; each wanted one exists (NotFound) and is active (ConflictError)."""
+    rows = {e.name: e for e in session.scalars(select(Environment).where(Environment.site_id == site_row.id))}
+    for name in wanted:
+        row = rows.get(name)
+        if row is None or row.state == ResourceState.DELETED:
+            raise NotFound(f"site {site_row.name} has no environment {name}",
+                           details={"site": site_row.name, "env": name})
+        if row.state != ResourceState.ACTIVE:
+            raise ConflictError(f"environment {site_row.name}/{name} is {row.state}: {needs}",
+                                details={"env": name, "state": row.state})
+    return rows
