@@ -218,7 +218,7 @@ JOB_TYPES: dict[str, JobType] = {
                 summary="restore a backup after taking a pre-restore one"),
         # Not retried: a second run after a stall could restore the database over writes made since.
         JobType("env_update", _SITE, verb="update apply", destructive=True, timeout=3600, max_attempts=1,
-                roles=("env_release", "health_check"), marks=ResourceState.UPDATING,
+                roles=("env_release", "health_check", "page_cache"), marks=ResourceState.UPDATING,
                 before=f"{_BACKUPS}:start_backup", after=f"{_UPDATES}:after_update",
                 secret_scopes=(BACKUP_SECRET_SCOPE,),
                 summary="back up, build a release with updated core/plugins/themes, check, switch"),
