@@ -36,7 +36,9 @@ def backup() -> None:
 @click.argument("target", metavar="SITE[/ENV]")
 @click.option("--scope", type=click.Choice(["full", "db", "files"]), default="full", show_default=True)
 @click.option(
-    "--include-core", is_flag=True, help="Also archive the current release (core, themes, plugins)."
+    "--include-core/--no-include-core",
+    default=None,
+    help="Archive the live release (core, themes, plugins); the default for --scope full.",
 )
 @output.json_option
 def backup_create(target, scope, include_core) -> None:

@@ -126,11 +126,15 @@ class BackupsMixin(ServiceBase):
         site: str,
         env: str = names.DEFAULT_ENV,
         scope: str = "full",
-        include_core: bool = False,
+        include_core: bool | None = None,
         trigger: str = "manual",
     ) -> dict[str, Any]:
         if scope not in backups.SCOPES:
             raise ValidationError(f"invalid backup scope {scope!r}: one of {', '.join(backups.SCOPES)}")
+        if include_core is None:
+            # A full backup holds the live release so that it can rebuild the environment on another
+            # node (restore --to); restic stores an unchanged release once (docs/move.md).
+            include_core = scope == "full"
         if not isinstance(include_core, bool):
             raise ValidationError("include_core must be true or false")
         names.validate_site(site), names.validate_env(env)  # refused input leaves no audit row
@@ -189,7 +193,7 @@ class BackupsMixin(ServiceBase):
                 )
             self._require_active(site_row, env_row, "a restore")
             repository = self._repository(session)
-            pre = backups.new_row(session, env_row, "full", "pre_restore", False, repository)
+            pre = backups.new_row(session, env_row, "full", "pre_restore", True, repository)
             payload: dict[str, Any] = {
                 "pressluft_backup_id": source_id,
                 "pressluft_pre_restore_backup_id": backups.make_id(pre),

@@ -107,6 +107,19 @@ def test_backup_create_queues_a_job_and_a_pending_row(cp):
     assert cp.backup_list("blog") == []
 
 
+def test_full_backups_include_the_live_release_by_default(cp):
+    """A full backup holds the release (restore --to rebuilds code from it); db/files ones do not."""
+    made = []
+    for scope, core in (("full", None), ("db", None), ("files", None), ("full", False)):
+        made.append(cp.backup_create("shop", scope=scope, include_core=core))
+        finish(cp, made[-1]["job_id"], "failed")  # frees the site for the next one
+    assert [m["include_core"] for m in made] == [True, False, False, False]
+    with cp.session_factory() as s:
+        got = [s.get(Job, m["job_id"]).payload["pressluft_backup_include_core"] for m in made]
+    assert got == [True, False, False, False]
+    assert [row(cp, m["backup_id"]).manifest["include_core"] for m in made] == got
+
+
 def test_second_mutation_of_a_site_is_refused_and_writes_nothing(cp):
     first = cp.backup_create("shop")
     before = counts(cp)
