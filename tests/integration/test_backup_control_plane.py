@@ -82,7 +82,9 @@ def test_backup_then_restore_through_the_control_plane(stack):
         "db.sql.gz",
         "uploads.tar",
         "wp-config.php",
+        "core.tar",  # a full backup holds the live release (restore --to rebuilds code from it)
     }
+    assert shown["include_core"] is True
     assert shown["size_bytes"] > 0
     assert n.stat(shown["location"]) == ("root", "root", "700")
 
