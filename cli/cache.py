@@ -1,4 +1,5 @@
-"""`pressluft cache enable|disable|purge SITE[/ENV]`: an environment's nginx page cache (docs/cache.md)."""
+"""`pressluft cache enable|disable|purge SITE[/ENV]`: an environment's nginx page cache, and with --object
+its Redis object cache (docs/cache.md)."""
 
 from __future__ import annotations
 
@@ -9,27 +10,42 @@ from pressluft_cli.context import control_plane
 
 @click.group("cache")
 def cache() -> None:
-    """The page cache of an environment."""
+    """The page cache (or with --object the Redis object cache) of an environment."""
 
 
 def _toggled(d: dict) -> None:
-    click.echo(f"job {d['job_id']} queued: env_cache_toggle {d['site']}/{d['env']} {d['state']}")
+    release = f" (release {d['release']} if one is needed)" if d.get("release") else ""
+    kind = "object cache " if d.get("kind") == "object" else ""
+    click.echo(f"job {d['job_id']} queued: env_cache_toggle {d['site']}/{d['env']} {kind}{d['state']}"
+               f"{release}")
+
+
+_object = click.option("--object", "object_cache", is_flag=True,
+                       help="The Redis object cache (a new release with or without the Redis Object Cache "
+                            "plugin's drop-in) instead of the page cache.")
 
 
 @cache.command("enable")
 @click.argument("target", metavar="SITE[/ENV]")
+@_object
+@click.option("--plugin-zip", metavar="PATH",
+              help="With --object: the plugin's zip on this machine (offline); default: the node downloads "
+                   "the pinned version from wordpress.org.")
 @output.json_option
-def cache_enable(target) -> None:
-    """Queue an env_cache_toggle job that switches the page cache on."""
-    output.emit(control_plane().cache_toggle(target, True), _toggled)
+def cache_enable(target, object_cache, plugin_zip) -> None:
+    """Queue an env_cache_toggle job that switches the cache on."""
+    kind = "object" if object_cache else "page"
+    output.emit(control_plane().cache_toggle(target, True, kind=kind, plugin_zip=plugin_zip), _toggled)
 
 
 @cache.command("disable")
 @click.argument("target", metavar="SITE[/ENV]")
+@_object
 @output.json_option
-def cache_disable(target) -> None:
-    """Queue an env_cache_toggle job that switches the page cache off (and empties it)."""
-    output.emit(control_plane().cache_toggle(target, False), _toggled)
+def cache_disable(target, object_cache) -> None:
+    """Queue an env_cache_toggle job that switches the cache off (the page cache is emptied)."""
+    kind = "object" if object_cache else "page"
+    output.emit(control_plane().cache_toggle(target, False, kind=kind), _toggled)
 
 
 @cache.command("purge")

@@ -238,10 +238,13 @@ JOB_TYPES: dict[str, JobType] = {
                 roles=("site_env", "domain"), after=f"{_DOMAINS}:after_domain_job",
                 summary="renew the certificate (the scheduler queues it 30 days before expiry)"),
         # Both converge (the switch is written whole, a purge removes what is there): safe to retry.
-        # `cache disable` queues it too (pressluft_cache_state: disabled).
-        JobType("env_cache_toggle", _SITE, verb="cache enable", destructive=False, timeout=300,
-                roles=("page_cache",),
-                summary="switch the nginx page cache on (cache enable) or off (cache disable)"),
+        # `cache disable` queues it too (pressluft_cache_state: disabled). With --object it builds, checks
+        # and switches a release with (or without) the Redis Object Cache plugin's drop-in, like a deploy;
+        # a retry finds its release built (immutable) and checks it again.
+        JobType("env_cache_toggle", _SITE, verb="cache enable", destructive=False, timeout=1800,
+                roles=("page_cache", "object_cache", "env_release", "health_check"),
+                after="pressluft_lib.jobs.cache:after_toggle",
+                summary="switch the nginx page cache, or with --object the Redis object cache, on or off"),
         JobType("cache_purge", _SITE, verb="cache purge", destructive=False, timeout=300,
                 roles=("page_cache",), summary="purge the page cache of an environment, whole or by URL"),
         # A clone converges the environment and copies its source again from scratch (db reset), so a

@@ -25,8 +25,8 @@ description:
     environments' users cannot enter. The file system must support POSIX ACLs (ext4, XFS, overlayfs on
     them).
   - With O(redis), then converges the environment's Redis ACL user C(<site>_<env>) like
-    M(pressluft.wordpress.redis_acl_user) does - keys C(<site>_<env>:*) only, the password the secrets file
-    holds - which needs O(secrets=true).
+    M(pressluft.wordpress.redis_acl_user) does - keys C(<site>_<env>:*) only, a logical database of its own,
+    the password the secrets file holds - which needs O(secrets=true). This comes before C(wp-config.php).
   - Reports the PHP versions installed on the node, whether the kernel offers IPv6 and the files in the
     node's cache C(/var/cache/pressluft), which the rest of the environment needs, so no extra task has to
     look them up.
@@ -51,6 +51,7 @@ options:
       - It may reference secrets as C(@@pressluft_secret:<key>@@) (C(db_password), C(redis_password),
         C(wordpress_admin_password), C(salts.<NAME>)), resolved on the node from the secrets file;
         that needs O(secrets=true). The controller then renders the file without knowing the secrets.
+      - C(@@pressluft_redis_database@@) becomes the Redis user's database (needs O(redis)).
       - Omitted, the file is left alone.
     type: str
   secrets:
@@ -131,6 +132,11 @@ redis_acl:
   returned: when O(redis) is given
   type: str
   sample: "user shop_production on sanitize-payload #5e88... ~shop_production:* resetchannels +@all ..."
+redis_database:
+  description: The logical database of the environment's Redis user.
+  returned: when O(redis) is given
+  type: int
+  sample: 3
 secrets:
   description: The secrets (db_password, redis_password, wordpress_admin_password, salts) of the environment.
   returned: when O(secrets=true)
@@ -175,6 +181,7 @@ GROUP_RE = re.compile(r'^[a-z_][a-z0-9_-]{0,31}$')
 PHP_DIR_RE = re.compile(r'^[0-9]+\.[0-9]+$')
 CACHE_DIR = '/var/cache/pressluft'
 WEB_USER = 'www-data'
+REDIS_DATABASE_REF = '@@pressluft_redis_database@@'
 # The access ACL as the kernel stores it (linux/posix_acl_xattr.h): version 2, then (tag, perm, id) entries
 # ordered by tag and id. Written whole, compared whole: no acl package needed on the node.
 ACL_XATTR = 'system.posix_acl_access'
@@ -399,14 +406,15 @@ def cache_files():
 def redis_user(module, redis, name, pattern, secrets, changes):
     try:
         conn = admin_connection(redis['socket'], redis['admin_user'], redis['admin_password_file'])
-        changed, acl = ensure_user(conn, name, secrets['redis_password'], pattern, module.check_mode)
+        changed, acl, database = ensure_user(conn, name, secrets['redis_password'], pattern,
+                                             module.check_mode)
     except AdminPasswordError as exc:
         module.fail_json(msg=str(exc), changes=changes)
     except (RedisError, socket.error) as exc:
         module.fail_json(msg='Redis (%s): %s' % (redis['socket'], exc), changes=changes)
     if changed:
         changes.append('redis ACL user %s' % name)
-    return acl
+    return acl, database
 
 
 def _check(p, names):
@@ -452,16 +460,20 @@ def main():
     created = t.account(p['extra_groups'])
     for path, owner, group, mode, traverse in tree(names):
         t.directory(path, owner, group, mode, traverse)
+    acl = database = None
+    if p['redis'] is not None:  # first: wp-config.php names the database the user gets
+        acl, database = redis_user(module, p['redis'], names['redis_user'], names['redis_prefix'] + '*',
+                                   secrets, t.changes)
     if p['wp_config'] is not None:
         try:
             content = resolve(p['wp_config'], secrets) if secrets is not None else p['wp_config']
         except SecretsError as exc:
             module.fail_json(msg=str(exc), changes=t.changes)
+        if REDIS_DATABASE_REF in content:
+            if database is None:
+                module.fail_json(msg='wp_config names %s: give redis' % REDIS_DATABASE_REF, changes=t.changes)
+            content = content.replace(REDIS_DATABASE_REF, str(database))
         t.file(names['wp_config'], content, 'root', names['group'], 0o640)
-    acl = None
-    if p['redis'] is not None:
-        acl = redis_user(module, p['redis'], names['redis_user'], names['redis_prefix'] + '*', secrets,
-                         t.changes)
     result = dict(changed=bool(t.changes), changes=t.changes, user_created=created,
                   php_versions=php_versions(), inet6=os.path.exists('/proc/net/if_inet6'),
                   cache_files=cache_files())
@@ -469,6 +481,7 @@ def main():
         result['secrets'] = secrets
     if acl is not None:
         result['redis_acl'] = acl
+        result['redis_database'] = database
     if module._diff:
         result['diff'] = dict(before='', after=''.join(c + '\n' for c in t.changes))
     module.exit_json(**result)

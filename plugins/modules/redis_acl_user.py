@@ -14,8 +14,10 @@ description:
   - Connects to the local Redis over its Unix socket as the admin user whose password is read from
     O(admin_password_file) (never passed on a command line), compares the user's current ACL with the
     wanted one and only then runs C(ACL SETUSER) or C(ACL DELUSER) followed by C(ACL SAVE).
-  - The user gets C(+@all -@dangerous) minus the commands that reveal other users' key names
-    (C(SCAN), C(RANDOMKEY), C(DBSIZE)), no Pub/Sub channels, and only keys matching O(key_pattern).
+  - The user gets one logical database of its own (kept across runs, else the lowest one no other user
+    has; never 0) and may C(SELECT) no other, so C(SCAN) there lists its own keys only.
+  - Its commands are C(+@all -@dangerous) plus C(INFO), minus C(DBSIZE), C(RANDOMKEY), C(MOVE) and C(COPY)
+    (the last two can write into another database); no Pub/Sub channels; only keys matching O(key_pattern).
   - The password is sent as its SHA-256 hash.
 version_added: "1.0.0"
 author:
@@ -76,7 +78,12 @@ acl:
   description: The user's ACL rule line after the run (password hash included), empty when absent.
   returned: always
   type: str
-  sample: user shop_production on sanitize-payload #5e88... ~shop_production:* resetchannels +@all -@dangerous
+  sample: user shop_production on sanitize-payload #5e88... ~shop_production:* resetchannels +@all -@admin ...
+database:
+  description: The user's logical database (C(WP_REDIS_DATABASE)), none when absent.
+  returned: always
+  type: int
+  sample: 3
 '''
 
 import socket
@@ -115,10 +122,10 @@ def main():
     try:
         redis = admin_connection(p['socket'], p['admin_user'], p['admin_password_file'])
         if p['state'] == 'absent':
-            module.exit_json(changed=remove_user(redis, name, module.check_mode), acl='')
+            module.exit_json(changed=remove_user(redis, name, module.check_mode), acl='', database=None)
         pattern = p['key_pattern'] or name + ':*'
-        changed, want = ensure_user(redis, name, p['password'], pattern, module.check_mode)
-        module.exit_json(changed=changed, acl=want)
+        changed, want, database = ensure_user(redis, name, p['password'], pattern, module.check_mode)
+        module.exit_json(changed=changed, acl=want, database=database)
     except AdminPasswordError as exc:
         module.fail_json(msg=str(exc))
     except (RedisError, socket.error) as exc:

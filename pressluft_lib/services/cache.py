@@ -1,4 +1,5 @@
-"""ControlPlane methods for the page cache: switch it on or off, purge it (jobs/cache.py checks the input)."""
+"""ControlPlane methods for the caches: switch the page or object cache on or off, purge the page cache
+(jobs/cache.py checks the input)."""
 
 from __future__ import annotations
 
@@ -7,24 +8,42 @@ from typing import Any
 from pressluft_lib import queue
 from pressluft_lib.errors import ValidationError
 from pressluft_lib.jobs import cache
-from pressluft_lib.jobs.releases import env_rows, parse_env
+from pressluft_lib.jobs.releases import env_rows, parse_env, require_active
 from pressluft_lib.services.base import ServiceBase
+from pressluft_lib.states import ReleaseState
+from pressluft_lib.storage.models import Release
 
 
 class CacheMixin(ServiceBase):
     """ControlPlane methods for the page cache."""
 
-    def cache_toggle(self, ref: str, enabled: bool) -> dict[str, Any]:
+    def cache_toggle(self, ref: str, enabled: bool, kind: str = cache.PAGE,
+                     plugin_zip: str | None = None) -> dict[str, Any]:
+        """Queue env_cache_toggle. kind object builds a release with the Redis Object Cache plugin (from
+        plugin_zip, a zip on this machine, else downloaded by the node) and its drop-in, or without."""
         site, env = parse_env(ref)  # refused input leaves no audit row
         state = "enabled" if enabled is True else "disabled" if enabled is False else None
         if state is None:
             raise ValidationError("enabled must be true or false")
-        with self._mutation("cache.toggle", f"env:{site}_{env}", {"state": state}) as (session, audit):
+        payload = {"pressluft_cache_state": state} | cache.check_kind(kind, state, plugin_zip)
+        with self._mutation("cache.toggle", f"env:{site}_{env}", {"state": state, "kind": kind}) as (
+                session, audit):
             site_row, env_row = env_rows(session, site, env)
-            job = queue.enqueue(session, cache.TOGGLE, site=site_row, env=env_row,
-                                payload={"pressluft_cache_state": state}, actor=self.actor)
+            if kind == cache.OBJECT:
+                require_active(env_row, site)
+            job = queue.enqueue(session, cache.TOGGLE, site=site_row, env=env_row, payload=payload,
+                                actor=self.actor)
+            out = {"job_id": job.id, "site": site, "env": env, "state": state, "kind": kind}
+            if kind == cache.OBJECT:
+                # Like a deploy: the release the job may build has its row from the start.
+                release_id = f"{job.created_at:%Y%m%dT%H%M%SZ}-{job.id}"
+                job.payload = {**payload, "pressluft_release": release_id}
+                session.add(Release(env_id=env_row.id, release_id=release_id, state=ReleaseState.BUILDING,
+                                    health={"job_id": job.id, "source": f"object cache {state}"}))
+                session.flush()
+                out["release"] = release_id
             audit["result"] = f"job:{job.id}"
-            return {"job_id": job.id, "site": site, "env": env, "state": state}
+            return out
 
     def cache_purge(self, ref: str, urls: list[str] | None = None) -> dict[str, Any]:
         site, env = parse_env(ref)

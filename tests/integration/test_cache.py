@@ -10,12 +10,14 @@ from __future__ import annotations
 import http.client
 import itertools
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.rig.ansible import run_playbook
 from tests.rig.nodes import inventory
 from tests.rig.wordpress import wordpress_archive
+from tests.rig.wpcli import ROOT
 
 pytestmark = pytest.mark.node
 
@@ -172,3 +174,66 @@ def test_disabling_purges_and_stops_caching(node):
     again = play(node, node.tmp, "site_create.yml", "beta", pressluft_wordpress_src=str(wordpress_archive()))
     assert again.rc == 0, again.explain()
     assert get(node, "beta")[1] == "HIT"
+
+
+# The Redis Object Cache plugin through the job (env_cache_toggle with pressluft_cache_kind=object): each
+# environment's Redis user has a logical database of its own (docs/cache.md, "Object cache").
+REDIS_CACHE_ZIP = Path("shared") / "vendor" / "wordpress-plugins" / "redis-cache-2.6.3.zip"
+ADMIN_CLI = ("REDISCLI_AUTH=$(cat /etc/redis/pressluft-admin.pass) redis-cli -s /run/redis/redis-server.sock "
+             "--user pressluft-admin")
+
+
+def redis_keys(node, database: int) -> list[str]:
+    return sorted(node.sh(f"{ADMIN_CLI} -n {database} --scan").splitlines())
+
+
+def as_env(node, site: str, *args: str, check: bool = True) -> str:
+    return node.exec("runuser", "-u", f"{site}_production", "--", "wp",
+                     f"--path=/var/www/sites/{site}/production/current", *args, check=check).stdout
+
+
+def live_release(node, site: str) -> str:
+    return node.sh(f"readlink /var/www/sites/{site}/production/current").strip()
+
+
+def test_object_cache_keeps_environments_apart(node):
+    """alpha through the job; beta, for time (each release build with its checks costs ~50 s here), by the
+    harness as root: the plugin unzipped into its live release, the drop-in copied, the plugin activated."""
+    zips = [base / REDIS_CACHE_ZIP for base in ROOT.parents if (base / REDIS_CACHE_ZIP).is_file()]
+    if not zips:
+        pytest.skip(f"needs <clone>/../{REDIS_CACHE_ZIP} (the upstream Redis Object Cache zip)")
+    before = live_release(node, "alpha")
+    out = play(node, node.tmp, "env_cache_toggle.yml", "alpha", pressluft_cache_kind="object",
+               pressluft_cache_state="enabled", pressluft_object_cache_zip=str(zips[0]))
+    assert out.rc == 0, out.explain()
+    assert live_release(node, "alpha") != before  # a new release, the old one untouched
+    content = "/var/www/sites/beta/production/current/wp-content"
+    node.exec("cp", "-r", "/var/www/sites/alpha/production/current/wp-content/plugins/redis-cache",
+              f"{content}/plugins/")
+    node.exec("cp", f"{content}/plugins/redis-cache/includes/object-cache.php", f"{content}/object-cache.php")
+    as_env(node, "beta", "plugin", "activate", "redis-cache")
+    databases = {}
+    for site in SITES:
+        status = as_env(node, site, "redis", "status")
+        assert "Status: Connected" in status and "Drop-in: Valid" in status, status
+        as_env(node, site, "cache", "set", "pressluft-test", site)
+        databases[site] = int(node.sh(f"grep -o \"WP_REDIS_DATABASE', [0-9]*\" "
+                                      f"/var/www/sites/{site}/production/shared/wp-config.php").split()[-1])
+    assert len(set(databases.values())) == 2 and 0 not in databases.values(), databases
+    assert redis_keys(node, 0) == []
+    beta = redis_keys(node, databases["beta"])
+    marker = "beta_production:wp:default:pressluft-test"  # prefix, table prefix without "_", group, key
+    assert marker in beta and all(k.startswith("beta_production:") for k in beta)
+    # alpha's user cannot read beta's keys, nor reach beta's database.
+    secrets = "/etc/pressluft/secrets/alpha_production.json"
+    read = "import json, sys; print(json.load(open(sys.argv[1]))['redis_password'])"
+    password = node.exec("python3", "-c", read, secrets).stdout.strip()
+    alpha_cli = (f"REDISCLI_AUTH='{password}' redis-cli -s /run/redis/redis-server.sock "
+                 "--user alpha_production")
+    assert "NOPERM" in node.sh(f"{alpha_cli} -n {databases['alpha']} GET {marker} 2>&1")
+    assert "NOPERM" in node.sh(f"{alpha_cli} SELECT {databases['beta']} 2>&1")
+    # The plugin's selective flush (SCAN MATCH alpha_production:* in alpha's database) leaves beta's keys.
+    assert "Success" in as_env(node, "alpha", "cache", "flush")
+    assert "alpha_production:wp:default:pressluft-test" not in redis_keys(node, databases["alpha"])
+    assert redis_keys(node, databases["beta"]) == beta
+    assert as_env(node, "beta", "cache", "get", "pressluft-test").strip() == "beta"

@@ -80,16 +80,55 @@ def run(capsys, redis, **args):
         "name": NAME, "socket": redis.sock, "admin_password_file": str(redis.pass_file), **args})
 
 
-def test_user_is_created_limited_to_its_prefix_and_saved(capsys, redis):
+def test_user_is_created_limited_to_its_prefix_and_database_and_saved(capsys, redis):
     out = run(capsys, redis, password=PASSWORD)
     assert out["changed"] is True and f"~{NAME}:*" in out["acl"] and PASSWORD not in out["acl"]
-    assert redis.cli(NAME, PASSWORD, "SET", f"{NAME}:k", "v").strip() == "OK"
-    assert "NOPERM" in redis.cli(NAME, PASSWORD, "SET", "other_production:k", "v")
-    for command in (["SCAN", "0"], ["KEYS", "*"], ["DBSIZE"], ["RANDOMKEY"], ["FLUSHALL"]):
-        assert "NOPERM" in redis.cli(NAME, PASSWORD, *command), command
+    assert out["database"] == 1 and "+select|1" in out["acl"]
+    assert redis.cli(NAME, PASSWORD, "-n", "1", "SET", f"{NAME}:k", "v").strip() == "OK"
+    assert "NOPERM" in redis.cli(NAME, PASSWORD, "-n", "1", "SET", "other_production:k", "v")
+    assert "NOPERM" in redis.cli(NAME, PASSWORD, "SELECT", "2")
+    for command in (["KEYS", "*"], ["DBSIZE"], ["RANDOMKEY"], ["FLUSHALL"], ["FLUSHDB"], ["SWAPDB", "1", "2"],
+                    ["MOVE", f"{NAME}:k", "2"], ["COPY", f"{NAME}:k", f"{NAME}:c", "DB", "2"]):
+        assert "NOPERM" in redis.cli(NAME, PASSWORD, "-n", "1", *command), command
     assert "WRONGPASS" in redis.cli(NAME, "not-the-password", "PING")
     assert f"user {NAME} " in redis.acl.read_text()  # ACL SAVE: survives a restart
-    assert run(capsys, redis, password=PASSWORD)["changed"] is False
+    # Redis stores -@dangerous +info as the single commands: the next run must still see no change.
+    again = run(capsys, redis, password=PASSWORD)
+    assert again["changed"] is False and again["database"] == 1, again
+    assert "pressluft-acl-probe" not in redis.users()
+
+
+def test_two_users_cannot_list_or_touch_each_others_keys(capsys, redis):
+    """What the Redis Object Cache plugin's selective flush does (SCAN MATCH prefix*, then DEL in a
+    script, as the user) stays inside the user's own database: A lists and deletes its keys only."""
+    a = run(capsys, redis, password=PASSWORD)
+    b = run(capsys, redis, name="shop_staging", password=PASSWORD + "b")
+    assert (a["database"], b["database"]) == (1, 2)
+    b_cli = ("shop_staging", PASSWORD + "b", "-n", "2")
+    assert redis.cli(*b_cli, "SET", "shop_staging:wp_:users:admin", "v").strip() == "OK"
+    redis.cli(NAME, PASSWORD, "-n", "1", "SET", f"{NAME}:wp_:options:alloptions", "v")
+    flush = ("local cur = 0 local i = 0 local tmp repeat tmp = redis.call('SCAN', cur, 'MATCH', ARGV[1]) "
+             "cur = tonumber(tmp[1]) for _, v in pairs(tmp[2]) do redis.call('del', v) i = i + 1 end "
+             "until 0 == cur return i")
+    for prefix in (f"{NAME}:*", "*"):  # its own prefix, and everything it could see
+        redis.cli(NAME, PASSWORD, "-n", "1", "EVAL", flush, "0", prefix)
+    assert redis.cli(NAME, PASSWORD, "-n", "1", "SCAN", "0").split() == ["0"]
+    assert redis.cli(NAME, PASSWORD, "SCAN", "0").split() == ["0"]  # database 0 stays empty
+    assert "NOPERM" in redis.cli(NAME, PASSWORD, "-n", "1", "GET", "shop_staging:wp_:users:admin")
+    select = redis.cli(NAME, PASSWORD, "EVAL", "redis.call('SELECT', '2') return 1", "0")
+    assert "can't run this command" in select
+    assert redis.cli(*b_cli, "SCAN", "0").split() == ["0", "shop_staging:wp_:users:admin"]
+
+
+def test_a_user_keeps_its_database_and_a_full_server_is_refused(capsys, redis):
+    redis.cli("pressluft-admin", ADMIN_PASSWORD, "ACL", "SETUSER", "old", "on", ">x", "~old:*", "+select|1")
+    assert run(capsys, redis, password=PASSWORD)["database"] == 2
+    for n in range(3, 16):
+        redis.cli("pressluft-admin", ADMIN_PASSWORD, "ACL", "SETUSER", f"u{n}", "on", ">x", f"+select|{n}")
+    assert run(capsys, redis, password=PASSWORD)["database"] == 2
+    out = run(capsys, redis, name="shop_staging", password=PASSWORD)
+    assert out.get("failed") is True and "all 15 Redis databases are taken" in out["msg"], out
+    assert "shop_staging" not in redis.users()
 
 
 def test_password_and_pattern_changes_are_converged(capsys, redis):
@@ -97,8 +136,9 @@ def test_password_and_pattern_changes_are_converged(capsys, redis):
     out = run(capsys, redis, password="another-password-0123456", key_pattern="shop_staging:*")
     assert out["changed"] is True and "~shop_staging:*" in out["acl"]
     assert "WRONGPASS" in redis.cli(NAME, PASSWORD, "PING")
-    assert redis.cli(NAME, "another-password-0123456", "SET", "shop_staging:k", "v").strip() == "OK"
-    assert "NOPERM" in redis.cli(NAME, "another-password-0123456", "SET", f"{NAME}:k", "v")
+    new = (NAME, "another-password-0123456", "-n", "1")
+    assert redis.cli(*new, "SET", "shop_staging:k", "v").strip() == "OK"
+    assert "NOPERM" in redis.cli(*new, "SET", f"{NAME}:k", "v")
 
 
 def test_check_mode_and_absent(capsys, redis):
@@ -139,3 +179,18 @@ def test_stale_fencing_token_changes_nothing(capsys, redis, tmp_path):
     out = run(capsys, redis, state="absent", fencing_token=8, **fencing)
     assert out.get("stale_fencing_token") is True, out
     assert NAME in redis.users() and redis.acl.read_text() == before
+
+
+def test_a_removed_users_keys_go_with_it_and_a_new_owner_starts_empty(capsys, redis):
+    """Key names carry user logins: the next environment given the database must not list them."""
+    run(capsys, redis, password=PASSWORD)
+    redis.cli(NAME, PASSWORD, "-n", "1", "SET", f"{NAME}:wp:userlogins:alice", "1")
+    assert run(capsys, redis, state="absent")["changed"] is True
+    admin = ("pressluft-admin", ADMIN_PASSWORD, "-n", "1")
+    assert redis.cli(*admin, "SCAN", "0").split() == ["0"]
+    redis.cli(*admin, "SET", "left:behind", "1")  # e.g. by hand, or a removal that stopped half-way
+    new = run(capsys, redis, name="blog_production", password=PASSWORD)
+    assert new["database"] == 1 and redis.cli(*admin, "SCAN", "0").split() == ["0"]
+    redis.cli("blog_production", PASSWORD, "-n", "1", "SET", "blog_production:k", "v")
+    assert run(capsys, redis, name="blog_production", password=PASSWORD)["changed"] is False
+    assert redis.cli(*admin, "SCAN", "0").split() == ["0", "blog_production:k"]  # kept while it owns it
