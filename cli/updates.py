@@ -1,4 +1,4 @@
-"""`pressluft update SITE[/ENV] ...` and `pressluft update list SITE[/ENV]` (docs/updates.md).
+"""`pressluft update SITE[/ENV] ...`, `update list SITE[/ENV]`, `update report ID` (docs/updates.md).
 
 `update` is a group whose first argument is either a subcommand (list) or the environment to update:
 `pressluft update shop --plugins all` queues an env_update job of shop/production.
@@ -65,9 +65,14 @@ def update() -> None:
     help="Path that must answer 2xx before and after the switch (repeatable; default /).",
 )
 @click.option("--marker", metavar="S", help="String every health-check answer must contain.")
+@click.option("--safe", is_flag=True,
+              help="Try the planned versions on a throwaway clone first; apply them if it compares well.")
+@click.option("--max-diff", "max_diff", multiple=True, metavar="KIND=FRACTION",
+              help="With --safe: changed fraction a page kind tolerates (home, sitemap, rest, login, feed).")
 @output.json_option
 def apply(
-    target, core, plugins, themes, minor_only, exclude, plugin_zips, theme_zips, core_zip, health_urls, marker
+    target, core, plugins, themes, minor_only, exclude, plugin_zips, theme_zips, core_zip, health_urls,
+    marker, safe, max_diff,
 ) -> None:
     """Queue an env_update job: plan, back up, build a new release, check, switch, restore on failure."""
     data = control_plane().update(
@@ -82,14 +87,52 @@ def apply(
         core_zip=core_zip,
         health_urls=list(health_urls) or None,
         marker=marker,
+        safe=safe,
+        max_diff=list(max_diff) or None,
     )
     output.emit(
         data,
         lambda d: click.echo(
             f"job {d['job_id']} queued: env_update {d['site']}/{d['env']} release {d['release']} "
             f"(pre-update backup {d['backup_id']})"
+            + (f"; safe: clone {d['clone']}, report {d['report_id']} (pressluft update report "
+               f"{d['report_id']})" if d.get("safe") else "")
         ),
     )
+
+
+@update.command("report")
+@click.argument("report_id", metavar="ID", type=int)
+@output.json_option
+def report(report_id) -> None:
+    """A safe update's comparison of its clone with the environment: per URL status, change, diff."""
+    output.emit(control_plane().update_report(report_id), _print_report)
+
+
+def _print_report(d) -> None:
+    click.echo(f"report {d['id']} of {d['site']}/{d['env']} (job {d['job_id']}, clone {d['clone']}): "
+               f"{d['state']}")
+    if d.get("reason"):
+        click.echo(f"reason: {d['reason']}")
+    upd = d.get("update") or {}
+    for u in upd.get("updates") or []:
+        click.echo(f"  {u.get('type')} {u.get('name')} {u.get('from')} -> {u.get('to')}")
+    if upd.get("state"):
+        click.echo(f"update: {upd['state']} (phase {upd.get('phase')})")
+    if d.get("timings"):
+        click.echo("seconds: " + ", ".join(f"{k} {v}" for k, v in d["timings"].items()))
+    for u in d.get("urls") or []:
+        verdict = "ok" if u.get("ok") else "FAIL"
+        click.echo(f"{verdict:4} {u.get('path')} [{u.get('kind')}] HTTP {u.get('status')} -> "
+                   f"{u.get('clone_status')}, changed {float(u.get('changed') or 0):.2%} "
+                   f"(max {float(u.get('max_diff') or 0):.2%})")
+        for line in u.get("diff") or []:
+            click.echo(f"     {line}")
+    errors = (d.get("php_errors") or {}).get("lines") or []
+    if errors:
+        click.echo("PHP errors on the clone:")
+        for line in errors:
+            click.echo(f"  {line}")
 
 
 @update.command("list")

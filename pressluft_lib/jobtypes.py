@@ -218,10 +218,11 @@ JOB_TYPES: dict[str, JobType] = {
                 summary="restore a backup after taking a pre-restore one"),
         # Not retried: a second run after a stall could restore the database over writes made since.
         JobType("env_update", _SITE, verb="update apply", destructive=True, timeout=3600, max_attempts=1,
-                roles=("env_release", "health_check", "page_cache"), marks=ResourceState.UPDATING,
+                roles=("env_release", "health_check", "page_cache", "site_env"), marks=ResourceState.UPDATING,
                 before=f"{_BACKUPS}:start_backup", after=f"{_UPDATES}:after_update",
                 secret_scopes=(BACKUP_SECRET_SCOPE,),
-                summary="back up, build a release with updated core/plugins/themes, check, switch"),
+                summary="back up, build a release with updated core/plugins/themes, check, switch "
+                "(--safe: tried on a throwaway clone first)"),
         # Every phase is safe to repeat (the node keeps the new values until the last), so it may retry.
         JobType("secrets_rotate", _SITE, verb="secrets rotate", destructive=False, timeout=900,
                 roles=("secrets_rotate",), after=f"{_ROTATION}:after_rotate",

@@ -3,25 +3,28 @@
 
 At enqueue an update gets, like a deploy, a release row (building, id `<queued at>-<job id>`), and,
 like a restore, a pending pre-update backup row (scope db, trigger pre_update). The playbook returns
-`pressluft_update` {state: live|nothing|failed|rolled_back, reason, phase, updates, backup, db_restored}
-and, once it built a release, `pressluft_release` as env_deploy does. The hook settles both rows, keeps
-the update's outcome in the release's `health.update`, and returns the environment to active when the
-site serves what it served (nothing to do, a failure before the checks, or a healthy rollback).
+`pressluft_update` {state: live|nothing|failed|rolled_back|discarded, reason, phase, updates, backup,
+db_restored} and, once it built a release, `pressluft_release` as env_deploy does. The hook settles both
+rows, keeps the update's outcome in the release's `health.update`, and returns the environment to active
+when the site serves what it served (nothing to do, a failure before the checks, or a healthy rollback).
+A safe update (`--safe`) also has an update_reports row made at enqueue; the hook fills it with the
+playbook's `pressluft_update_report` (the clone's comparison).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from pressluft_lib.errors import ValidationError
 from pressluft_lib.jobs import backups, releases
 from pressluft_lib.states import BackupState, JobState, ReleaseState
-from pressluft_lib.storage.models import AuditLog, Environment, Job, Release, utcnow
+from pressluft_lib.storage.models import AuditLog, Environment, Job, Release, UpdateReport, utcnow
 
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}")
@@ -77,8 +80,14 @@ def update_payload(
     plugin_zips: list[str] | None = None,
     theme_zips: list[str] | None = None,
     core_zip: str | None = None,
+    safe: bool = False,
+    max_diff: list[str] | None = None,
 ) -> dict[str, Any]:
     """The env_update payload for what the user asked for; ValidationError when it is nothing or bad."""
+    if not isinstance(safe, bool):
+        raise ValidationError("safe must be true or false")
+    if max_diff and not safe:
+        raise ValidationError("--max-diff sets the comparison of a safe update: give --safe too")
     for name, flag in (("core", core), ("minor_only", minor_only)):
         if not isinstance(flag, bool):
             raise ValidationError(f"{name} must be true or false")
@@ -93,6 +102,10 @@ def update_payload(
     }
     if core_zip is not None:
         payload["pressluft_update_core_zip"] = _zips([core_zip], "core zip")[0]
+    if safe:
+        payload["pressluft_update_safe"] = True
+        if max_diff:
+            payload["pressluft_update_safe_max_diff"] = check_max_diff(max_diff)
     asked = [
         k
         for k in ("core", "plugins", "themes", "plugin_zips", "theme_zips")
@@ -104,6 +117,82 @@ def update_payload(
             "or a --plugin-zip/--theme-zip/--core-zip"
         )
     return payload
+
+
+# -- safe updates (`pressluft update SITE --safe`, `pressluft update report ID`) ---------------------
+# The kinds of compared paths (module env_compare) and the changed fraction each tolerates by default.
+COMPARE_KINDS = {"home": 0.01, "sitemap": 0.01, "rest": 0.1, "login": 0.02, "feed": 0.02}
+MAX_REPORT_BYTES = 256 * 1024
+
+
+def check_max_diff(values: list[str] | dict[str, Any]) -> dict[str, float]:
+    """`KIND=FRACTION` strings (or a dict) -> {kind: fraction}; ValidationError when bad."""
+    items = values.items() if isinstance(values, dict) else (str(v).partition("=")[::2] for v in values)
+    out: dict[str, float] = {}
+    for kind, value in items:
+        try:
+            fraction = float(value)
+        except (TypeError, ValueError):
+            fraction = -1.0
+        if kind not in COMPARE_KINDS or not 0 <= fraction <= 1:
+            raise ValidationError(
+                f"invalid --max-diff {kind!s:.20}={value!s:.20}: KIND=FRACTION with KIND one of "
+                f"{', '.join(COMPARE_KINDS)} and FRACTION 0-1 (e.g. home=0.05)"
+            )
+        out[str(kind)] = fraction
+    return out
+
+
+def clone_name(job_id: int) -> str:
+    """The throwaway environment's name: an environment name (2-11 characters) unique per job."""
+    return f"safe{job_id % 10**7}"
+
+
+def report_from(artifacts: dict[str, Any]) -> dict[str, Any] | None:
+    """The comparison the playbook returned, reduced to known keys; None when there is none."""
+    rep = artifacts.get("pressluft_update_report")
+    if not isinstance(rep, dict):
+        return None
+    urls = []
+    for u in rep.get("urls") if isinstance(rep.get("urls"), list) else []:
+        if isinstance(u, dict):
+            urls.append({
+                "path": str(u.get("path", ""))[:500], "kind": str(u.get("kind", ""))[:16],
+                "status": u.get("status"), "clone_status": u.get("clone_status"),
+                "changed": u.get("changed"), "max_diff": u.get("max_diff"), "ok": bool(u.get("ok")),
+                "reason": str(u.get("reason", ""))[:500],
+                "diff": [str(line)[:300] for line in (u.get("diff") or [])[:60]],
+            })
+    errors = rep.get("php_errors") if isinstance(rep.get("php_errors"), dict) else {}
+    times = rep.get("timings") if isinstance(rep.get("timings"), dict) else {}
+    marks = {}
+    for key, value in times.items():
+        try:
+            marks[str(key)[:16]] = float(value)
+        except (TypeError, ValueError):
+            continue
+    out = {
+        "clone": str(rep.get("clone", ""))[:16],
+        "passed": rep.get("passed") in (True, "True", "true"),
+        "reason": str(rep.get("reason") or "")[:2000],
+        "urls": urls,
+        "php_errors": {"lines": [str(x)[:500] for x in (errors.get("lines") or [])[:20]],
+                       "counts": {str(k)[:32]: v for k, v in (errors.get("counts") or {}).items()}},
+        "timings": phase_seconds(marks),
+    }
+    if len(json.dumps(out, default=str)) > MAX_REPORT_BYTES:
+        out["urls"] = [{**u, "diff": u["diff"][:10]} for u in urls]
+    return json.loads(json.dumps(out, default=str))
+
+
+def phase_seconds(marks: dict[str, float]) -> dict[str, float]:
+    """Seconds spent per phase from the playbook's time marks (start, cloned, updated, compared, removed,
+    end): clone, update, compare, remove, and apply (production's update after the clone was removed)."""
+    order = [
+        ("clone", "start", "cloned"), ("update", "cloned", "updated"), ("compare", "updated", "compared"),
+        ("remove", "compared", "removed"), ("apply", "removed", "end"),
+    ]
+    return {name: round(marks[b] - marks[a], 2) for name, a, b in order if a in marks and b in marks}
 
 
 # -- policy (`pressluft update policy`, applied by `pressluft update schedule`) -------------------------
@@ -204,7 +293,8 @@ def after_update(session: Session, job: Job, artifacts: dict[str, Any]) -> None:
             session.refresh(row)
             row.health = {**(row.health or {}), "update": _summary(result, payload)}
             session.flush()
-    untouched = outcome == "nothing" or result.get("phase") in ("plan", "backup", "build")
+    _settle_report(session, job, artifacts, result)
+    untouched = outcome == "nothing" or result.get("phase") in ("plan", "safe", "backup", "build")
     if job.state != JobState.SUCCEEDED and untouched:
         releases._reactivate(
             session, job, f"update failed before it changed the site ({result.get('phase')})"
@@ -222,6 +312,25 @@ def after_update(session: Session, job: Job, artifacts: dict[str, Any]) -> None:
     )
 
 
+def _settle_report(session: Session, job: Job, artifacts: dict[str, Any], result: dict[str, Any]) -> None:
+    """Fill the safe update's report row made at enqueue (none for a plain update)."""
+    row = session.scalar(select(UpdateReport).where(UpdateReport.job_id == job.id))
+    if row is None:
+        return
+    report = report_from(artifacts)
+    if report is None:  # nothing to do, or the job stopped before the clone was compared
+        reason = str(result.get("reason") or job.error_message or f"job {job.state}")[:2000]
+        report = {"clone": row.clone, "passed": False, "reason": reason, "urls": [], "php_errors": {},
+                  "timings": {}}
+        row.state = "nothing" if result.get("state") == "nothing" else "failed"
+    else:
+        row.state = "passed" if report["passed"] else "failed"
+    report["update"] = {"state": result.get("state"), "phase": result.get("phase"),
+                        "updates": result.get("updates") if isinstance(result.get("updates"), list) else []}
+    row.report = report
+    session.flush()
+
+
 def _summary(result: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
     return {
         "state": result.get("state"),
@@ -231,6 +340,7 @@ def _summary(result: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
         "backup_id": result.get("backup") or None,
         "db_restored": bool(result.get("db_restored")),
         "requested_backup_id": payload.get("pressluft_pre_update_backup_id"),
+        "safe": bool(payload.get("pressluft_update_safe")),
     }
 
 

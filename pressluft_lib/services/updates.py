@@ -7,13 +7,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from pressluft_lib import names, queue
-from pressluft_lib.errors import PressluftError
+from pressluft_lib.errors import ConflictError, NotFound, PressluftError, ValidationError
 from pressluft_lib.jobs import backups, releases, updates
 from pressluft_lib.services.backups import BackupsMixin
+from pressluft_lib.services.base import iso
 from pressluft_lib.states import ReleaseState, ResourceState
-from pressluft_lib.storage.models import Environment, Job, Release, Site, utcnow
+from pressluft_lib.storage.models import Environment, Job, Release, Site, UpdateReport, utcnow
 
 
 class UpdatesMixin(BackupsMixin):
@@ -32,10 +34,13 @@ class UpdatesMixin(BackupsMixin):
         core_zip: str | None = None,
         health_urls: list[str] | None = None,
         marker: str | None = None,
+        safe: bool = False,
+        max_diff: list[str] | None = None,
     ) -> dict[str, Any]:
+        """Queue env_update; `safe` first tries the plan on a throwaway clone (report: update_report)."""
         site, env = releases.parse_env(ref)
         payload = updates.update_payload(
-            core, plugins, themes, minor_only, exclude, plugin_zips, theme_zips, core_zip
+            core, plugins, themes, minor_only, exclude, plugin_zips, theme_zips, core_zip, safe, max_diff
         ) | releases.check_health(health_urls, marker)
         detail = {k.removeprefix("pressluft_update_"): v for k, v in payload.items() if v}
         with self._mutation("env.update", f"env:{site}_{env}", detail) as (session, audit):
@@ -60,14 +65,40 @@ class UpdatesMixin(BackupsMixin):
                 )
             )
             backups.set_job(session, pre, job.id)
+            made = {"job_id": job.id, "site": site, "env": env, "release": release_id,
+                    "backup_id": backups.make_id(pre)}
+            if safe:
+                made |= self._safe_clone(session, site_row, env_row, job)
             audit["result"] = f"job:{job.id}"
-            return {
-                "job_id": job.id,
-                "site": site,
-                "env": env,
-                "release": release_id,
-                "backup_id": backups.make_id(pre),
-            }
+            return made
+
+    def _safe_clone(self, session: Session, site_row: Site, env_row: Environment, job: Job) -> dict[str, Any]:
+        """Name the safe update's throwaway environment and make its (pending) report row."""
+        clone = updates.clone_name(job.id)
+        taken = session.scalar(select(Environment.id).where(
+            Environment.site_id == site_row.id, Environment.name == clone,
+            Environment.state != ResourceState.DELETED))
+        if taken is not None:
+            raise ConflictError(f"site {site_row.name} has an environment {clone}, the name of this update's "
+                                "throwaway clone: try again", details={"env": clone})
+        job.payload = {**job.payload, "pressluft_update_clone_env": clone}
+        report = UpdateReport(env_id=env_row.id, job_id=job.id, state="pending", clone=clone)
+        session.add(report)
+        session.flush()
+        return {"safe": True, "clone": clone, "report_id": report.id}
+
+    def update_report(self, report_id: int) -> dict[str, Any]:
+        """A safe update's comparison: per URL the statuses, the changed fraction and the diff."""
+        if isinstance(report_id, bool) or not isinstance(report_id, int) or report_id < 1:
+            raise ValidationError("a report id is a positive number")
+        with self.session_factory() as session:
+            row = session.get(UpdateReport, report_id)
+            if row is None:
+                raise NotFound(f"no update report {report_id}", details={"report": report_id})
+            env = session.get(Environment, row.env_id)
+            return {"id": row.id, "job_id": row.job_id, "site": env.site.name, "env": env.name,
+                    "state": row.state, "clone": row.clone, "created_at": iso(row.created_at),
+                    **(row.report or {})}
 
     def update_list(self, ref: str) -> list[dict[str, Any]]:
         """The environment's updates, newest first: their outcome, items and pre-update backup."""

@@ -167,6 +167,20 @@ class Release(Timestamps, Base):
     environment: Mapped[Environment] = relationship(back_populates="releases")
 
 
+class UpdateReport(Timestamps, Base):
+    """A safe update's comparison of its throwaway clone with the environment (`pressluft update report`).
+
+    Made at enqueue (state pending) so the CLI can name it; the env_update job's after hook fills it."""
+
+    __tablename__ = "update_reports"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    env_id: Mapped[int] = mapped_column(ForeignKey("environments.id"), index=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending | passed | failed
+    clone: Mapped[str] = mapped_column(String(16))
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
 class Backup(Timestamps, Base):
     __tablename__ = "backups"
     id: Mapped[int] = mapped_column(primary_key=True)

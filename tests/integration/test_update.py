@@ -8,6 +8,13 @@ zip built below (nothing can reach wordpress.org here):
            passes the pre-switch checks, is switched to and fails the live check: code and database back.
 After every update neither the live release nor any release holds a `.maintenance` file. The page cache
 is on, so what visitors see after a rollback is checked too.
+
+Safe updates (pressluft_update_safe) first build the plan into a throwaway clone and compare it with
+production over the home page, a sitemap sample, /wp-json/, the login page and the feed:
+  pfatal   2.0 again: the clone answers 500 and logs the fatal; discarded, production untouched;
+  pmarkup  2.0 adds markup to every page's footer: discarded, the report shows the diff;
+  pquiet   1.1 renders what 1.0 did: passes, and production gets exactly the tested version.
+The clone is removed every time.
 """
 
 from __future__ import annotations
@@ -45,6 +52,16 @@ PLUGINS = {
     ("pmigrate", "1.0"): (
         "add_action('wp_footer', function () { echo 'pmigrate-schema-' . get_option('pmigrate_schema'); });\n"
     ),
+    ("pmarkup", "1.0"): "",
+    ("pmarkup", "2.0"): (
+        "add_action('wp_footer', function () {\n"
+        "    echo '<aside class=\"pmarkup-banner\"><ul>';\n"
+        "    for ($i = 0; $i < 12; $i++) { echo '<li class=\"pmarkup-item\">offer ' . $i . '</li>'; }\n"
+        "    echo '</ul></aside>';\n"
+        "});\n"
+    ),
+    ("pquiet", "1.0"): "add_action('wp_footer', function () { echo '<p class=\"pquiet\">quiet</p>'; });\n",
+    ("pquiet", "1.1"): "add_action('wp_footer', function () { echo '<p class=\"pquiet\">quiet</p>'; });\n",
     ("pmigrate", "2.0"): (
         "add_action('plugins_loaded', function () {\n"
         "    if (get_option('pmigrate_schema') !== '2') { update_option('pmigrate_schema', '2'); }\n"
@@ -142,13 +159,14 @@ def site(provisioned_node, tmp_path_factory):
     with tarfile.open(wordpress_archive()) as tar:
         tar.extractall(tmp / "unpacked", filter="tar")
     src = tmp / "unpacked" / "wordpress"
-    for slug in ("pgood", "pfatal", "pmigrate"):
+    for slug in ("pgood", "pfatal", "pmigrate", "pmarkup", "pquiet"):
         (src / "wp-content" / "plugins" / slug).mkdir(parents=True)
         (src / "wp-content" / "plugins" / slug / f"{slug}.php").write_text(plugin_source(slug, "1.0"))
     deployed = s.play("env_deploy.yml", pressluft_release="r1", pressluft_release_src=str(src))
     assert deployed.rc == 0, deployed.explain()
     shutil.rmtree(tmp / "unpacked")
-    s.wp("plugin", "activate", "pgood", "pfatal", "pmigrate")
+    s.wp("plugin", "activate", "pgood", "pfatal", "pmigrate", "pmarkup", "pquiet")
+    s.wp("rewrite", "structure", "/%postname%/")  # /wp-json/ and /feed/ as most sites serve them
     s.wp("option", "update", "pmigrate_schema", "1")
     cache = s.play("env_cache_toggle.yml", pressluft_cache_state="enabled")
     assert cache.rc == 0, cache.explain()
@@ -240,4 +258,78 @@ def test_failed_backup_updates_nothing(site):
     assert res.update["db_restored"] is False
     assert site.current() == before and site.releases() == dirs
     assert site.version("pgood") == "2.0"
+    assert site.maintenance_files() == ""
+
+
+# -- safe updates -----------------------------------------------------------------------------------
+def safe_update(site, *zips, clone):
+    res = site.update(*zips, pressluft_update_safe=True, pressluft_update_clone_env=clone)
+    res.report = res.custom.get("pressluft_update_report") or {}
+    # The throwaway environment is gone: tree, server block, pool, database, user.
+    names = (f"/var/www/sites/{SITE}/{clone}", f"/etc/nginx/pressluft-sites/{SITE}_{clone}.conf")
+    for path in names:
+        assert site.node.exec("test", "-e", path, check=False).returncode != 0, path
+    assert site.node.exec("getent", "passwd", f"{SITE}_{clone}", check=False).returncode != 0
+    dbs = site.node.exec("mariadb", "-N", "-e", "SHOW DATABASES").stdout.split()
+    assert f"{SITE}_{clone}" not in dbs
+    return res
+
+
+def by_path(report, path):
+    return next(u for u in report["urls"] if u["path"] == path)
+
+
+def test_safe_update_discards_a_plugin_that_fatals(site):
+    before, dirs = site.current(), site.releases()
+    res = safe_update(site, plugin_zip(site.tmp, "pfatal", "2.0"), clone="safe1")
+    assert res.rc != 0
+    assert res.update["state"] == "discarded" and res.update["phase"] == "safe", res.explain()
+    report = res.report
+    assert report["passed"] is False and report["clone"] == "safe1"
+    home = by_path(report, "/")
+    assert (home["status"], home["clone_status"], home["ok"]) == (200, 500, False), home
+    assert report["php_errors"]["counts"].get("Fatal error", 0) >= 1, report["php_errors"]
+    assert "pressluft_undefined_function" in report["php_errors"]["lines"][0]
+    assert "PHP fatal" in report["reason"] and "/: HTTP 500 on the clone" in report["reason"]
+    # Production never saw it: no backup, no release, same code.
+    assert site.node.exec("test", "-e", f"{BACKUPS}/{res.backup_id}", check=False).returncode != 0
+    assert site.current() == before and site.releases() == dirs and site.version("pfatal") == "1.0"
+    assert site.maintenance_files() == ""
+
+
+def test_safe_update_reports_changed_markup(site):
+    before = site.current()
+    res = safe_update(site, plugin_zip(site.tmp, "pmarkup", "2.0"), clone="safe2")
+    assert res.rc != 0
+    assert res.update["state"] == "discarded", res.explain()
+    report = res.report
+    home = by_path(report, "/")
+    assert home["status"] == home["clone_status"] == 200 and not home["ok"], home
+    assert home["changed"] > home["max_diff"] and "of the page changed" in home["reason"]
+    assert any(line.startswith("+") and "pmarkup-item" in line for line in home["diff"]), home["diff"]
+    # Every compared kind was requested; the sitemap sample stays on the site's host.
+    kinds = {u["kind"] for u in report["urls"]}
+    assert kinds == {"home", "sitemap", "rest", "login", "feed"}, report["urls"]
+    rest = by_path(report, "/wp-json/")
+    assert rest["status"] == rest["clone_status"] == 200 and rest["ok"], rest
+    assert all(u["path"].startswith("/") for u in report["urls"])
+    assert report["php_errors"]["counts"] == {}
+    assert site.current() == before and site.version("pmarkup") == "1.0"
+
+
+def test_safe_update_applies_exactly_the_tested_versions(site):
+    before = site.current()
+    res = safe_update(site, plugin_zip(site.tmp, "pquiet", "1.1"), clone="safe3")
+    assert res.rc == 0, res.explain()
+    report = res.report
+    assert report["passed"] is True and report["reason"] == "", report
+    # Two renders of an unchanged page compare equal after normalising (a sitemap post page measured
+    # 0.4% changed once, within its 1%: the diff says what, for the next normalisation rule).
+    urls = report["urls"]
+    assert all(u["ok"] for u in urls), [(u["path"], u["changed"], u["diff"]) for u in urls]
+    assert by_path(report, "/")["changed"] == 0, by_path(report, "/")["diff"]
+    assert set(report["timings"]) >= {"start", "cloned", "updated", "compared", "removed", "end"}
+    assert res.update["state"] == "live" and res.update["updates"][0]["to"] == "1.1"
+    assert res.custom["pressluft_release"]["previous"] == before
+    assert site.version("pquiet") == "1.1"
     assert site.maintenance_files() == ""

@@ -16,7 +16,7 @@ PRODUCT = list(jobtypes.JOB_TYPES.values())
 _ROLE_RE = re.compile(r"pressluft\.wordpress\.([a-z_]+)")
 
 
-_IMPORT_RE = re.compile(r"import_playbook: ([a-z_]+\.yml)")
+_IMPORT_RE = re.compile(r"(?:import_playbook|include_tasks|import_tasks): ((?:tasks/)?[a-z_]+\.yml)")
 
 
 def _roles_named(path: Path) -> set[str]:
