@@ -1,6 +1,7 @@
 """The AWX execution environment definition is one ansible-builder accepts: `ansible-builder create`
 writes a build context from the rig's base image with the collection's Python and system
-dependencies (the image build itself is not run in CI: docs/awx.md)."""
+dependencies. The image itself is built and run against a node by
+tests/integration/test_execution_environment.py (scripts/build-ee)."""
 
 from __future__ import annotations
 

@@ -35,3 +35,18 @@ def test_versions_galaxy_cannot_carry_are_refused(bad):
 def test_version_command():
     out = json.loads(CliRunner().invoke(cli, ["version", "--json"]).stdout)
     assert (out["pressluft"], out["collection"]) == (__version__, collection_version())
+
+
+def test_the_wheel_lists_every_package():
+    """pyproject.toml names the packages one by one (cli/ is installed as pressluft_cli): a new
+    subpackage missing there is missing from the wheel and the EE image, while the editable install
+    of a checkout still finds it (the EE smoke test found pressluft_lib.nodequery and .cloud missing)."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    def dotted(init: Path) -> str:
+        parts = init.parent.relative_to(ROOT).parts
+        return ".".join(("pressluft_cli", *parts[1:]) if parts[0] == "cli" else parts)
+
+    found = {dotted(p) for top in ("pressluft_lib", "cli") for p in (ROOT / top).rglob("__init__.py")}
+    assert found - listed == set(), "add these to [tool.setuptools] packages"
