@@ -196,16 +196,47 @@ def _repo_human(d) -> None:
 
 @click.command("restore")
 @click.argument("target", metavar="SITE[/ENV]")
-@click.argument("backup_id")
+@click.argument("backup_id", required=False)
+@click.option(
+    "--to", "to_node", metavar="NODE", help="Rebuild the environment on this node (disaster recovery)."
+)
+@click.option(
+    "--from-offsite", "offsite_id", metavar="BACKUP_ID", help="With --to: the full backup to read off-site."
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @output.json_option
-def restore(target, backup_id, yes) -> None:
-    """Queue an env_restore job: a pre-restore backup first, then the backup's database and files."""
+def restore(target, backup_id, to_node, offsite_id, yes) -> None:
+    """Queue an env_restore job: a pre-restore backup first, then the backup's database and files.
+
+    With --to NODE --from-offsite BACKUP_ID: queue env_rebuild instead, which rebuilds the environment on
+    NODE from the backup's off-site copy alone (the site's node may be gone); the site then lives on NODE.
+    """
     site, env = split_target(target)
+    if (to_node is None) != (offsite_id is None) or (to_node is not None and backup_id is not None):
+        raise ValidationError(
+            "use restore SITE[/ENV] BACKUP_ID, or restore SITE[/ENV] --to NODE --from-offsite BACKUP_ID"
+        )
+    if to_node is None and backup_id is None:
+        raise ValidationError("restore needs a BACKUP_ID (or --to NODE --from-offsite BACKUP_ID)")
     if not yes:
         if output.wants_json():
             raise ValidationError("restore --json needs --yes (no prompt in machine mode)")
-        click.confirm(f"Replace the database and files of {site}/{env} with backup {backup_id}?", abort=True)
+        question = (
+            f"Rebuild {site}/{env} on node {to_node} from backup {offsite_id} (the site then lives there)?"
+            if to_node
+            else f"Replace the database and files of {site}/{env} with backup {backup_id}?"
+        )
+        click.confirm(question, abort=True)
+    if to_node is not None:
+        data = control_plane().restore_to(site, env, to_node, offsite_id)
+        output.emit(
+            data,
+            lambda d: click.echo(
+                f"job {d['job_id']} queued: env_rebuild {d['site']}/{d['env']} on {d['node']} "
+                f"(was {d['from_node']}) from {d['backup_id']}"
+            ),
+        )
+        return
     data = control_plane().restore(site, env, backup_id)
     output.emit(
         data,

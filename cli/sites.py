@@ -107,6 +107,41 @@ def site_delete(name, yes) -> None:
     output.emit(data, lambda d: click.echo(f"job {d['job_id']} queued: site_delete {d['site']}"))
 
 
+@site.command("move")
+@click.argument("name")
+@click.option("--to", "to_node", metavar="NODE", help="Move the site to this node.")
+@click.option("--confirm", is_flag=True, help="After a move: remove the read-only copy from the old node.")
+@click.option("--env", default=DEFAULT_ENV, show_default=True, help="The site's environment.")
+@output.json_option
+def site_move(name, to_node, confirm, env) -> None:
+    """Queue site_move (--to NODE): the old node refuses writes and takes a final backup, NODE is rebuilt
+    from it and checked; or site_move_confirm (--confirm): the old node's read-only copy is removed."""
+    if bool(to_node) == bool(confirm):
+        raise ValidationError("use site move NAME --to NODE, or site move NAME --confirm after a move")
+    if confirm:
+        data = control_plane().site_move_confirm(name)
+        output.emit(
+            data,
+            lambda d: click.echo(
+                f"job {d['job_id']} queued: site_move_confirm {d['site']} (removes it from {d['node']})"
+            ),
+        )
+        return
+    data = control_plane().site_move(name, to_node, env=env)
+
+    def human(d) -> None:
+        click.echo(
+            f"job {d['job_id']} queued: site_move {d['site']} {d['from_node']} -> {d['node']} "
+            f"(final backup {d['backup_id']})"
+        )
+        click.echo(
+            f"When it succeeded: point DNS for {', '.join(d['domains']) or d['site']} at {d['address']}, "
+            f"then run: pressluft site move {d['site']} --confirm"
+        )
+
+    output.emit(data, human)
+
+
 @site.command("adopt")
 @click.argument("name")
 @output.json_option

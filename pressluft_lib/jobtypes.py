@@ -216,6 +216,22 @@ JOB_TYPES: dict[str, JobType] = {
                 roles=("page_cache",), marks=ResourceState.RESTORING, before=f"{_BACKUPS}:start_backup",
                 after=f"{_BACKUPS}:after_env_restore", secret_scopes=(BACKUP_SECRET_SCOPE,),
                 summary="restore a backup after taking a pre-restore one"),
+        # Disaster recovery: runs on the node given with --to (job.node), not the site's; a failed run
+        # removes what it created, but it is not retried by itself (the operator looks first).
+        JobType("env_rebuild", _SITE, verb="restore", destructive=True, timeout=3600, max_attempts=1,
+                roles=("site_env", "health_check"), marks=ResourceState.RESTORING,
+                after=f"{_BACKUPS}:after_env_rebuild", secret_scopes=(BACKUP_SECRET_SCOPE,),
+                summary="rebuild an environment on another node from its off-site backup"),
+        # Two nodes: the source refuses writes and backs up, the target is rebuilt from that backup; the
+        # source stays read-only until site_move_confirm. Not retried (a second final backup would race
+        # the first run's target).
+        JobType("site_move", _SITE, verb="site move", destructive=True, timeout=7200, max_attempts=1,
+                roles=("site_env", "health_check"), before=f"{_BACKUPS}:start_backup",
+                after=f"{_BACKUPS}:after_site_move", secret_scopes=(BACKUP_SECRET_SCOPE,),
+                summary="move a site to another node: read-only source, final backup, rebuild, check"),
+        JobType("site_move_confirm", _SITE, verb="site move", destructive=True, timeout=1800,
+                max_attempts=1, roles=("site_env",), after=f"{_BACKUPS}:after_site_move_confirm",
+                summary="remove a moved site's read-only copy from its old node"),
         # Not retried: a second run after a stall could restore the database over writes made since.
         JobType("env_update", _SITE, verb="update apply", destructive=True, timeout=3600, max_attempts=1,
                 roles=("env_release", "health_check", "page_cache", "site_env"), marks=ResourceState.UPDATING,

@@ -42,6 +42,8 @@ SECRETS_DIR = '/etc/pressluft/secrets'
 # Page cache (docs/cache.md): the zone's http-level file goes where nginx.conf includes conf.d, the
 # server-level switch where the server block includes it; the cache directory's parent is root's.
 NGINX_CACHE_DIR = '/etc/nginx/pressluft-cache'
+# A file here makes the environment's server block refuse writes (site move: the source until confirmed).
+NGINX_READONLY_DIR = '/etc/nginx/pressluft-readonly'
 NGINX_CONF_D = '/etc/nginx/conf.d'
 PAGE_CACHE_ROOT = '/var/cache/pressluft/page'
 
@@ -133,4 +135,5 @@ def env_names(site, env=DEFAULT_ENV):
         'cache_dir': '%s/%s' % (PAGE_CACHE_ROOT, name),
         'cache_conf': '%s/%s.conf' % (NGINX_CACHE_DIR, name),
         'cache_zone_conf': '%s/pressluft-cache-%s.conf' % (NGINX_CONF_D, name),
+        'readonly_conf': '%s/%s.conf' % (NGINX_READONLY_DIR, name),
     }

@@ -19,6 +19,7 @@ from ansible_collections.pressluft.wordpress.plugins.module_utils._backup import
     verify,
     write_json,
 )
+from ansible_collections.pressluft.wordpress.plugins.module_utils._releases import valid_release
 from ansible_collections.pressluft.wordpress.plugins.module_utils._restic import ResticError
 
 
@@ -109,6 +110,56 @@ def _import_db(module, env, dump_gz, tables):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _own_like(tree, like):
+    """rebuild: the archive's numeric owners are the old node's; give the tree this node's owners of
+    the environment's (empty, new) uploads directory: users get other ids on another node."""
+    st = os.stat(like)
+    for top, dirs, files in os.walk(tree):
+        os.lchown(top, st.st_uid, st.st_gid)
+        for name in dirs + files:
+            os.lchown(os.path.join(top, name), st.st_uid, st.st_gid)
+
+
+def _rebuild_release(module, env, dest, manifest, result):
+    """rebuild: core.tar unpacked as a root-owned release beside the others, then current points at it.
+
+    Runs before the database import: WP-CLI needs a release to load. The archive was verified against
+    the manifest; it must hold exactly the release the manifest names (no other top-level entry).
+    """
+    release = manifest.get('release')
+    if not valid_release(release):
+        module.fail_json(msg='the manifest names no valid release (%r); nothing was restored' % (release,),
+                         **result)
+    releases = os.path.join(env.root, 'releases')
+    if not os.path.isdir(releases):
+        os.makedirs(releases, 0o755)
+    work = os.path.join(releases, '.rebuild-%d' % os.getpid())
+    os.mkdir(work, 0o700)
+    try:
+        # --no-same-owner: the release belongs to root on this node whatever the archive recorded.
+        module.run_command(['tar', '--extract', '--no-same-owner', '--same-permissions', '--file',
+                            os.path.join(dest, 'core.tar'), '-C', work], check_rc=True)
+        if os.listdir(work) != [release] or not os.path.isdir(os.path.join(work, release)):
+            module.fail_json(msg='core.tar holds %s, not release %s alone; nothing was restored'
+                             % (', '.join(sorted(os.listdir(work))[:5]), release), **result)
+        os.chmod(work, 0o755)
+        target = os.path.join(releases, release)
+        if os.path.lexists(target):
+            if os.path.realpath(env.current) == os.path.realpath(target):
+                module.fail_json(msg='%s is live on this node: rebuild is for an environment without one'
+                                 % target, **result)
+            shutil.rmtree(target)  # left by an earlier, failed rebuild
+        os.rename(os.path.join(work, release), target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if os.path.lexists(env.current) and not os.path.islink(env.current):
+        module.fail_json(msg='%s exists and is not a symlink' % env.current, **result)
+    link = '%s.tmp-%d' % (env.current, os.getpid())
+    os.symlink(target, link)
+    os.rename(link, env.current)
+    result['release'] = release
+
+
 def restore(module, names, env, backup_dir, dest, restic):
     p = module.params
     result = dict(changed=False, id=p['id'], location=dest, restored=False)
@@ -130,6 +181,14 @@ def restore(module, names, env, backup_dir, dest, restic):
     if module.check_mode:
         module.exit_json(**result)
     have = set(a['name'] for a in manifest['artifacts'])
+    if p['rebuild']:
+        if 'core.tar' not in have or 'db.sql.gz' not in have or 'uploads.tar' not in have:
+            module.fail_json(msg='backup %s holds %s: rebuilding an environment needs a full backup with its '
+                             'release (core.tar, taken with include_core); nothing was restored'
+                             % (p['id'], ', '.join(sorted(have))), **result)
+        # This node's wp-config.php holds this node's secrets (Redis ACL password, salts): keep it.
+        have.discard('wp-config.php')
+        _rebuild_release(module, env, dest, manifest, result)
     suffix = '.restore-%d' % os.getpid()
     new_uploads_dir = os.path.join(env.shared, '.uploads' + suffix)
     new_config = os.path.join(env.shared, '.wp-config.php' + suffix)
@@ -143,6 +202,8 @@ def restore(module, names, env, backup_dir, dest, restic):
                                check_rc=True)
             if not os.path.isdir(os.path.join(new_uploads_dir, 'uploads')):
                 module.fail_json(msg='uploads.tar holds no uploads/; nothing was restored', **result)
+            if p['rebuild']:
+                _own_like(os.path.join(new_uploads_dir, 'uploads'), env.uploads)
         if 'wp-config.php' in have:
             _copy_owned(os.path.join(dest, 'wp-config.php'), new_config, env.wp_config)
         # 2. The database: the step most likely to fail, and undone when it does.
@@ -177,7 +238,7 @@ def restore(module, names, env, backup_dir, dest, restic):
         if rc != 0:
             module.warn('wp cache flush failed after the restore: %s' % err.strip())
     release, _dir = env.release()
-    if manifest.get('release') and release != manifest.get('release'):
+    if not p['rebuild'] and manifest.get('release') and release != manifest.get('release'):
         module.warn('the backup was taken on release %s; current is %s (code is not restored)'
                     % (manifest.get('release'), release))
     result['restored'] = True

@@ -66,6 +66,15 @@ options:
     description: Also archive the current release tree (WordPress core, themes and plugins of the release).
     type: bool
     default: false
+  rebuild:
+    description:
+      - With O(state=restored), rebuild the environment on a node that does not hold its code (disaster
+        recovery, C(pressluft restore --to)). The backup must be full and hold C(core.tar). Its release is
+        unpacked as a root-owned release under C(releases/) and C(current) points at it before the database
+        is imported; the node's own C(wp-config.php) is kept (it holds this node's Redis and salt secrets).
+      - Refused when the release of the backup is already live on the node.
+    type: bool
+    default: false
   root:
     description: The environment's tree; defaults to C(/var/www/sites/<site>/<env>).
     type: path
@@ -144,6 +153,11 @@ restored:
   description: Whether the environment was restored from the backup.
   returned: state is restored
   type: bool
+release:
+  description: The release unpacked from C(core.tar) and made live.
+  returned: O(state=restored) with O(rebuild=true)
+  type: str
+  sample: "20260101T030000Z"
 '''
 
 import datetime
@@ -410,6 +424,8 @@ def absent(module, names, backup_dir, dest):
 
 def _check(p, names):
     check_run_as(p, names)
+    if p['rebuild'] and p['state'] != 'restored':
+        raise ValueError('rebuild applies to state=restored only')
     if not valid_id(p['id']):
         raise ValueError('invalid backup id %r: use 1-64 letters, digits, dots, underscores and dashes, '
                          'starting with a letter or digit' % (p['id'],))
@@ -421,6 +437,7 @@ def main():
         state=dict(type='str', choices=['present', 'restored', 'absent'], default='present'),
         scope=dict(type='str', choices=['full', 'db', 'files'], default='full'),
         include_core=dict(type='bool', default=False),
+        rebuild=dict(type='bool', default=False),
         root=dict(type='path'),
         backup_dir=dict(type='path'),
         restic_repository=dict(type='str'),

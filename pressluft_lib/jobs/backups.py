@@ -4,8 +4,9 @@ A backup row is created (pending) when its job is queued; the job's `after` hook
 playbook returned (set_stats `pressluft_backup`) through the BACKUP state machine:
 pending -> running -> completed | failed; completed -> expired (retention) -> deleted (cleanup).
 The `manifest` JSON column holds the control plane's data about the backup:
-  backup_id, trigger (manual | schedule | pre_restore | pre_update), include_core, job_id, repository,
-  manifest (the node's manifest), restic_snapshot, restic_data_added, completed_at, error, restore.
+  backup_id, trigger (manual | schedule | pre_restore | pre_update | pre_move), include_core, job_id,
+  repository, manifest (the node's manifest), restic_snapshot, restic_data_added, completed_at, error,
+  restore.
 Backup ids are `<created_at as yyyymmddThhmmssZ>-<row id>`: unique, sortable, stable across retries.
 """
 
@@ -18,21 +19,22 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from pressluft_lib.errors import NotFound, ValidationError
+from pressluft_lib.errors import ConflictError, NotFound, ValidationError
 from pressluft_lib.jobs.retention import DEFAULT_KEEP, PRE_RESTORE_GRACE, Candidate, Policy, expired
 from pressluft_lib.states import JOB_TERMINAL, BackupState, JobState
-from pressluft_lib.storage.models import AuditLog, Backup, Environment, Job, JobEvent, Site, utcnow
+from pressluft_lib.storage.models import AuditLog, Backup, Environment, Job, JobEvent, Node, Site, utcnow
 from pressluft_lib.storage.transitions import transition
 
 SCOPES = ("full", "db", "files")
-TRIGGERS = ("manual", "schedule", "pre_restore", "pre_update")
+TRIGGERS = ("manual", "schedule", "pre_restore", "pre_update", "pre_move")
 # Backups taken before a change as its way back: kept through PRE_RESTORE_GRACE whatever the ladder says.
-WAY_BACK = ("pre_restore", "pre_update")
+WAY_BACK = ("pre_restore", "pre_update", "pre_move")
 # The payload key of the backup a job type takes itself (its `before` hook marks it running).
 BACKUP_KEYS = {
     "backup_create": "pressluft_backup_id",
     "env_restore": "pressluft_pre_restore_backup_id",
     "env_update": "pressluft_pre_update_backup_id",
+    "site_move": "pressluft_backup_id",
 }
 # The restic repository's secrets (restic_password, s3_access_key_id, s3_secret_access_key) live in
 # the secret store under names.BACKUP_SECRET_SCOPE; the runner passes them (as pressluft_<name>) to
@@ -218,6 +220,143 @@ def after_env_restore(session: Session, job: Job, artifacts: dict) -> None:
             created_at=utcnow(),
         )
     )
+
+
+def check_rebuild_source(row: Backup, env: Environment) -> None:
+    """A backup env_rebuild can rebuild `env` from: completed, full, of this environment, with its
+    release (core.tar), sent off-site. Raises before anything is queued."""
+    ref = make_id(row)
+    if row.env_id != env.id:
+        other = row.environment
+        raise ValidationError(
+            f"backup {ref} belongs to {other.site.name}/{other.name}, not {env.site.name}/{env.name}",
+            details={"backup_id": ref},
+        )
+    if row.state != BackupState.COMPLETED:
+        raise ConflictError(
+            f"backup {ref} is {row.state}: only a completed backup is restored",
+            details={"backup_id": ref, "state": row.state},
+        )
+    data = row.manifest or {}
+    node_manifest = data.get("manifest") if isinstance(data.get("manifest"), dict) else {}
+    have = {a.get("name") for a in node_manifest.get("artifacts") or () if isinstance(a, dict)}
+    missing = sorted({"db.sql.gz", "uploads.tar", "core.tar"} - have)
+    if row.scope != "full" or missing:
+        raise ValidationError(
+            f"backup {ref} cannot rebuild an environment: it lacks {', '.join(missing) or 'nothing'} "
+            f"(scope {row.scope}); take a full backup (it includes the live release)",
+            details={"backup_id": ref, "missing": missing},
+        )
+    if not data.get("restic_snapshot"):
+        raise ValidationError(
+            f"backup {ref} has no off-site copy (restic snapshot): it cannot be read without its node",
+            details={"backup_id": ref},
+        )
+
+
+def after_env_rebuild(session: Session, job: Job, artifacts: dict) -> None:
+    """The site now lives on the job's node when the playbook rebuilt it there; audited either way."""
+    env = session.get(Environment, job.env_id) if job.env_id else None
+    result = artifacts.get("pressluft_rebuild")
+    source = (job.payload or {}).get("pressluft_backup_id")
+    node = session.get(Node, job.node_id) if job.node_id else None
+    rebuilt = (
+        job.state == JobState.SUCCEEDED
+        and isinstance(result, dict)
+        and result.get("id") == source
+        and result.get("restored") is True
+        and node is not None
+        and result.get("node") == node.name
+    )
+    site = env.site if env is not None else None
+    moved_from = site.node.name if site is not None else None
+    if rebuilt and site is not None:
+        site.node = node
+        session.flush()
+    session.execute(
+        insert(AuditLog).values(
+            actor=job.actor,
+            action="env.rebuild",
+            target=f"env:{site.name}_{env.name}" if site else f"job:{job.id}",
+            result="rebuilt" if rebuilt else job.state,
+            detail={
+                "job_id": job.id,
+                "source": source,
+                "from_node": moved_from,
+                "node": node.name if node else None,
+                "release": (result or {}).get("release") if isinstance(result, dict) else None,
+            },
+            created_at=utcnow(),
+        )
+    )
+
+
+def _audit(session: Session, job: Job, action: str, target: str, result: str, detail: dict) -> None:
+    session.execute(
+        insert(AuditLog).values(
+            actor=job.actor, action=action, target=target, result=result, detail=detail, created_at=utcnow()
+        )
+    )
+
+
+def after_site_move(session: Session, job: Job, artifacts: dict) -> None:
+    """Settle the final backup; when the target reported the rebuild, the site lives there from now on."""
+    payload = job.payload or {}
+    row = _row_from_payload(session, job, "pressluft_backup_id")
+    if row is not None:
+        # The backup step reports its own outcome; the rebuild after it may still fail.
+        record(session, row, job, artifacts.get("pressluft_backup"), trust_result=True)
+    result = artifacts.get("pressluft_move")
+    target = session.scalar(select(Node).where(Node.name == payload.get("pressluft_move_target")))
+    moved = (
+        job.state == JobState.SUCCEEDED
+        and isinstance(result, dict)
+        and result.get("moved") is True
+        and result.get("id") == payload.get("pressluft_backup_id")
+        and target is not None
+        and result.get("node") == target.name
+    )
+    site = session.get(Site, job.site_id)
+    if moved:
+        site.node = target
+        session.flush()
+    detail = {
+        "job_id": job.id,
+        "from_node": payload.get("pressluft_move_source"),
+        "node": payload.get("pressluft_move_target"),
+        "backup": payload.get("pressluft_backup_id"),
+        "release": result.get("release") if isinstance(result, dict) else None,
+    }
+    _audit(session, job, "site.move", f"site:{site.name}", "moved" if moved else job.state, detail)
+
+
+def after_site_move_confirm(session: Session, job: Job, artifacts: dict) -> None:
+    site = session.get(Site, job.site_id)
+    node = session.get(Node, job.node_id) if job.node_id else None
+    detail = {"job_id": job.id, "move_job": (job.payload or {}).get("pressluft_move_job"),
+              "node": node.name if node else None}
+    _audit(session, job, "site.move.confirm", f"site:{site.name}", job.state, detail)
+
+
+def unconfirmed_move(session: Session, site: Site) -> Job | None:
+    """The site's newest site_move that moved it and whose old copy no site_move_confirm removed yet."""
+    move = session.scalar(
+        select(Job)
+        .where(Job.site_id == site.id, Job.type == "site_move", Job.state == JobState.SUCCEEDED)
+        .order_by(Job.id.desc())
+        .limit(1)
+    )
+    if move is None:
+        return None
+    confirms = session.scalars(
+        select(Job).where(
+            Job.site_id == site.id, Job.type == "site_move_confirm", Job.state == JobState.SUCCEEDED,
+            Job.id > move.id,
+        )
+    ).all()
+    if any((c.payload or {}).get("pressluft_move_job") == move.id for c in confirms):
+        return None
+    return move
 
 
 # -- reconciliation and retention ------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pressluft_lib import names, queue, schemas, urls
 from pressluft_lib.errors import ConflictError, NotFound, PressluftError, ValidationError
 from pressluft_lib.jobs import backups
 from pressluft_lib.services.base import ServiceBase, iso
-from pressluft_lib.states import BackupState, ResourceState
+from pressluft_lib.states import BackupState, NodeState, ResourceState
 from pressluft_lib.storage.models import Backup, Environment, Job, Site, utcnow
 from pressluft_lib.storage.secret_store import SecretStore
 from pressluft_lib.storage.transitions import transition
@@ -212,6 +212,126 @@ class BackupsMixin(ServiceBase):
                 "env": env,
                 "backup_id": source_id,
                 "pre_restore_backup_id": backups.make_id(pre),
+            }
+
+    def _move_checks(self, session: Session, site_row: Site, env_row: Environment, node: str, what: str):
+        """The checks restore --to and site move share; returns (target node row, repository URL)."""
+        target = self._node(session, node)
+        if target.id == site_row.node_id:
+            raise ConflictError(
+                f"node {target.name} already holds site {site_row.name}: {what} needs another node",
+                details={"node": target.name},
+            )
+        if target.state != NodeState.ACTIVE:
+            raise ConflictError(
+                f"node {target.name} is {target.state}: {what} needs an active node",
+                details={"node": target.name, "state": target.state},
+            )
+        others = sorted(
+            e.name for e in site_row.environments if e.id != env_row.id and e.state != ResourceState.DELETED
+        )
+        if others:
+            # The site (and so every environment of it) is recorded on one node.
+            raise ConflictError(
+                f"site {site_row.name} has other environments ({', '.join(others)}): delete them, "
+                f"{what} {env_row.name}, then create them again from it (env create)",
+                details={"environments": others},
+            )
+        # A node that is gone leaves its environments active; one a job failed on needs `reset env`.
+        self._require_active(site_row, env_row, what)
+        repository = self._repository(session)
+        if not repository:
+            raise ConflictError(f"no backup repository is set: {what} goes through the off-site copy")
+        return target, repository
+
+    def restore_to(self, site: str, env: str, node: str, ref: str) -> dict[str, Any]:
+        """Disaster recovery: queue env_rebuild, which rebuilds SITE/ENV on `node` from the off-site copy
+        of a full backup alone (its source node may be gone); the site moves to `node` when it succeeds."""
+        names.validate_site(site), names.validate_env(env), backups.parse_ref(ref)
+        if not isinstance(node, str) or not node:
+            raise ValidationError("restore --to needs a node name")
+        detail = {"backup": str(ref), "node": node}
+        with self._mutation("env.rebuild", f"env:{site}_{env}", detail) as (session, audit):
+            site_row, env_row = self._env(session, site, env)
+            source = backups.get_row(session, ref)
+            source_id = backups.make_id(source)
+            backups.check_rebuild_source(source, env_row)
+            target, repository = self._move_checks(session, site_row, env_row, node, "restore --to")
+            payload = {"pressluft_backup_id": source_id, "pressluft_restic_repository": repository}
+            job = queue.enqueue(
+                session, "env_rebuild", site=site_row, env=env_row, node=target, payload=payload,
+                actor=self.actor,
+            )
+            audit["result"] = f"job:{job.id}"
+            return {
+                "job_id": job.id,
+                "site": site,
+                "env": env,
+                "node": target.name,
+                "from_node": site_row.node.name,
+                "backup_id": source_id,
+            }
+
+    def site_move(self, site: str, node: str, env: str = names.DEFAULT_ENV) -> dict[str, Any]:
+        """Queue site_move: the source read-only, a final full backup, the rebuild on `node`; the site
+        lives on `node` when it succeeds, its old copy stays read-only until site_move_confirm."""
+        names.validate_site(site), names.validate_env(env)
+        if not isinstance(node, str) or not node:
+            raise ValidationError("site move needs --to NODE")
+        with self._mutation("site.move", f"site:{site}", {"node": node}) as (session, audit):
+            site_row, env_row = self._env(session, site, env)
+            pending = backups.unconfirmed_move(session, site_row)
+            if pending is not None:
+                raise ConflictError(
+                    f"site {site} moved with job {pending.id}; confirm it first (site move {site} --confirm)",
+                    details={"job_id": pending.id},
+                )
+            target, repository = self._move_checks(session, site_row, env_row, node, "site move")
+            row = backups.new_row(session, env_row, "full", "pre_move", True, repository)
+            payload = {
+                "pressluft_backup_id": backups.make_id(row),
+                "pressluft_restic_repository": repository,
+                "pressluft_move_source": site_row.node.name,
+                "pressluft_move_target": target.name,
+            }
+            job = queue.enqueue(
+                session, "site_move", site=site_row, env=env_row, payload=payload, actor=self.actor
+            )
+            backups.set_job(session, row, job.id)
+            audit["result"] = f"job:{job.id}"
+            return {
+                "job_id": job.id,
+                "site": site,
+                "env": env,
+                "node": target.name,
+                "from_node": site_row.node.name,
+                "backup_id": backups.make_id(row),
+                "domains": [d.name for d in env_row.domains if d.state != "removed"],
+                "address": target.host,
+            }
+
+    def site_move_confirm(self, site: str) -> dict[str, Any]:
+        """Queue site_move_confirm: remove the environment from the node the last site_move left."""
+        names.validate_site(site)
+        with self._mutation("site.move.confirm", f"site:{site}") as (session, audit):
+            site_row = self._site(session, site)
+            move = backups.unconfirmed_move(session, site_row)
+            if move is None:
+                raise ConflictError(f"site {site} has no moved copy to clean up", details={"site": site})
+            old = self._node(session, move.payload["pressluft_move_source"])
+            env_row = session.get(Environment, move.env_id)
+            payload = {"pressluft_move_job": move.id}
+            job = queue.enqueue(
+                session, "site_move_confirm", site=site_row, env=env_row, node=old, payload=payload,
+                actor=self.actor,
+            )
+            audit["result"] = f"job:{job.id}"
+            return {
+                "job_id": job.id,
+                "site": site,
+                "env": env_row.name,
+                "node": old.name,
+                "move_job": move.id,
             }
 
     # -- retention ----------------------------------------------------------------------------

@@ -155,6 +155,9 @@ def test_job_type_registry():
         "env_create": ("site", False, "env_create.yml"),
         "env_sync": ("site", True, "env_sync.yml"),
         "drift_check": ("site", False, "drift_check.yml"),
+        "env_rebuild": ("site", True, "env_rebuild.yml"),
+        "site_move": ("site", True, "site_move.yml"),
+        "site_move_confirm": ("site", True, "site_move_confirm.yml"),
     }
     with pytest.raises(errors.ValidationError):
         jobtypes.register(jobtypes.JobType("x", "cluster", False, 1))

@@ -16,7 +16,8 @@ PRODUCT = list(jobtypes.JOB_TYPES.values())
 _ROLE_RE = re.compile(r"pressluft\.wordpress\.([a-z_]+)")
 
 
-_IMPORT_RE = re.compile(r"(?:import_playbook|include_tasks|import_tasks): ((?:tasks/)?[a-z_]+\.yml)")
+# Imported playbooks and the playbooks' shared task files (playbooks/tasks/*.yml) count as the playbook.
+_IMPORT_RE = re.compile(r"(?:import_playbook|import_tasks|include_tasks|file): ((?:tasks/)?[a-z_]+\.yml)")
 
 
 def _roles_named(path: Path) -> set[str]:

@@ -66,6 +66,7 @@ def test_env_names_follow_the_contract():
         "cache_dir": "/var/cache/pressluft/page/shop_staging",
         "cache_conf": "/etc/nginx/pressluft-cache/shop_staging.conf",
         "cache_zone_conf": "/etc/nginx/conf.d/pressluft-cache-shop_staging.conf",
+        "readonly_conf": "/etc/nginx/pressluft-readonly/shop_staging.conf",
     }
     assert _names.env_names("shop")["user"] == "shop_production"
 

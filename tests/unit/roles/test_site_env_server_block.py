@@ -34,7 +34,7 @@ def render(tmp: Path, tls: bool, redirects: list[str], hsts: bool = False, stagi
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
                              trim_blocks=True)  # Ansible's template defaults
     names = {"name": "shop_production", "current": str(tmp / "current"), "pool_socket": str(tmp / "php.sock"),
-             "cache_conf": str(tmp / "cache.conf")}
+             "cache_conf": str(tmp / "cache.conf"), "readonly_conf": str(tmp / "ro/shop_production.conf")}
     return env.get_template("nginx-site.conf.j2").render(
         ansible_managed="test", site_env_names=names, site_env_server_names=[NAME, "shop.localhost"],
         site_env_redirect_names=redirects, site_env_tls=tls, site_env_hsts=hsts, site_env_nginx_ipv6=False,
@@ -123,3 +123,20 @@ def test_staging_is_never_indexed(tmp):
     # At server level, and no location sets a header of its own (that would drop the inherited one).
     assert conf.count("add_header") == 1
     assert nginx_t(tmp, conf).returncode == 0
+
+
+def test_the_read_only_switch_is_optional_and_refuses_writes_when_present(tmp):
+    """site move's switch (playbooks/tasks/move_readonly.yml): nginx starts without it, and with it the
+    server block answers every method but GET, HEAD and OPTIONS with 503."""
+    import yaml
+
+    conf = render(tmp, tls=False, redirects=[])
+    assert nginx_t(tmp, conf).returncode == 0, nginx_t(tmp, conf).stderr
+    tasks = yaml.safe_load((ROOT / "playbooks/tasks/move_readonly.yml").read_text())
+    content = next(t["ansible.builtin.copy"]["content"] for t in tasks if "ansible.builtin.copy" in t)
+    (tmp / "ro").mkdir()
+    (tmp / "ro/shop_production.conf").write_text(content)
+    assert nginx_t(tmp, conf).returncode == 0, nginx_t(tmp, conf).stderr
+    # The switch is read by the server block (a broken one fails nginx -t).
+    (tmp / "ro/shop_production.conf").write_text("this is not nginx;\n")
+    assert nginx_t(tmp, conf).returncode != 0
