@@ -189,6 +189,7 @@ from ansible_collections.pressluft.wordpress.plugins.module_utils._env import (
 )
 from ansible_collections.pressluft.wordpress.plugins.module_utils._restic import Restic, ResticError
 from ansible_collections.pressluft.wordpress.plugins.module_utils._restore import restore
+from ansible_collections.pressluft.wordpress.plugins.module_utils._wp_cli import WpCli, WpCliError
 from ansible_collections.pressluft.wordpress.plugins.module_utils._wp_release import release_version
 
 BACKUP_ROOT = '/var/backups/pressluft'
@@ -216,18 +217,11 @@ class Env(object):
         return os.path.basename(os.path.normpath(target)), os.path.normpath(target)
 
     def wp(self, args, check=True):
-        prefix = []
-        if os.geteuid() == 0:
-            prefix = [self.module.get_bin_path('runuser', required=True), '-u', self.user, '--']
-        elif pwd.getpwuid(os.geteuid()).pw_name != self.user:
-            self.module.fail_json(msg='WP-CLI must run as %s: run this module as root (become)' % self.user)
-        cmd = [*prefix, self.module.params['wp_cli'], '--path=%s' % self.current,
-               '--skip-plugins', '--skip-themes']
-        rc, out, err = self.module.run_command(cmd + args, cwd=self.tmp)
-        if check and rc != 0:
-            what = ' '.join(args[:2])
-            self.module.fail_json(msg='wp %s failed (rc=%d): %s' % (what, rc, (err or out).strip()))
-        return rc, out, err
+        """(rc, stdout, stderr) of WP-CLI as the environment's user; a failure fails the module if check."""
+        try:
+            return WpCli(self.module, self.user, self.current, cwd=self.tmp).run(args, check=check)
+        except WpCliError as exc:
+            self.module.fail_json(msg=str(exc))
 
     def private_dir(self):
         """A fresh directory in the environment's tmp/ that only its user can use (for dumps)."""

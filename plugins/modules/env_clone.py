@@ -105,6 +105,7 @@ from ansible_collections.pressluft.wordpress.plugins.module_utils._env import (
 )
 from ansible_collections.pressluft.wordpress.plugins.module_utils._names import env_names
 from ansible_collections.pressluft.wordpress.plugins.module_utils._releases import valid_release
+from ansible_collections.pressluft.wordpress.plugins.module_utils._wp_cli import WpCli, WpCliError
 
 
 class CloneError(Exception):
@@ -128,7 +129,6 @@ class Clone(object):
         self.module = module
         self.source = source
         self.target = target
-        self.wp_cli = module.params['wp_cli']
 
     def run(self, argv, what):
         rc, out, err = self.module.run_command(argv)
@@ -137,12 +137,7 @@ class Clone(object):
         return out
 
     def wp(self, names, path, args):
-        argv = [self.wp_cli, '--path=%s' % path, '--skip-plugins', '--skip-themes', *args]
-        if os.geteuid() == 0:
-            argv = [self.module.get_bin_path('runuser', required=True), '-u', names['user'], '--', *argv]
-        elif pwd.getpwuid(os.geteuid()).pw_name != names['user']:
-            raise CloneError('run this module as root (become): it runs WP-CLI as two environment users')
-        return self.run(argv, 'wp %s (%s)' % (' '.join(args[:2]), names['name']))
+        return WpCli(self.module, names['user'], path, label=names['name']).out(args)
 
     def live_release(self):
         current = self.source['current']
@@ -248,7 +243,7 @@ def main():
             result['database_bytes'] = clone.copy_database()
         if p['uploads']:
             clone.copy_uploads()
-    except (CloneError, OSError, KeyError) as exc:
+    except (CloneError, WpCliError, OSError, KeyError) as exc:
         module.fail_json(msg=str(exc), **result)
     module.exit_json(**result)
 

@@ -68,6 +68,7 @@ import re
 
 from ansible_collections.pressluft.wordpress.plugins.module_utils._env import WP_CLI_ARGSPEC, env_module
 from ansible_collections.pressluft.wordpress.plugins.module_utils._names import env_names
+from ansible_collections.pressluft.wordpress.plugins.module_utils._wp_cli import WpCli, WpCliError
 
 SINCE_RE = re.compile(r'^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}$')
 TABLE_RE = re.compile(r'^[A-Za-z0-9_$]{1,64}$')
@@ -102,20 +103,11 @@ def schema(dump):
 
 class Reader(object):
     def __init__(self, module, names):
-        self.module = module
         self.names = names
-        self.base = [module.params['wp_cli'], '--path=%s' % names['current'], '--skip-plugins',
-                     '--skip-themes']
-        if os.geteuid() == 0:
-            self.base = [module.get_bin_path('runuser', required=True), '-u', names['user'], '--', *self.base]
+        self.cli = WpCli(module, names['user'], names['current'], label=names['name'])
 
     def wp(self, *args):
-        rc, out, err = self.module.run_command(self.base + list(args), cwd=self.names['current'])
-        if rc != 0:
-            detail = (err.strip() or out.strip())[-1000:]
-            raise DriftError('wp %s (%s) failed (rc=%d): %s'
-                             % (' '.join(args[:2]), self.names['name'], rc, detail))
-        return out
+        return self.cli.out(args)
 
     def items(self, kind):
         rows = json.loads(self.wp(kind, 'list', '--format=json', '--fields=name,version,status') or '[]')
@@ -180,7 +172,7 @@ def main():
         other = Reader(module, p['other'])
         theirs = other.read()
         newest = other.newest()
-    except (DriftError, ValueError) as exc:
+    except (DriftError, WpCliError, ValueError) as exc:
         module.fail_json(msg=str(exc))
     changed_rows = dict((t, {'env': mine['rows'].get(t), 'against': n})
                         for t, n in sorted(theirs['rows'].items()) if mine['rows'].get(t) != n)

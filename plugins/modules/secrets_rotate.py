@@ -137,6 +137,7 @@ from ansible_collections.pressluft.wordpress.plugins.module_utils._secrets impor
     SecretsError,
     _token,
 )
+from ansible_collections.pressluft.wordpress.plugins.module_utils._wp_cli import WpCli, WpCliError
 
 ROTATION = 'rotation'
 UNSAFE = '\'"\\\n\r\0'
@@ -266,12 +267,12 @@ class Rotation(object):
         return os.stat(path).st_mtime
 
     def admin(self, user, password):
-        p = self.module.params
-        run_as = [self.module.get_bin_path('runuser', required=True), '-u', p['run_as'], '--']
-        argv = [*run_as, p['wp_cli'], '--path=%s' % self.names['current'], '--skip-plugins', '--skip-themes',
-                'user', 'update', user, '--prompt=user_pass', '--skip-email']
-        rc, out, err = self.module.run_command(argv, data=password, cwd=self.names['current'],
-                                               binary_data=False)
+        try:
+            wp = WpCli(self.module, self.module.params['run_as'], self.names['current'])
+            args = ['user', 'update', user, '--prompt=user_pass', '--skip-email']
+            rc, out, err = wp.run(args, data=password, check=False)
+        except WpCliError as exc:
+            self.fail(str(exc))
         # WP-CLI warns about an unknown login and exits 0 having updated nobody: only its success line counts.
         if rc != 0 or 'Success:' not in out:
             self.fail('wp user update %s failed (rc=%d): %s' % (user, rc, (err or out).strip()))

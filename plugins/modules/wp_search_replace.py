@@ -119,7 +119,6 @@ verified:
 '''
 
 import os
-import pwd
 import re
 
 from ansible_collections.pressluft.wordpress.plugins.module_utils._env import (
@@ -127,6 +126,7 @@ from ansible_collections.pressluft.wordpress.plugins.module_utils._env import (
     check_run_as,
     env_module,
 )
+from ansible_collections.pressluft.wordpress.plugins.module_utils._wp_cli import WpCli, WpCliError
 
 URL_RE = re.compile(r'^https?://([^\s/?#\\\'"]+(/[^\s?#\\\'"]*)?)$')
 COLUMN_RE = re.compile(r'^[A-Za-z0-9_$]{1,64}$')
@@ -182,32 +182,12 @@ def parse_report(text):
     return counts, skipped
 
 
-class WpCli(object):
-    """WP-CLI as the environment's user in the WordPress directory, without plugin or theme code."""
-
-    def __init__(self, module, wp_cli, user, path):
-        self.module = module
-        self.path = path
-        prefix = []
-        if os.geteuid() == 0:
-            prefix = [module.get_bin_path('runuser', required=True), '-u', user, '--']
-        elif pwd.getpwuid(os.geteuid()).pw_name != user:
-            raise SearchReplaceError('WP-CLI must run as %s: run this module as root (become) or as that user'
-                                     % user)
-        self.base = [*prefix, wp_cli, '--path=%s' % path, '--skip-plugins', '--skip-themes']
-
-    def run(self, args):
-        rc, out, err = self.module.run_command(self.base + args, cwd=self.path)
-        if rc != 0:
-            detail = (err.strip() or out.strip())[-2000:]
-            raise SearchReplaceError('wp %s failed (rc=%d): %s' % (' '.join(args[:2]), rc, detail))
-        return out
-
-    def count(self, args):
-        out = self.run([*args, '--format=count']).strip().splitlines()
-        if not out or not out[-1].strip().isdigit():
-            raise SearchReplaceError('wp search-replace printed no count: %r' % '\n'.join(out)[-500:])
-        return int(out[-1].strip())
+def count(wp, args):
+    """The number `wp search-replace ... --format=count` prints last."""
+    out = wp.out([*args, '--format=count']).strip().splitlines()
+    if not out or not out[-1].strip().isdigit():
+        raise SearchReplaceError('wp search-replace printed no count: %r' % '\n'.join(out)[-500:])
+    return int(out[-1].strip())
 
 
 class Replacer(object):
@@ -220,7 +200,7 @@ class Replacer(object):
 
     def run_pass(self, search, replace, dry_run):
         args = ['search-replace', search, replace, '--all-tables', self.skip]
-        out = self.wp.run(args + (['--dry-run'] if dry_run else []))
+        out = self.wp.out(args + (['--dry-run'] if dry_run else []))
         counts, skipped = parse_report(out)
         for table in skipped:
             if not TABLE_RE.match(table):
@@ -236,8 +216,8 @@ class Replacer(object):
         """WP-CLI's export of just the keyless tables, replacing as it writes; imported unless dry_run."""
         export = os.path.join(self.tmp_dir, 'pressluft-search-replace-%d.sql' % os.getpid())
         try:
-            n = self.wp.count(['search-replace', search, replace, *self.keyless, '--all-tables', self.skip,
-                               '--export=%s' % export])
+            n = count(self.wp, ['search-replace', search, replace, *self.keyless, '--all-tables', self.skip,
+                                '--export=%s' % export])
             if n and not dry_run:
                 self.wp.run(['db', 'import', export])
             return n
@@ -246,7 +226,7 @@ class Replacer(object):
                 os.unlink(export)
 
     def verify(self, search, replace):
-        n = self.wp.count(['search-replace', search, replace, '--all-tables', self.skip, '--dry-run'])
+        n = count(self.wp, ['search-replace', search, replace, '--all-tables', self.skip, '--dry-run'])
         if self.keyless:
             n += self._keyless_pass(search, replace, dry_run=True)
         return n
@@ -268,7 +248,7 @@ def main():
         module.fail_json(msg='%s holds no WordPress (no wp-load.php): create the environment first'
                          % p['path'], **result)
     try:
-        wp = WpCli(module, p['wp_cli'], p['run_as'], p['path'])
+        wp = WpCli(module, p['run_as'], p['path'])
         replacer = Replacer(module, wp, names['tmp'])
         pairs = passes(p['from_url'], p['to_url'])
         for search, replace in pairs:
@@ -288,7 +268,7 @@ def main():
         result['verified'] = True
         if result['changed'] and p['flush_cache']:
             wp.run(['cache', 'flush'])
-    except SearchReplaceError as exc:
+    except (SearchReplaceError, WpCliError) as exc:
         module.fail_json(msg=str(exc), **result)
     module.exit_json(**result)
 

@@ -164,7 +164,6 @@ root:
 '''
 
 import os
-import pwd
 import re
 
 from ansible_collections.pressluft.wordpress.plugins.module_utils._env import (
@@ -173,6 +172,7 @@ from ansible_collections.pressluft.wordpress.plugins.module_utils._env import (
     env_module,
 )
 from ansible_collections.pressluft.wordpress.plugins.module_utils._names import SITES_ROOT
+from ansible_collections.pressluft.wordpress.plugins.module_utils._wp_cli import WpCli, WpCliError
 from ansible_collections.pressluft.wordpress.plugins.module_utils._wp_release import (
     ReleaseError,
     download,
@@ -188,38 +188,12 @@ INSTALLED_NOW = 'Success: WordPress installed successfully.'
 ALREADY_INSTALLED = 'WordPress is already installed.'
 
 
-class WpCli(object):
-    """WP-CLI run as the environment's user in a release directory."""
-
-    def __init__(self, module, wp_cli, user, path):
-        self.module = module
-        self.path = path
-        prefix = []
-        if os.geteuid() == 0:
-            prefix = [module.get_bin_path('runuser', required=True), '-u', user, '--']
-        elif pwd.getpwuid(os.geteuid()).pw_name != user:
-            module.fail_json(msg='WP-CLI must run as %s: run this module as root (become) or as that user'
-                             % user)
-        # Core tasks only: no plugin or theme code runs (or breaks) during provisioning.
-        self.base = [*prefix, wp_cli, '--path=%s' % path, '--skip-plugins', '--skip-themes']
-
-    def run(self, args, data=None, check=True):
-        rc, out, err = self.module.run_command(self.base + args, data=data, cwd=self.path, binary_data=False)
-        if check and rc != 0:
-            what = ' '.join(args[:2])
-            detail = err.strip() or out.strip()
-            self.module.fail_json(msg='wp %s failed (rc=%d): %s' % (what, rc, detail), rc=rc, stderr=err)
-        return rc, out, err
-
-    def is_installed(self):
-        rc, _out, err = self.run(['core', 'is-installed'], check=False)
-        if rc != 0 and err.strip():
-            # is-installed is silent; anything on stderr is a real failure (database down, bad config).
-            self.module.fail_json(msg='wp core is-installed failed: %s' % err.strip(), rc=rc, stderr=err)
-        return rc == 0
-
-    def option(self, key):
-        return self.run(['option', 'get', key])[1].strip()
+def is_installed(wp):
+    rc, _out, err = wp.run(['core', 'is-installed'], check=False)
+    if rc != 0 and err.strip():
+        # is-installed is silent; anything on stderr is a real failure (database down, bad config).
+        raise WpCliError('wp core is-installed failed: %s' % err.strip())
+    return rc == 0
 
 
 def _check(p, names):
@@ -323,10 +297,17 @@ def _present(module, names):
         after.update(installed=True, siteurl=p['url'], home=p['url'])
         result['diff'] = dict(before=before, after=after)
         module.exit_json(**result)
-    wp = WpCli(module, p['wp_cli'], p['run_as'], wp_path)
+    try:
+        _install(module, WpCli(module, p['run_as'], wp_path), result, before, after)
+    except WpCliError as exc:
+        module.fail_json(msg=str(exc), **result)
+
+
+def _install(module, wp, result, before, after):
+    p = module.params
     missing = [k for k in ('title', 'admin_user', 'admin_email', 'admin_password') if not p[k]]
     if module.check_mode or missing:
-        installed = wp.is_installed()
+        installed = is_installed(wp)
         if not installed and missing:
             module.fail_json(msg='WordPress is not installed yet; the install needs %s' % ', '.join(missing),
                              **result)
@@ -348,7 +329,7 @@ def _present(module, names):
     after['installed'] = result['installed'] = True
     for key in ('siteurl', 'home'):
         # core install sets both to --url: reading them back would boot WordPress twice more for nothing.
-        value = wp.option(key).rstrip('/') if installed else None
+        value = wp.out(['option', 'get', key]).strip().rstrip('/') if installed else None
         before[key] = value
         after[key] = p['url']
         if installed and value != p['url']:

@@ -141,6 +141,7 @@ from ansible_collections.pressluft.wordpress.plugins.module_utils._env import (
     env_module,
 )
 from ansible_collections.pressluft.wordpress.plugins.module_utils._releases import validate_release
+from ansible_collections.pressluft.wordpress.plugins.module_utils._wp_cli import WpCli, WpCliError
 from ansible_collections.pressluft.wordpress.plugins.module_utils._wp_update import (
     KINDS,
     SLUG_RE,
@@ -152,8 +153,6 @@ from ansible_collections.pressluft.wordpress.plugins.module_utils._wp_update imp
     wp_json,
     zip_package,
 )
-
-WP = ["--skip-plugins", "--skip-themes"]
 
 
 class Site(object):
@@ -168,12 +167,7 @@ class Site(object):
         return os.path.realpath(cur)
 
     def wp(self, path, args, what):
-        runuser = self.module.get_bin_path("runuser", required=True)
-        cmd = [runuser, "-u", self.p["run_as"], "--", self.p["wp_cli"], "--path=%s" % path, *WP, *args]
-        rc, out, err = self.module.run_command(cmd, cwd=self.names["tmp"])
-        if rc != 0:
-            raise UpdateError("%s failed (rc=%d): %s" % (what, rc, (err or out).strip()[-1500:]))
-        return out
+        return WpCli(self.module, self.p["run_as"], path, cwd=self.names["tmp"]).out(args, what=what)
 
     def installed(self, path, kind):
         rows = wp_json(
@@ -402,7 +396,7 @@ def main():
         if module.params["state"] == "planned":
             module.exit_json(changed=False, updates=plan(site))
         module.exit_json(**build(site))
-    except (UpdateError, KeyError) as exc:
+    except (UpdateError, WpCliError, KeyError) as exc:
         module.fail_json(msg=str(exc))
 
 
