@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +89,10 @@ def run_playbook(playbook: str | Path, inventory: dict | Path, tmp_path: Path, e
         **(env or {}),
     }
     proc = subprocess.run(args, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=ROOT)
+    keep = os.environ.get("PRESSLUFT_TEST_PLAYBOOK_LOG")
+    if keep:  # every run's JSON, for tests/rig/profile.py (where the suite's time goes)
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        (Path(keep) / f"{time.time():.6f}-{os.getpid()}-{pb.stem}.json").write_text(proc.stdout)
     stats: dict = {}
     tasks: list = []
     try:
