@@ -1,12 +1,16 @@
 """Alembic environment: programmatic config (db.alembic_config); engines come from db.make_engine."""
 
 from alembic import context
+from sqlalchemy import text
 
 from pressluft_lib.storage.db import make_engine
 from pressluft_lib.storage.models import Base
 
 config = context.config
 target_metadata = Base.metadata
+# Workers and `db upgrade` may start together: on PostgreSQL one migrates while the others wait on this
+# transaction-scoped lock, then find the schema current (SQLite's writer lock serializes them already).
+MIGRATION_LOCK = 0x50524553534C  # "PRESSL"
 
 
 def run_migrations_online() -> None:
@@ -16,6 +20,8 @@ def run_migrations_online() -> None:
             # render_as_batch lets ALTERs work on SQLite in later migrations.
             context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
             with context.begin_transaction():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
                 context.run_migrations()
     finally:
         engine.dispose()

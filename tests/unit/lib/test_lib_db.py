@@ -79,6 +79,29 @@ def test_postgresql_migration_matches_models(postgres_cluster):
     engine.dispose()
 
 
+def _upgrade_at_once(url: str, n: int = 4) -> list[str]:
+    """n processes run `db upgrade` on one database at the same moment (workers starting together)."""
+    import subprocess
+    import sys
+
+    code = "import sys; from pressluft_lib.storage import db; db.upgrade(sys.argv[1])"
+    procs = [subprocess.Popen([sys.executable, "-c", code, url], stderr=subprocess.PIPE, text=True)
+             for _ in range(n)]
+    return [p.communicate(timeout=120)[1][-1500:] for p in procs if p.wait(timeout=120) != 0]
+
+
+def test_concurrent_upgrades_on_postgresql_apply_the_migrations_once(postgres_cluster):
+    url = postgres_cluster.create_database("pressluft_race")
+    assert _upgrade_at_once(url) == []
+    assert _schema_diff(url) == []
+
+
+def test_concurrent_upgrades_on_sqlite_apply_the_migrations_once(tmp_path):
+    url = f"sqlite:///{tmp_path}/race.db"
+    assert _upgrade_at_once(url) == []
+    assert _schema_diff(url) == []
+
+
 def _head() -> str:
     from alembic.script import ScriptDirectory
 
