@@ -23,9 +23,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pressluft_lib import names, urls
-from pressluft_lib.errors import ConflictError, NotFound, ValidationError
+from pressluft_lib.errors import ConflictError, ValidationError
 from pressluft_lib.states import JOB_TERMINAL, RELEASE, ReleaseState, ResourceState
-from pressluft_lib.storage.models import Environment, Job, Release, Site, utcnow
+from pressluft_lib.storage.models import Environment, Job, Release, utcnow
 from pressluft_lib.storage.transitions import allowed, transition
 
 RELEASE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -95,26 +95,6 @@ def release_source(source: str | None, git: str | None, ref: str | None) -> dict
     if ref is not None and not GIT_REF_RE.fullmatch(ref):
         raise ValidationError(f"invalid git ref {ref!r}")
     return {"pressluft_release_git": git, "pressluft_release_git_version": ref or "HEAD"}
-
-
-def env_rows(session: Session, site: str, env: str) -> tuple[Site, Environment]:
-    site_row = session.scalar(Site.by_name(site))
-    if site_row is None:
-        raise NotFound(f"site {site!r} does not exist", details={"site": site})
-    env_row = session.scalar(
-        select(Environment).where(Environment.site_id == site_row.id, Environment.name == env)
-    )
-    if env_row is None:
-        raise NotFound(f"environment {site}/{env} does not exist", details={"site": site, "env": env})
-    return site_row, env_row
-
-
-def require_active(env_row: Environment, site: str) -> None:
-    if env_row.state != ResourceState.ACTIVE:
-        raise ConflictError(
-            f"environment {site}/{env_row.name} is {env_row.state}; deploys need an active environment",
-            details={"state": env_row.state},
-        )
 
 
 def release_dict(r: Release) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from pressluft_lib import names, queue, schemas, urls
 from pressluft_lib.errors import ConflictError, NotFound, PressluftError, ValidationError
-from pressluft_lib.jobs import backups
+from pressluft_lib.jobs import backups, env_rows, require_active
 from pressluft_lib.services.base import ServiceBase, iso
 from pressluft_lib.states import BackupState, NodeState, ResourceState
 from pressluft_lib.storage.models import Backup, Environment, Job, Site, utcnow
@@ -82,21 +82,7 @@ class BackupsMixin(ServiceBase):
     def _env(self, session: Session, site: str, env: str) -> tuple[Site, Environment]:
         names.validate_site(site)
         names.validate_env(env)
-        site_row = self._site(session, site)
-        env_row = session.scalar(
-            select(Environment).where(Environment.site_id == site_row.id, Environment.name == env)
-        )
-        if env_row is None or env_row.state == ResourceState.DELETED:
-            raise NotFound(f"site {site} has no environment {env}", details={"site": site, "env": env})
-        return site_row, env_row
-
-    @staticmethod
-    def _require_active(site: Site, env: Environment, what: str) -> None:
-        for obj, label in ((site, f"site {site.name}"), (env, f"environment {site.name}/{env.name}")):
-            if obj.state != ResourceState.ACTIVE:
-                raise ConflictError(
-                    f"{label} is {obj.state}: {what} needs it active", details={"state": obj.state}
-                )
+        return env_rows(session, site, env)
 
     def _repository(self, session: Session) -> str | None:
         store = SecretStore(url=self.url)
@@ -140,7 +126,7 @@ class BackupsMixin(ServiceBase):
         names.validate_site(site), names.validate_env(env)  # refused input leaves no audit row
         with self._mutation("backup.create", f"env:{site}_{env}", {"scope": scope}) as (session, audit):
             site_row, env_row = self._env(session, site, env)
-            self._require_active(site_row, env_row, "a backup")
+            require_active(site_row, env_row, "a backup needs it active")
             row, job = self._enqueue_backup(session, site_row, env_row, scope, include_core, trigger)
             audit["result"] = f"job:{job.id}"
             return {
@@ -191,7 +177,7 @@ class BackupsMixin(ServiceBase):
                     f"backup {source_id} is {source.state}: only a completed backup is restored",
                     details={"backup_id": source_id, "state": source.state},
                 )
-            self._require_active(site_row, env_row, "a restore")
+            require_active(site_row, env_row, "a restore needs it active")
             repository = self._repository(session)
             pre = backups.new_row(session, env_row, "full", "pre_restore", True, repository)
             payload: dict[str, Any] = {

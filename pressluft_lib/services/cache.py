@@ -7,8 +7,8 @@ from typing import Any
 
 from pressluft_lib import queue
 from pressluft_lib.errors import ValidationError
-from pressluft_lib.jobs import cache
-from pressluft_lib.jobs.releases import env_rows, parse_env, require_active
+from pressluft_lib.jobs import cache, env_rows, require_active
+from pressluft_lib.jobs.releases import parse_env
 from pressluft_lib.services.base import ServiceBase
 from pressluft_lib.states import ReleaseState
 from pressluft_lib.storage.models import Release
@@ -30,7 +30,7 @@ class CacheMixin(ServiceBase):
                 session, audit):
             site_row, env_row = env_rows(session, site, env)
             if kind == cache.OBJECT:
-                require_active(env_row, site)
+                require_active(site_row, env_row, "the object cache needs it active")
             job = queue.enqueue(session, cache.TOGGLE, site=site_row, env=env_row, payload=payload,
                                 actor=self.actor)
             out = {"job_id": job.id, "site": site, "env": env, "state": state, "kind": kind}

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from pressluft_lib import queue
 from pressluft_lib.errors import ConflictError, ValidationError
-from pressluft_lib.jobs import releases
+from pressluft_lib.jobs import env_rows, releases, require_active
 from pressluft_lib.services.base import ServiceBase
 from pressluft_lib.states import ReleaseState
 from pressluft_lib.storage.models import Release
@@ -29,8 +29,8 @@ class ReleasesMixin(ServiceBase):
             payload["pressluft_release_keep"] = keep
         detail = {"source": source or git}
         with self._mutation("release.deploy", f"env:{site}_{env}", detail) as (session, audit):
-            site_row, env_row = releases.env_rows(session, site, env)
-            releases.require_active(env_row, site)
+            site_row, env_row = env_rows(session, site, env)
+            require_active(site_row, env_row, "a deploy needs it active")
             job = queue.enqueue(session, "env_deploy", site=site_row, env=env_row, payload=payload,
                                 actor=self.actor)
             release_id = f"{job.created_at:%Y%m%dT%H%M%SZ}-{job.id}"
@@ -45,8 +45,8 @@ class ReleasesMixin(ServiceBase):
         site, env = releases.parse_env(ref)
         payload = {"pressluft_release": releases.check_release(to)} if to is not None else {}
         with self._mutation("release.rollback", f"env:{site}_{env}", {"to": to}) as (session, audit):
-            _site, env_row = releases.env_rows(session, site, env)
-            releases.require_active(env_row, site)
+            _site, env_row = env_rows(session, site, env)
+            require_active(_site, env_row, "a rollback needs it active")
             if to is not None:
                 row = releases.release_row(session, env_row, to)
                 if row is not None and row.state not in (ReleaseState.HEALTHY, ReleaseState.LIVE):
@@ -63,7 +63,7 @@ class ReleasesMixin(ServiceBase):
         site, env = releases.parse_env(ref)
         payload = releases.check_health(urls, marker)
         with self._mutation("release.health_check", f"env:{site}_{env}") as (session, audit):
-            _site, env_row = releases.env_rows(session, site, env)
+            _site, env_row = env_rows(session, site, env)
             job = queue.enqueue(session, "health_check", site=_site, env=env_row, payload=payload,
                                 actor=self.actor)
             audit["result"] = f"job:{job.id}"
@@ -72,7 +72,7 @@ class ReleasesMixin(ServiceBase):
     def release_list(self, ref: str) -> list[dict[str, Any]]:
         site, env = releases.parse_env(ref)
         with self.session_factory() as session:
-            _site, env_row = releases.env_rows(session, site, env)
+            _site, env_row = env_rows(session, site, env)
             stmt = select(Release).where(Release.env_id == env_row.id).order_by(Release.id.desc())
             rows = session.scalars(stmt)
             return [releases.release_dict(r) for r in rows]

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from pressluft_lib import names, queue
 from pressluft_lib.errors import ConflictError, NotFound, PressluftError, ValidationError
-from pressluft_lib.jobs import backups, releases, updates
+from pressluft_lib.jobs import backups, env_rows, releases, require_active, updates
 from pressluft_lib.services.backups import BackupsMixin
 from pressluft_lib.services.base import iso
 from pressluft_lib.states import ReleaseState, ResourceState
@@ -44,8 +44,8 @@ class UpdatesMixin(BackupsMixin):
         ) | releases.check_health(health_urls, marker)
         detail = {k.removeprefix("pressluft_update_"): v for k, v in payload.items() if v}
         with self._mutation("env.update", f"env:{site}_{env}", detail) as (session, audit):
-            site_row, env_row = releases.env_rows(session, site, env)
-            self._require_active(site_row, env_row, "an update")
+            site_row, env_row = env_rows(session, site, env)
+            require_active(site_row, env_row, "an update needs it active")
             repository = self._repository(session)
             pre = backups.new_row(session, env_row, "db", "pre_update", False, repository)
             payload["pressluft_pre_update_backup_id"] = backups.make_id(pre)
@@ -104,7 +104,7 @@ class UpdatesMixin(BackupsMixin):
         """The environment's updates, newest first: their outcome, items and pre-update backup."""
         site, env = releases.parse_env(ref)
         with self.session_factory() as session:
-            _site, env_row = releases.env_rows(session, site, env)
+            _site, env_row = env_rows(session, site, env)
             rows = session.scalars(
                 select(Release).where(Release.env_id == env_row.id).order_by(Release.id.desc())
             )
@@ -121,11 +121,11 @@ class UpdatesMixin(BackupsMixin):
                    "interval_hours": interval_hours}
         if not any(v is not None for v in (*changes.values(), pins, unpin)):
             with self.session_factory() as session:
-                _site, env_row = releases.env_rows(session, site, env)
+                _site, env_row = env_rows(session, site, env)
                 return {"site": site, "env": env, **updates.check_policy(env_row.update_policy, {})}
         with self._mutation("update.policy", f"env:{site}_{env}", {k: v for k, v in changes.items()
                                                                   if v is not None}) as (session, _audit):
-            _site, env_row = releases.env_rows(session, site, env)
+            _site, env_row = env_rows(session, site, env)
             policy = updates.check_policy(env_row.update_policy, changes)
             held = {**policy["pins"], **updates.check_policy(None, {"pins": pins or []})["pins"]}
             for slug in updates.check_policy(None, {"exclude": unpin or []})["exclude"]:
