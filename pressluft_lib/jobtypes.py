@@ -267,7 +267,7 @@ JOB_TYPES: dict[str, JobType] = {
         # A clone converges the environment and copies its source again from scratch (db reset), so a
         # stalled one may be retried; every environment of a site shares the site's lock.
         JobType("env_create", _SITE, verb="env create", destructive=False, timeout=3600, max_attempts=2,
-                roles=("site_env",), marks=ResourceState.CLONING, after=f"{_ENVS}:after_env_create",
+                roles=("site_env",), marks=ResourceState.CREATING, after=f"{_ENVS}:after_env_create",
                 summary="a new environment filled from a snapshot of another, URLs rewritten"),
         # Content down: overwrites the environment's database and/or uploads (never production's), so it
         # is destructive and never retried by itself.

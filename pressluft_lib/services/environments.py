@@ -68,11 +68,11 @@ class EnvironmentsMixin(ServiceBase):
                 raise ConflictError(f"domain already in use: {', '.join(sorted(taken))}",
                                     details={"domains": list(taken)})
             if existing is None:
-                existing = Environment(site_id=site_row.id, name=env, state=ResourceState.CLONING,
+                existing = Environment(site_id=site_row.id, name=env, state=ResourceState.CREATING,
                                        php_version=src.php_version)
                 session.add(existing)
             else:  # a deleted environment's row comes back to life (the name is unique per site)
-                existing.state, existing.php_version = ResourceState.CLONING, src.php_version
+                existing.state, existing.php_version = ResourceState.CREATING, src.php_version
             session.flush()
             session.add_all([Domain(env_id=existing.id, name=d, state=DomainState.PENDING) for d in domains])
             session.flush()

@@ -46,7 +46,7 @@ def test_create_queues_a_clone_of_production_on_the_preview_domain(cp):
         assert job.type == "env_create" and job.lock_key.startswith("site:")
         assert job.payload == {"pressluft_source_env": "production", "pressluft_staging": True}
         env = s.get(Environment, job.env_id)
-        assert env.name == "staging" and env.state == "cloning"
+        assert env.name == "staging" and env.state == "creating"
         domains = s.scalars(select(Domain.name).where(Domain.env_id == env.id)).all()
         assert domains == ["staging.shop.localhost"]
     # The site's lock is shared by its environments: no other job on the site meanwhile.
@@ -82,6 +82,18 @@ def test_bad_domains_and_existing_environments_are_refused(cp):
     assert jobs(cp) == 1
 
 
+def test_a_clone_cancelled_before_it_ran_leaves_a_failed_environment_that_create_retries(cp):
+    """The new environment exists on no node yet: a cancel must not leave it active (and empty)."""
+    made = cp.env_create("shop", "staging")
+    assert cp.job_cancel(made["job_id"])["state"] == "cancelled"
+    with cp.session_factory() as s:
+        assert s.scalar(select(Environment.state).where(Environment.name == "staging")) == "failed"
+    again = cp.env_create("shop", "staging")
+    assert again["retry_of"] == made["job_id"]
+    with cp.session_factory() as s:
+        assert s.scalar(select(Environment.state).where(Environment.name == "staging")) == "creating"
+
+
 def test_a_failed_clone_is_retried_and_a_clone_result_is_kept(cp):
     made = cp.env_create("shop", "staging")
     finish(cp, made["job_id"], "failed", {})
@@ -107,7 +119,7 @@ def test_drift_check_passes_the_clone_time_and_show_prints_the_newest_report(cp)
     with pytest.raises(ValidationError, match="compared with itself"):
         cp.drift_check("shop", "production")
     made = cp.env_create("shop", "staging")
-    with pytest.raises(ConflictError, match="cloning"):  # the clone holds the site and is not active yet
+    with pytest.raises(ConflictError, match="creating"):  # the clone holds the site and is not active yet
         cp.drift_check("shop", "staging")
     finish(cp, made["job_id"], "succeeded", {})
     with pytest.raises(NotFound, match="no drift report"):
