@@ -231,4 +231,16 @@ def upgrade(url: str | None = None, revision: str = "head") -> None:
 
     url = url or default_url()
     make_engine(url).dispose()  # validates the URL and creates the SQLite directory
-    command.upgrade(alembic_config(url), revision)
+    parsed = make_url(url)
+    path = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if not path or path == ":memory:" or path.startswith("file:"):
+        command.upgrade(alembic_config(url), revision)  # PostgreSQL: an advisory lock (migrations/env.py)
+        return
+    # Workers and `db upgrade` may start together; SQLite runs a migration's DDL outside one transaction,
+    # so one process migrates while the others wait here, then find the schema current.
+    fd = os.open(f"{Path(path).expanduser()}.migrate-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        command.upgrade(alembic_config(url), revision)
+    finally:
+        os.close(fd)

@@ -9,7 +9,7 @@ from pressluft_lib.storage.models import Base
 config = context.config
 target_metadata = Base.metadata
 # Workers and `db upgrade` may start together: on PostgreSQL one migrates while the others wait on this
-# transaction-scoped lock, then find the schema current (SQLite's writer lock serializes them already).
+# transaction-scoped lock, then find the schema current (SQLite: a lock file, db.upgrade).
 MIGRATION_LOCK = 0x50524553534C  # "PRESSL"
 
 

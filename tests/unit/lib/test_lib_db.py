@@ -79,7 +79,7 @@ def test_postgresql_migration_matches_models(postgres_cluster):
     engine.dispose()
 
 
-def _upgrade_at_once(url: str, n: int = 4) -> list[str]:
+def _upgrade_at_once(url: str, n: int = 8) -> list[str]:
     """n processes run `db upgrade` on one database at the same moment (workers starting together)."""
     import subprocess
     import sys
