@@ -101,4 +101,43 @@ def env_sync(target, source, database, uploads) -> None:
         f"({' and '.join(d['copied'])})"))
 
 
-COMMANDS = (env, drift)
+@env.command("delete")
+@click.argument("target", metavar="SITE/ENV")
+@output.json_option
+def env_delete(target) -> None:
+    """Queue an env_delete job: a final backup of the environment, then it is removed with everything it owns
+    (user, pool, database, Redis ACL user, server block, certificate, domains). Never production: that goes
+    with `site delete`, after every other environment."""
+    site, name = env_target(target)
+    data = control_plane().env_delete(site, name)
+    output.emit(data, lambda d: click.echo(
+        f"job {d['job_id']} queued: env_delete {d['site']}/{d['env']}, final backup {d['backup_id']} first"))
+
+
+@click.command("promote")
+@click.argument("target", metavar="SITE/ENV")
+@click.option("--tables", "tables", multiple=True, metavar="TABLE",
+              help="Also copy this table into production (repeatable; refused when production wrote to it "
+                   "since the clone).")
+@click.option("--force", is_flag=True,
+              help="Copy --tables even when production wrote to them since the clone.")
+@click.option("--allow-protected", is_flag=True,
+              help="Allow --tables among the protected ones (users, comments, orders, subscribers).")
+@click.option("--health-url", "health_urls", multiple=True, metavar="PATH",
+              help="Path checked before and after the switch (repeatable; default /).")
+@click.option("--marker", metavar="S", help="String every health-check answer must contain.")
+@output.json_option
+def promote(target, tables, force, allow_protected, health_urls, marker) -> None:
+    """Queue an env_promote job: production gets a release built from SITE/ENV's live release (code only,
+    unless --tables), after a fresh production backup. Needs a drift report newer than ENV's last change."""
+    site, name = env_target(target)
+    data = control_plane().promote(site, name, tables=list(tables), force=force,
+                                   allow_protected=allow_protected, health_urls=list(health_urls) or None,
+                                   marker=marker)
+    output.emit(data, lambda d: click.echo(
+        f"job {d['job_id']} queued: env_promote {d['site']}/{d['from']} (release {d['from_release']}) into "
+        f"{d['env']} as release {d['release']}, backup {d['backup_id']} first"
+        + (f", tables {', '.join(d['tables'])}" if d["tables"] else "")))
+
+
+COMMANDS = (env, drift, promote)

@@ -157,6 +157,7 @@ _NODES = "pressluft_lib.jobs.nodes"
 _DOMAINS = "pressluft_lib.jobs.domains"
 _FLEET = "pressluft_lib.jobs.fleet"
 _UPDATES = "pressluft_lib.jobs.updates"
+_PROMOTE = "pressluft_lib.jobs.promote"
 _NODE_ROLES = tuple(
     f"node_{r}" for r in ("base", "hardening", "nginx", "php", "mariadb", "redis", "wpcli", "backup")
 )
@@ -278,6 +279,17 @@ JOB_TYPES: dict[str, JobType] = {
         JobType("drift_check", _SITE, verb="drift", destructive=False, timeout=900,
                 after=f"{_ENVS}:after_drift_check",
                 summary="report how an environment differs from production (code, schema, writes)"),
+        # Code up: a production release from the staging environment's live release, after a production
+        # backup. Not retried: a second run after a stall could copy tables over writes made since.
+        JobType("env_promote", _SITE, verb="promote", destructive=True, timeout=3600, max_attempts=1,
+                roles=("env_release", "health_check", "page_cache"), marks=ResourceState.PROMOTING,
+                before=f"{_BACKUPS}:start_backup", after=f"{_PROMOTE}:after_promote",
+                secret_scopes=(BACKUP_SECRET_SCOPE,),
+                summary="back up production, then release the staging environment's code into it"),
+        JobType("env_delete", _SITE, verb="env delete", destructive=True, timeout=1800, max_attempts=1,
+                roles=("site_env",), marks=ResourceState.DELETING, before=f"{_BACKUPS}:start_backup",
+                after=f"{_ENVS}:after_env_delete", secret_scopes=(BACKUP_SECRET_SCOPE,),
+                summary="a final backup, then remove an environment (never production) and all it owns"),
     )
 }
 

@@ -47,6 +47,15 @@ options:
     description: Copy the live release and point the target's C(current) at it.
     type: bool
     default: true
+  tables:
+    description:
+      - Copy only these tables of the database (with O(database=true)) - C(wp db export --tables) as the
+        source's user and C(wp db import) as the target's; the import replaces each table whole and leaves
+        every other table of the target alone (no C(wp db reset)). Each must be a table of the source.
+      - Empty copies the whole database.
+    type: list
+    elements: str
+    default: []
 attributes:
   check_mode:
     description: Reads the source (its release and URL) and reports what would be copied; changes nothing.
@@ -92,10 +101,21 @@ database_bytes:
   description: Size of the database export.
   returned: when the database was copied
   type: int
+target_url:
+  description: The target's C(home) option before the copy (what the source's URL is rewritten to).
+  returned: when O(tables) is given
+  type: str
+rows:
+  description:
+    - Rows per table of the copy right after the import, which are the source's at the snapshot (the
+      baseline against which a drift report tells the source's later writes per table).
+  returned: when the database was copied
+  type: dict
 '''
 
 import os
 import pwd
+import re
 import shutil
 import tempfile
 
@@ -106,6 +126,8 @@ from ansible_collections.pressluft.wordpress.plugins.module_utils._env import (
 from ansible_collections.pressluft.wordpress.plugins.module_utils._names import env_names
 from ansible_collections.pressluft.wordpress.plugins.module_utils._releases import valid_release
 from ansible_collections.pressluft.wordpress.plugins.module_utils._wp_cli import WpCli, WpCliError
+
+TABLE_RE = re.compile(r'^[A-Za-z0-9_$]{1,64}$')
 
 
 class CloneError(Exception):
@@ -121,6 +143,11 @@ def _check(p, names):
         raise ValueError('nothing to copy: set database, uploads or code')
     if p['run_as']:
         raise ValueError('run_as does not apply: each side runs WP-CLI as its own environment user')
+    bad = [t for t in p['tables'] if not TABLE_RE.match(t) or '$' in t]
+    if bad:
+        raise ValueError('invalid table names %r: letters, digits and _ only' % bad[:5])
+    if p['tables'] and not p['database']:
+        raise ValueError('tables are copied with database=true')
     p['source'] = source
 
 
@@ -150,25 +177,45 @@ class Clone(object):
             raise CloneError('%s points at %s, outside %s' % (current, real, self.source['releases']))
         return name, real
 
-    def copy_database(self):
+    def copy_database(self, tables=()):
         """Export as the source user into its own tmp, hand the file to the target user, import."""
         src_file = os.path.join(self.source['tmp'], 'pressluft-clone-%d.sql' % os.getpid())
         dst_file = os.path.join(self.target['tmp'], 'pressluft-clone-%d.sql' % os.getpid())
         try:
-            self.wp(self.source, self.source['current'], ['db', 'export', src_file, '--single-transaction'])
+            only = ['--tables=%s' % ','.join(tables)] if tables else []
+            self.wp(self.source, self.source['current'],
+                    ['db', 'export', src_file, '--single-transaction', *only])
             shutil.move(src_file, dst_file)
             uid = pwd.getpwnam(self.target['user']).pw_uid
             os.chown(dst_file, uid, -1)
             os.chmod(dst_file, 0o600)
             size = os.path.getsize(dst_file)
-            # reset: tables the target has and the source lacks would survive a plain import.
-            self.wp(self.target, self.target['current'], ['db', 'reset', '--yes'])
+            # reset: tables the target has and the source lacks would survive a plain import. Named tables
+            # are dropped and recreated by the dump itself, the others stay.
+            if not tables:
+                self.wp(self.target, self.target['current'], ['db', 'reset', '--yes'])
             self.wp(self.target, self.target['current'], ['db', 'import', dst_file])
-            return size
+            return size, self.row_counts()
         finally:
             for path in (src_file, dst_file):
                 if os.path.lexists(path):
                     os.unlink(path)
+
+    def row_counts(self):
+        """{table: rows} of the target; names that no query could hold safely are left out."""
+        tables = [t for t in self.wp(self.target, self.target['current'],
+                                     ['db', 'tables', '--all-tables']).split()
+                  if TABLE_RE.match(t)]
+        if not tables:
+            return {}
+        query = ' UNION ALL '.join("SELECT '%s', COUNT(*) FROM `%s`" % (t, t) for t in sorted(tables))
+        out = self.wp(self.target, self.target['current'], ['db', 'query', query, '--skip-column-names',
+                                                            '--batch'])
+        rows = {}
+        for line in out.splitlines():
+            name, _tab, count = line.partition('\t')
+            rows[name] = int(count)
+        return rows
 
     def copy_release(self, name, real):
         """The release under the same name, built beside the others and renamed into place."""
@@ -216,6 +263,7 @@ def main():
         database=dict(type='bool', default=True),
         uploads=dict(type='bool', default=True),
         code=dict(type='bool', default=True),
+        tables=dict(type='list', elements='str', default=[]),
     )
     argument_spec.update(WP_CLI_ARGSPEC)
     module, target = env_module(argument_spec, check=_check)
@@ -232,6 +280,12 @@ def main():
         result['release'] = name
         result['source_url'] = clone.wp(source, source['current'], ['option', 'get', 'home']).strip()
         result['copied'] = [k for k in ('database', 'code', 'uploads') if p[k]]
+        if p['tables']:
+            have = clone.wp(source, source['current'], ['db', 'tables', '--all-tables']).split()
+            missing = [t for t in p['tables'] if t not in have]
+            if missing:
+                raise CloneError('%s has no tables %s' % (source['name'], ', '.join(missing)))
+            result['target_url'] = clone.wp(target, target['current'], ['option', 'get', 'home']).strip()
         result['changed'] = True
         if not p['code'] and not os.path.isdir(os.path.join(target['current'], 'wp-includes')):
             raise CloneError('%s has no live release: clone the code too (code=true)' % target['name'])
@@ -240,7 +294,7 @@ def main():
         if p['code']:
             clone.copy_release(name, real)
         if p['database']:
-            result['database_bytes'] = clone.copy_database()
+            result['database_bytes'], result['rows'] = clone.copy_database(p['tables'])
         if p['uploads']:
             clone.copy_uploads()
     except (CloneError, WpCliError, OSError, KeyError) as exc:

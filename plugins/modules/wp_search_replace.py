@@ -48,6 +48,11 @@ options:
   path:
     description: The WordPress directory WP-CLI runs in; defaults to the environment's C(current) release.
     type: path
+  tables:
+    description: Only these tables (names of letters, digits and _); empty for every table of the database.
+    type: list
+    elements: str
+    default: []
   skip_columns:
     description: Columns never changed, in any table.
     type: list
@@ -158,6 +163,9 @@ def _check(p, names):
         if search in replace:
             raise ValueError('to_url %r contains %r: a dry run would never count 0, choose another URL'
                              % (p['to_url'], search))
+    for table in p['tables']:
+        if not TABLE_RE.match(table) or '$' in table:
+            raise ValueError('invalid table name %r in tables: letters, digits and _ only' % (table,))
     for col in p['skip_columns']:
         if not COLUMN_RE.match(col):
             raise ValueError('invalid column name %r in skip_columns' % (col,))
@@ -197,9 +205,10 @@ class Replacer(object):
         self.tmp_dir = tmp_dir
         self.skip = '--skip-columns=%s' % ','.join(module.params['skip_columns'])
         self.keyless = None  # tables without a primary key, from WP-CLI's first report
+        self.scope = [*module.params['tables'], '--all-tables']
 
     def run_pass(self, search, replace, dry_run):
-        args = ['search-replace', search, replace, '--all-tables', self.skip]
+        args = ['search-replace', search, replace, *self.scope, self.skip]
         out = self.wp.out(args + (['--dry-run'] if dry_run else []))
         counts, skipped = parse_report(out)
         for table in skipped:
@@ -226,7 +235,7 @@ class Replacer(object):
                 os.unlink(export)
 
     def verify(self, search, replace):
-        n = count(self.wp, ['search-replace', search, replace, '--all-tables', self.skip, '--dry-run'])
+        n = count(self.wp, ['search-replace', search, replace, *self.scope, self.skip, '--dry-run'])
         if self.keyless:
             n += self._keyless_pass(search, replace, dry_run=True)
         return n
@@ -237,6 +246,7 @@ def main():
         from_url=dict(type='str', required=True),
         to_url=dict(type='str', required=True),
         path=dict(type='path'),
+        tables=dict(type='list', elements='str', default=[]),
         skip_columns=dict(type='list', elements='str', default=['guid']),
         flush_cache=dict(type='bool', default=True),
     )

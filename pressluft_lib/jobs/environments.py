@@ -8,15 +8,20 @@ first: it came from the node, so it is input.
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pressluft_lib.jobs import backups, sites
 from pressluft_lib.states import JobState
-from pressluft_lib.storage.models import Job
+from pressluft_lib.storage.models import Environment, Job, JobEvent
 from pressluft_lib.storage.transitions import add_job_event
 
 JOB_TYPE = "env_create"
+TABLE_RE = re.compile(r"[A-Za-z0-9_$]{1,64}")
 
 
 def _int(value: Any) -> int | None:
@@ -45,7 +50,20 @@ def clone_result(artifacts: dict[str, Any]) -> dict[str, Any] | None:
         "database_bytes": _int(clone.get("database_bytes")),
         "passes": passes,
         "total_rows": _int(clone.get("total_rows")),
+        "rows": _rows(clone.get("rows")),
     }
+
+
+def _rows(value: Any) -> dict[str, int]:
+    """Rows per table at the snapshot (the baseline of production's later writes, jobs/promote.py)."""
+    if not isinstance(value, dict):
+        return {}
+    out = {}
+    for name, n in list(value.items())[:5000]:
+        count = _int(n)
+        if isinstance(name, str) and TABLE_RE.fullmatch(name) and count is not None:
+            out[name] = count
+    return out
 
 
 def after_env_create(session: Session, job: Job, artifacts: dict[str, Any]) -> None:
@@ -87,3 +105,32 @@ def after_drift_check(session: Session, job: Job, artifacts: dict[str, Any]) -> 
         add_job_event(session, job.id, "drift", {"error": f"the report is too large ({size} bytes)"})
         return
     add_job_event(session, job.id, "drift", json.loads(json.dumps(report, default=str)))
+
+
+def last_fill(session: Session, env: Environment) -> tuple[datetime | None, dict[str, int] | None]:
+    """When the environment's database was last filled from its source (the newest successful env_create,
+    or env_sync that copied the database), and the rows per table it got then (None if not recorded)."""
+    found = session.execute(
+        select(Job.finished_at, Job.payload, JobEvent.data).join(JobEvent, JobEvent.job_id == Job.id)
+        .where(Job.env_id == env.id, Job.state == JobState.SUCCEEDED, Job.type.in_((JOB_TYPE, SYNC_JOB_TYPE)),
+               JobEvent.kind.in_(("clone", "sync")))
+        .order_by(Job.id.desc())
+    )
+    for finished, payload, data in found:
+        if (payload or {}).get("pressluft_sync_db", True) is False:
+            continue  # an uploads-only sync left the database as it was
+        rows = data.get("rows") if isinstance(data, dict) else None
+        return finished, rows if isinstance(rows, dict) and rows else None
+    return None, None
+
+
+DELETE_JOB_TYPE = "env_delete"
+DELETE_BACKUP_KEY = "pressluft_pre_delete_backup_id"
+
+
+def after_env_delete(session: Session, job: Job, artifacts: dict[str, Any]) -> None:
+    """The final backup's outcome; a deleted environment's domain rows go (its names are free again)."""
+    final = backups._row_from_payload(session, job, DELETE_BACKUP_KEY)
+    if final is not None:
+        backups.record(session, final, job, artifacts.get("pressluft_backup"), trust_result=True)
+    sites.after_site_delete(session, job, artifacts)

@@ -10,11 +10,13 @@ from __future__ import annotations
 from pressluft_lib.services.backups import BackupsMixin
 from pressluft_lib.services.cache import CacheMixin
 from pressluft_lib.services.domains import DomainsMixin
+from pressluft_lib.services.env_delete import EnvDeleteMixin
 from pressluft_lib.services.environments import EnvironmentsMixin
 from pressluft_lib.services.jobs import JobsMixin
 from pressluft_lib.services.nodequeries import NodeQueriesMixin
 from pressluft_lib.services.nodes import NodesMixin
 from pressluft_lib.services.placement import PlacementMixin
+from pressluft_lib.services.promote import PromoteMixin
 from pressluft_lib.services.providers import ProvidersMixin
 from pressluft_lib.services.releases import ReleasesMixin
 from pressluft_lib.services.rotation import RotationMixin
@@ -23,7 +25,8 @@ from pressluft_lib.services.updates import UpdatesMixin
 
 
 class ControlPlane(
-    NodesMixin, SitesMixin, EnvironmentsMixin, JobsMixin, UpdatesMixin, BackupsMixin, ReleasesMixin,
+    NodesMixin, SitesMixin, EnvironmentsMixin, JobsMixin, UpdatesMixin, PromoteMixin, EnvDeleteMixin,
+    BackupsMixin, ReleasesMixin,
     RotationMixin,
     NodeQueriesMixin,
     DomainsMixin,

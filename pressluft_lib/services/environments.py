@@ -99,12 +99,7 @@ class EnvironmentsMixin(ServiceBase):
         with self._mutation("env.drift", f"env:{site}_{env}", {"against": against}) as (session, audit):
             site_row = self._site(session, site)
             rows = _active_envs(session, site_row, (env, against), "a drift check needs it active")
-            cloned = session.scalar(
-                select(Job.finished_at)
-                .where(Job.env_id == rows[env].id, Job.type == env_jobs.JOB_TYPE,
-                       Job.state == JobState.SUCCEEDED)
-                .order_by(Job.id.desc()).limit(1)
-            )
+            cloned, _rows = env_jobs.last_fill(session, rows[env])
             payload: dict[str, Any] = {"pressluft_drift_against": against}
             if cloned is not None:
                 payload["pressluft_drift_since"] = cloned.strftime("%Y-%m-%d %H:%M:%S")

@@ -220,6 +220,14 @@ class SitesMixin(ServiceBase):
             )
             if env is None:
                 raise NotFound(f"site {name} has no {names.DEFAULT_ENV} environment")
+            # site_delete removes production only: other environments would be left on the node.
+            others = sorted(session.scalars(select(Environment.name).where(
+                Environment.site_id == site.id, Environment.name != names.DEFAULT_ENV,
+                Environment.state != ResourceState.DELETED)))
+            if others:
+                raise ValidationError(f"site {name} still has environments {', '.join(others)}: "
+                                      f"`pressluft env delete {name}/ENV` each first",
+                                      details={"environments": others})
             # The env is marked by the queue; the site goes down with it (both settle on finish).
             job = queue.enqueue(session, "site_delete", site=site, env=env, actor=self.actor)
             if site.state != ResourceState.DELETING:

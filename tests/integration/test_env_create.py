@@ -6,6 +6,7 @@ wp_search_replace). One clone per module; the tests read what it made.
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -203,3 +204,184 @@ def test_sync_brings_production_content_down_and_never_goes_up(cloned):
     sync = [e["data"] for e in js("jobs", "show", str(queued["job_id"]))["events"] if e["kind"] == "sync"]
     assert sync and sync[0]["copied"] == ["database"] and sync[0]["total_rows"] > 0
     assert wp(node, PROD, "shop_production", "option", "get", "home") == f"http://{PROD_HOST}"
+
+
+# -- promote (job env_promote) ------------------------------------------------------------------------
+# Staging's code changes here the way a developer's would: a new release directory beside the others and
+# `current` moved to it (a mu-plugin; copying the release keeps these tests to seconds, not a deploy each).
+GOOD = "<?php add_action('send_headers', function () { header('X-Promoted: yes'); });\n"
+BROKEN = ("<?php if (($_SERVER['HTTP_HOST'] ?? '') === 'shop.localhost') { http_response_code(500); "
+          "exit('broken'); }\n")
+PROMO_TABLE = ("CREATE TABLE wp_promo_settings (k VARCHAR(32) PRIMARY KEY, v TEXT); "
+               "INSERT INTO wp_promo_settings VALUES ('banner', 'http://staging.shop.localhost/sale')")
+
+
+def staging_release(node, name: str, plugin: str) -> str:
+    live = node.exec("readlink", f"{STAGE}/current").stdout.strip()
+    new = f"{STAGE}/releases/{name}"
+    node.sh(f"cp -a {live} {new} && mkdir -p {new}/wp-content/mu-plugins")
+    node.sh(f"cat > {new}/wp-content/mu-plugins/promo.php <<'EOF'\n{plugin}EOF\n")
+    node.sh(f"ln -sfn {new} {STAGE}/current.new && mv -T {STAGE}/current.new {STAGE}/current")
+    return name
+
+
+def drift_now() -> dict:
+    queued = js("drift", "shop/staging")
+    assert [j["id"] for j in work()] == [queued["job_id"]]
+    return queued
+
+
+def prod_release(node) -> str:
+    return node.exec("readlink", f"{PROD}/current").stdout.strip()
+
+
+def env_state(name: str) -> str:
+    return {e["name"]: e for e in js("site", "show", SITE)["environments"]}[name]["state"]
+
+
+def promote_refused(*args: str, code: int = 2) -> str:
+    before = len(js("jobs", "list"))
+    result = run("promote", *args, ok=False)
+    assert result.exit_code == code, (args, result.exit_code, result.stderr)
+    assert len(js("jobs", "list")) == before
+    return result.stderr
+
+
+def test_promote_bad_input_is_refused_and_changes_nothing(cloned):
+    node, _, _ = cloned
+    live = prod_release(node)
+    assert "cannot be promoted onto itself" in promote_refused("shop/production")
+    assert "use SITE/ENV" in promote_refused("shop")
+    assert "no environment qa" in promote_refused("shop/qa", code=3)
+    assert "invalid table name" in promote_refused("shop/staging", "--tables", "wp_posts;drop")
+    # The sync test changed staging after the drift test's report.
+    assert "older than the environment's last change" in promote_refused("shop/staging")
+    assert prod_release(node) == live and env_state("production") == "active"
+
+
+def test_promote_moves_code_up_and_keeps_production_content(cloned):
+    node, _, _ = cloned
+    staging_release(node, "r-promo", GOOD)
+    wp(node, STAGE, "shop_staging", "db", "query", PROMO_TABLE)
+    # Production writes after the clone (the sync): a post, a comment, a user.
+    user = "shop_production"
+    post = wp(node, PROD, user, "post", "create", "--post_title=Written before the promote",
+              "--post_status=publish", "--porcelain")
+    wp(node, PROD, user, "comment", "create", f"--comment_post_ID={post}", "--comment_content=Keep me",
+       "--comment_author=Reader")
+    wp(node, PROD, user, "user", "create", "keepme", "keepme@example.com", "--role=subscriber")
+    drift_now()
+    assert "wp_users (protected" in promote_refused("shop/staging", "--tables", "wp_users")
+    wrote = promote_refused("shop/staging", "--tables", "wp_posts", "--allow-protected")
+    assert "wp_posts (production wrote to it since the clone: " in wrote, wrote
+    assert "not in the drift report" in promote_refused("shop/staging", "--tables", "wp_nope")
+    before = prod_release(node)
+    queued = js("promote", "shop/staging", "--tables", "wp_promo_settings")
+    assert queued["from_release"] == "r-promo" and queued["tables"] == ["wp_promo_settings"]
+    assert [j["id"] for j in work()] == [queued["job_id"]]
+    assert prod_release(node) == f"{PROD}/releases/{queued['release']}" != before
+    status, headers, _ = get(node, PROD_HOST)
+    assert status == 200 and headers.get("X-Promoted") == "yes"
+    node.exec("test", "-f", f"{PROD}/current/wp-content/mu-plugins/promo.php")
+    config_link = node.exec("readlink", f"{PROD}/current/wp-config.php").stdout.strip()
+    assert config_link == f"{PROD}/shared/wp-config.php"
+    # Staging's own release is untouched: still live there, its links still staging's.
+    assert node.exec("readlink", f"{STAGE}/current").stdout.strip() == f"{STAGE}/releases/r-promo"
+    staging_link = node.exec("readlink", f"{STAGE}/current/wp-config.php").stdout.strip()
+    assert staging_link == f"{STAGE}/shared/wp-config.php" and get(node, STAGE_HOST)[0] == 200
+    titles = wp(node, PROD, user, "post", "list", "--field=post_title")
+    assert "Written before the promote" in titles and "After the clone" in titles
+    assert "Keep me" in wp(node, PROD, user, "comment", "list", "--field=comment_content")
+    assert "keepme" in wp(node, PROD, user, "user", "list", "--field=user_login")
+    assert "late" in wp(node, PROD, user, "user", "list", "--field=user_login")
+    banner = wp(node, PROD, user, "db", "query", "SELECT v FROM wp_promo_settings", "--skip-column-names")
+    assert banner == f"http://{PROD_HOST}/sale"
+    assert wp(node, PROD, user, "option", "get", "home") == f"http://{PROD_HOST}"
+    backups = [b for b in js("backup", "list", "shop/production") if b["id"] == queued["backup_id"]]
+    assert backups and backups[0]["state"] == "completed", backups
+    assert env_state("production") == "active"
+
+
+def test_a_failing_staging_release_never_reaches_production(cloned):
+    node, _, _ = cloned
+    staging_release(node, "r-broken", BROKEN)
+    assert get(node, STAGE_HOST)[0] == 200  # it only fails as production
+    drift_now()
+    live = prod_release(node)
+    queued = js("promote", "shop/staging")
+    assert [j["id"] for j in work(expect="failed")] == [queued["job_id"]]
+    assert prod_release(node) == live
+    status, headers, _ = get(node, PROD_HOST)
+    assert status == 200 and headers.get("X-Promoted") == "yes"
+    releases = {r["release"]: r for r in js("release", "list", "shop/production")}
+    assert releases[queued["release"]]["state"] == "failed", releases[queued["release"]]
+    assert env_state("production") == "active"
+
+
+def test_promote_stops_on_a_changed_staging_or_a_failed_backup(cloned):
+    node, _, _ = cloned
+    live = prod_release(node)
+    # Staging moved (by hand, unseen by the control plane) after the newest report: the job stops first.
+    node.sh(f"ln -sfn {STAGE}/releases/r-promo {STAGE}/current.new && "
+            f"mv -T {STAGE}/current.new {STAGE}/current")
+    queued = js("promote", "shop/staging")
+    assert [j["id"] for j in work(expect="failed")] == [queued["job_id"]]
+    shown = json.dumps(js("jobs", "show", str(queued["job_id"]))["events"])
+    assert "not the release r-broken its drift report saw" in shown
+    assert prod_release(node) == live and env_state("production") == "active"
+    # Production writes to a table after the report that allowed it: the job checks again and stops.
+    drift_now()
+    wp(node, PROD, "shop_production", "db", "query", "INSERT INTO wp_promo_settings VALUES ('late', 'x')")
+    queued = js("promote", "shop/staging", "--tables", "wp_promo_settings")
+    assert [j["id"] for j in work(expect="failed")] == [queued["job_id"]]
+    shown = json.dumps(js("jobs", "show", str(queued["job_id"]))["events"])
+    assert "table wp_promo_settings: production wrote to it since the clone (1 rows then" in shown
+    assert prod_release(node) == live and env_state("production") == "active"
+    # The production backup fails: nothing else happens.
+    backups = "/var/backups/pressluft/shop_production"
+    node.sh(f"mv {backups} {backups}.aside && touch {backups}")
+    try:
+        queued = js("promote", "shop/staging")
+        assert [j["id"] for j in work(expect="failed")] == [queued["job_id"]]
+    finally:
+        node.sh(f"rm -f {backups} && mv {backups}.aside {backups}")
+    assert prod_release(node) == live and env_state("production") == "active"
+    made = [b for b in js("backup", "list", "shop/production") if b["id"] == queued["backup_id"]]
+    assert made and made[0]["state"] == "failed", made
+    assert queued["release"] not in node.exec("ls", f"{PROD}/releases").stdout
+
+
+# -- env delete (job env_delete) ------------------------------------------------------------------------
+def test_env_delete_takes_a_final_backup_and_removes_everything_staging_owned(cloned):
+    node, _, _ = cloned
+    before = len(js("jobs", "list"))
+    for args, code, text in (
+        (("env", "delete", "shop/production"), 2, "while shop has other environments (staging)"),
+        (("env", "delete", "shop/qa"), 3, "no environment qa"),
+        (("site", "delete", "shop", "--yes"), 2, "still has environments staging"),
+    ):
+        result = run(*args, ok=False)
+        assert result.exit_code == code and text in result.stderr, (args, result.exit_code, result.stderr)
+    assert len(js("jobs", "list")) == before
+    queued = js("env", "delete", "shop/staging")
+    assert [j["id"] for j in work()] == [queued["job_id"]]
+    final = [b for b in js("backup", "list", "shop/staging") if b["id"] == queued["backup_id"]]
+    assert final and final[0]["state"] == "completed" and final[0]["trigger"] == "pre_delete", final
+    node.exec("test", "-d", f"/var/backups/pressluft/shop_staging/{queued['backup_id']}")
+    gone = node.sh(
+        "id shop_staging 2>&1; ls /run/php/pressluft-shop_staging.sock /etc/nginx/pressluft-sites/"
+        f"shop_staging.conf {STAGE} 2>&1; mysql -N -e \"SHOW DATABASES LIKE 'shop_staging'; "
+        "SELECT user FROM mysql.user WHERE user = 'shop_staging'\"; "
+        "REDISCLI_AUTH=$(cat /etc/redis/pressluft-admin.pass) redis-cli --no-auth-warning "
+        "-s /run/redis/redis-server.sock --user pressluft-admin ACL USERS", check=False)
+    assert "no such user" in gone and gone.count("No such file") == 3, gone
+    assert "shop_staging\n" not in gone.replace("'shop_staging'", "") and "shop_production" in gone, gone
+    envs = {e["name"]: e for e in js("site", "show", SITE)["environments"]}
+    assert "staging" not in envs or envs["staging"]["state"] == "deleted", envs
+    try:  # nginx's default server closes the connection (444) for a name no environment serves
+        assert get(node, STAGE_HOST)[0] != 200
+    except (ConnectionError, http.client.HTTPException):
+        pass
+    assert get(node, PROD_HOST)[0] == 200
+    # Production alone now: it goes with its site.
+    assert "goes with its site" in run("env", "delete", "shop/production", ok=False).stderr

@@ -102,13 +102,15 @@ def test_a_failed_clone_is_retried_and_a_clone_result_is_kept(cp):
     clone = {"source_env": "production", "source_url": "http://shop.localhost",
              "url": "http://staging.shop.localhost", "release": "6.1.9", "database_bytes": "1234",
              "passes": [{"search": "http://shop.localhost", "replace": "http://staging.shop.localhost",
-                         "rows": 7, "tables": {"wp_options": 2}}], "total_rows": 7}
+                         "rows": 7, "tables": {"wp_options": 2}}], "total_rows": 7,
+             "rows": {"wp_posts": "12", "bad name`": 1, "wp_x": -1}}
     finish(cp, again["job_id"], "succeeded", {"pressluft_clone": clone})
     with cp.session_factory() as s:
         assert s.scalar(select(Environment.state).where(Environment.name == "staging")) == "active"
         kept = s.scalars(select(JobEvent.data).where(JobEvent.job_id == again["job_id"],
                                                      JobEvent.kind == "clone")).all()
-    assert kept == [{**clone, "database_bytes": 1234,
+    # The rows per table (the baseline of production's writes) keep only well-formed names and counts.
+    assert kept == [{**clone, "database_bytes": 1234, "rows": {"wp_posts": 12},
                      "passes": [{"search": "http://shop.localhost", "replace": "http://staging.shop.localhost",
                                  "rows": 7}]}]
 

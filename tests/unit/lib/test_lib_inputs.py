@@ -158,6 +158,8 @@ def test_job_type_registry():
         "env_rebuild": ("site", True, "env_rebuild.yml"),
         "site_move": ("site", True, "site_move.yml"),
         "site_move_confirm": ("site", True, "site_move_confirm.yml"),
+        "env_promote": ("site", True, "env_promote.yml"),
+        "env_delete": ("site", True, "env_delete.yml"),
     }
     with pytest.raises(errors.ValidationError):
         jobtypes.register(jobtypes.JobType("x", "cluster", False, 1))

@@ -17,6 +17,9 @@ from tests.rig.ansible import run_module
     ({"database": False, "uploads": False, "code": False}, "nothing to copy"),
     ({"run_as": "shop_staging"}, "run_as does not apply"),
     ({"site": "root"}, "reserved"),
+    ({"env": "production", "source_env": "staging", "tables": ["wp_posts`; DROP"]}, "invalid table names"),
+    ({"tables": ["--help"]}, "invalid table names"),
+    ({"tables": ["wp_options"], "database": False}, "tables are copied with database=true"),
 ])
 def test_clone_bad_input_is_refused_before_the_fence(capsys, tmp_path, args, message):
     base = {"site": "shop", "env": "staging", "fencing_dir": str(tmp_path / "f"), "fencing_token": 3}
