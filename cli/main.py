@@ -9,6 +9,7 @@ from pressluft_cli import (
     cache,
     domains,
     environments,
+    imports,
     jobs,
     nodes,
     ops,
@@ -106,7 +107,7 @@ def completion(shell: str) -> None:
 for command in (
     nodes.node, sites.site, *environments.COMMANDS, jobs.jobs, admin.reset, admin.audit, *releases.COMMANDS,
     admin.worker, backups.backup, backups.restore, secrets.secrets, *ops.COMMANDS, queries.login,
-    domains.domain, providers.provider, updates.update, cache.cache,
+    domains.domain, providers.provider, updates.update, cache.cache, imports.import_,
 ):
     cli.add_command(command)
 sites.site.add_command(queries.site_info)

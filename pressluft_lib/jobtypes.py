@@ -116,6 +116,7 @@ def _hook_name(hook: str | Callable[..., None] | None) -> str | None:
 # Keys the runner sets from the job's rows (docs/contracts.md); a payload never carries them.
 RUNNER_VARIABLES = frozenset((
     "pressluft_target", "pressluft_site", "pressluft_env", "pressluft_domains", "pressluft_php_version",
+    "pressluft_table_prefix",
     "pressluft_fencing_token",
     # The environment's domains by role and which want a certificate (jobs/domains.py, docs/domains.md).
     "pressluft_domain_redirects", "pressluft_domain_tls", "pressluft_domain_hsts",
@@ -158,6 +159,7 @@ _DOMAINS = "pressluft_lib.jobs.domains"
 _FLEET = "pressluft_lib.jobs.fleet"
 _UPDATES = "pressluft_lib.jobs.updates"
 _PROMOTE = "pressluft_lib.jobs.promote"
+_IMPORTS = "pressluft_lib.jobs.imports"
 _NODE_ROLES = tuple(
     f"node_{r}" for r in ("base", "hardening", "nginx", "php", "mariadb", "redis", "wpcli", "backup")
 )
@@ -290,6 +292,12 @@ JOB_TYPES: dict[str, JobType] = {
                 roles=("site_env",), marks=ResourceState.DELETING, before=f"{_BACKUPS}:start_backup",
                 after=f"{_ENVS}:after_env_delete", secret_scopes=(BACKUP_SECRET_SCOPE,),
                 summary="a final backup, then remove an environment (never production) and all it owns"),
+        # Not retried: a second run after a stall could swap the import in over writes made since.
+        JobType("site_import", _SITE, verb="import", destructive=True, timeout=7200, max_attempts=1,
+                roles=("env_release", "health_check", "page_cache"), marks=ResourceState.RESTORING,
+                before=f"{_BACKUPS}:start_backup", after=f"{_IMPORTS}:after_import",
+                secret_scopes=(BACKUP_SECRET_SCOPE,),
+                summary="import a site from an archive: analyse, stage, back up, swap in, check, switch"),
     )
 }
 

@@ -206,8 +206,12 @@ def tree_bytes(path):
 
 def analyze(work, archive, rewritten_dump, free_bytes):
     """Unpack archive into work and analyse it; refuse (ImportRefused) what cannot be imported. Returns
-    the analysis with the payload's paths; the rewritten dump is at rewritten_dump."""
-    unpack(archive, work)
+    the analysis with the payload's paths; the rewritten dump is at rewritten_dump. An archive that is a
+    directory (a tree pulled over SSH, links and special files left behind) is analysed where it is."""
+    if os.path.isdir(archive):
+        work = archive
+    else:
+        unpack(archive, work)
     payload = find_payload(work)
     config = read_wp_config(payload['wp_config'])
     dump = rewrite_dump(payload['dump'], rewritten_dump)
@@ -239,7 +243,8 @@ def analyze(work, archive, rewritten_dump, free_bytes):
         'php_in_uploads': php[:MAX_LISTED],
         'php_in_uploads_count': len(php),
         'wp_config_found': payload['wp_config'] is not None,
-        'paths': {'core': payload['core'], 'wp_content': payload['wp_content'], 'dump': rewritten_dump},
+        'paths': {'core': payload['core'], 'wp_content': payload['wp_content'], 'dump': rewritten_dump,
+                  'source_dump': payload['dump'], 'wp_config': payload['wp_config']},
     }
 
 

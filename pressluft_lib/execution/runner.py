@@ -1,8 +1,8 @@
 """Run a claimed job: its allowlisted playbook, events into job_events, cancel, timeout, finish.
 
 Extra vars follow docs/contracts.md: pressluft_target (the node), pressluft_site, pressluft_env,
-pressluft_domains, pressluft_php_version, pressluft_fencing_token, pressluft_fencing_incarnation,
-pressluft_fencing_run, plus the job payload (never
+pressluft_domains, pressluft_php_version, pressluft_table_prefix, pressluft_fencing_token,
+pressluft_fencing_incarnation, pressluft_fencing_run, plus the job payload (never
 secret: queue.enqueue refuses secret-looking keys). The environment's secrets from the secret
 store reach Ansible as `pressluft_<name>` through ansible_exec's 0600 vars file only.
 """
@@ -61,6 +61,8 @@ def job_vars(session: Session, job: Job) -> tuple[dict[str, Any], str | None, st
             extravars["pressluft_php_version"] = php
     if env is not None:
         extravars["pressluft_env"] = env.name
+        if env.table_prefix:
+            extravars["pressluft_table_prefix"] = env.table_prefix
         extravars.update(domain_vars(session, env.id))
     return extravars, site.name if site else None, env.name if env else None
 

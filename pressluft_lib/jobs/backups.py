@@ -4,9 +4,9 @@ A backup row is created (pending) when its job is queued; the job's `after` hook
 playbook returned (set_stats `pressluft_backup`) through the BACKUP state machine:
 pending -> running -> completed | failed; completed -> expired (retention) -> deleted (cleanup).
 The `manifest` JSON column holds the control plane's data about the backup:
-  backup_id, trigger (manual | schedule | pre_restore | pre_update | pre_move | pre_promote | pre_delete),
-  include_core, job_id, repository, manifest (the node's manifest), restic_snapshot, restic_data_added,
-  completed_at, error, restore.
+  backup_id, trigger (manual | schedule | pre_restore | pre_update | pre_move | pre_promote | pre_delete |
+  pre_import), include_core, job_id, repository, manifest (the node's manifest), restic_snapshot,
+  restic_data_added, completed_at, error, restore.
 Backup ids are `<created_at as yyyymmddThhmmssZ>-<row id>`: unique, sortable, stable across retries.
 """
 
@@ -26,9 +26,10 @@ from pressluft_lib.storage.models import AuditLog, Backup, Environment, Job, Job
 from pressluft_lib.storage.transitions import transition
 
 SCOPES = ("full", "db", "files")
-TRIGGERS = ("manual", "schedule", "pre_restore", "pre_update", "pre_move", "pre_promote", "pre_delete")
+TRIGGERS = ("manual", "schedule", "pre_restore", "pre_update", "pre_move", "pre_promote", "pre_delete",
+            "pre_import")
 # Backups taken before a change as its way back: kept through PRE_RESTORE_GRACE whatever the ladder says.
-WAY_BACK = ("pre_restore", "pre_update", "pre_move", "pre_promote", "pre_delete")
+WAY_BACK = ("pre_restore", "pre_update", "pre_move", "pre_promote", "pre_delete", "pre_import")
 # The payload key of the backup a job type takes itself (its `before` hook marks it running).
 BACKUP_KEYS = {
     "backup_create": "pressluft_backup_id",
@@ -37,6 +38,7 @@ BACKUP_KEYS = {
     "site_move": "pressluft_backup_id",
     "env_promote": "pressluft_pre_promote_backup_id",
     "env_delete": "pressluft_pre_delete_backup_id",
+    "site_import": "pressluft_pre_import_backup_id",
 }
 # The restic repository's secrets (restic_password, s3_access_key_id, s3_secret_access_key) live in
 # the secret store under names.BACKUP_SECRET_SCOPE; the runner passes them (as pressluft_<name>) to

@@ -12,6 +12,7 @@ from pressluft_lib.services.cache import CacheMixin
 from pressluft_lib.services.domains import DomainsMixin
 from pressluft_lib.services.env_delete import EnvDeleteMixin
 from pressluft_lib.services.environments import EnvironmentsMixin
+from pressluft_lib.services.imports import ImportsMixin
 from pressluft_lib.services.jobs import JobsMixin
 from pressluft_lib.services.nodequeries import NodeQueriesMixin
 from pressluft_lib.services.nodes import NodesMixin
@@ -26,6 +27,7 @@ from pressluft_lib.services.updates import UpdatesMixin
 
 class ControlPlane(
     NodesMixin, SitesMixin, EnvironmentsMixin, JobsMixin, UpdatesMixin, PromoteMixin, EnvDeleteMixin,
+    ImportsMixin,
     BackupsMixin, ReleasesMixin,
     RotationMixin,
     NodeQueriesMixin,

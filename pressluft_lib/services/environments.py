@@ -73,6 +73,8 @@ class EnvironmentsMixin(ServiceBase):
                 session.add(existing)
             else:  # a deleted environment's row comes back to life (the name is unique per site)
                 existing.state, existing.php_version = ResourceState.CREATING, src.php_version
+            # The clone's database has the source's tables: its wp-config.php needs their prefix.
+            existing.table_prefix = src.table_prefix
             session.flush()
             session.add_all([Domain(env_id=existing.id, name=d, state=DomainState.PENDING) for d in domains])
             session.flush()

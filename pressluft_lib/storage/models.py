@@ -148,6 +148,8 @@ class Environment(Timestamps, Base):
     php_version: Mapped[str | None] = mapped_column(String(8))
     # What `pressluft update schedule` applies (jobs/updates.py POLICY_DEFAULTS); NULL: the defaults.
     update_policy: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # WordPress's table prefix when it is not wp_ (an imported site's; docs/import.md).
+    table_prefix: Mapped[str | None] = mapped_column(String(32))
 
     site: Mapped[Site] = relationship(back_populates="environments")
     domains: Mapped[list[Domain]] = relationship(back_populates="environment")

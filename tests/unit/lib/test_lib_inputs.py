@@ -160,6 +160,7 @@ def test_job_type_registry():
         "site_move_confirm": ("site", True, "site_move_confirm.yml"),
         "env_promote": ("site", True, "env_promote.yml"),
         "env_delete": ("site", True, "env_delete.yml"),
+        "site_import": ("site", True, "site_import.yml"),
     }
     with pytest.raises(errors.ValidationError):
         jobtypes.register(jobtypes.JobType("x", "cluster", False, 1))

@@ -1,0 +1,50 @@
+"""ControlPlane method for `pressluft import` (jobs/imports.py checks the input and records what the job
+returned; docs/import.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pressluft_lib import queue
+from pressluft_lib.errors import ValidationError
+from pressluft_lib.jobs import backups, env_rows, imports, releases, require_active
+from pressluft_lib.services.backups import BackupsMixin
+from pressluft_lib.states import ReleaseState
+from pressluft_lib.storage.models import Release
+
+
+class ImportsMixin(BackupsMixin):
+    """ControlPlane methods for site imports."""
+
+    def site_import(self, ref: str, archive: str | None = None, allow_http: bool = False,
+                    max_bytes: int | None = None, health_urls: list[str] | None = None,
+                    marker: str | None = None, from_: str | None = None, ssh_key: str | None = None,
+                    accept_new_host_key: bool = False) -> dict[str, Any]:
+        """Queue site_import from an archive (a file here or a URL) or, with from_, over SSH."""
+        site, env = releases.parse_env(ref)
+        if (archive is None) == (from_ is None):
+            raise ValidationError("give exactly one of --archive FILE|URL and --from ssh://USER@HOST/PATH")
+        if from_ is not None:
+            payload = imports.pull_payload(from_, ssh_key, accept_new_host_key)
+        else:
+            payload = imports.import_payload(archive, allow_http, max_bytes)
+        payload |= releases.check_health(health_urls, marker)
+        source = from_ or payload.get("pressluft_import_url") or payload.get("pressluft_import_archive")
+        with self._mutation("site.import", f"env:{site}_{env}", {"archive": source}) as (session, audit):
+            site_row, env_row = env_rows(session, site, env)
+            require_active(site_row, env_row, "an import needs it active")
+            repository = self._repository(session)
+            pre = backups.new_row(session, env_row, "full", "pre_import", False, repository)
+            payload["pressluft_pre_import_backup_id"] = backups.make_id(pre)
+            if repository:
+                payload["pressluft_restic_repository"] = repository
+            job = queue.enqueue(session, "site_import", site=site_row, env=env_row, payload=payload,
+                                actor=self.actor)
+            release_id = f"{job.created_at:%Y%m%dT%H%M%SZ}-{job.id}"
+            job.payload = {**payload, "pressluft_release": release_id}
+            session.add(Release(env_id=env_row.id, release_id=release_id, state=ReleaseState.BUILDING,
+                                health={"job_id": job.id, "source": "import"}))
+            backups.set_job(session, pre, job.id)
+            audit["result"] = f"job:{job.id}"
+            return {"job_id": job.id, "site": site, "env": env, "release": release_id,
+                    "backup_id": backups.make_id(pre)}
