@@ -224,7 +224,7 @@ class BackupsMixin(ServiceBase):
                 details={"environments": others},
             )
         # A node that is gone leaves its environments active; one a job failed on needs `reset env`.
-        self._require_active(site_row, env_row, what)
+        require_active(site_row, env_row, f"{what} needs it active")
         repository = self._repository(session)
         if not repository:
             raise ConflictError(f"no backup repository is set: {what} goes through the off-site copy")
