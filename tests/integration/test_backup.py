@@ -119,12 +119,14 @@ def test_round_trip_through_restic_restores_db_and_files_exactly(stack):
     manifest = got["manifest"]
     assert got["id"] == manifest["id"] == "rt-1" and got["location"] == f"{BACKUPS}/rt-1"
     assert got["restic_snapshot"] and got["restic_data_added"] > 0
-    assert {a["name"] for a in manifest["artifacts"]} == {"db.sql.gz", "uploads.tar", "wp-config.php"}
+    # A full backup holds the live release too (core.tar), so a restore can rebuild the code elsewhere.
+    artifacts = {a["name"] for a in manifest["artifacts"]}
+    assert artifacts == {"db.sql.gz", "uploads.tar", "wp-config.php", "core.tar"}
     assert manifest["tables"]["wp_options"] > 10 and manifest["tables"]["wp_users"] == 1
     assert manifest["release"] and manifest["wordpress_version"] and manifest["scope"] == "full"
     # 0700 root directory, 0600 root files.
     assert n.stat(f"{BACKUPS}/rt-1") == ("root", "root", "700")
-    for name in ("db.sql.gz", "uploads.tar", "wp-config.php", "manifest.json"):
+    for name in ("db.sql.gz", "uploads.tar", "wp-config.php", "core.tar", "manifest.json"):
         assert n.stat(f"{BACKUPS}/rt-1/{name}") == ("root", "root", "600"), name
     again = stack.play("backup_create.yml", pressluft_backup_id="rt-1", **stack.repo_vars())
     assert again.rc == 0 and again.changed == 0, again.explain()
@@ -183,7 +185,7 @@ def test_s3_unreachable_fails_clearly_and_keeps_the_local_backup(stack):
     assert f"local backup is kept at {BACKUPS}/down-1" in got["error"]
     assert "local backup is kept" in res.stdout
     files = stack.node.exec("ls", f"{BACKUPS}/down-1").stdout.split()
-    assert set(files) == {"db.sql.gz", "uploads.tar", "wp-config.php", "manifest.json"}
+    assert set(files) == {"db.sql.gz", "uploads.tar", "wp-config.php", "core.tar", "manifest.json"}
 
 
 def test_tampered_backup_is_refused_and_nothing_changes(stack):
