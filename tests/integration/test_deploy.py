@@ -259,6 +259,8 @@ def test_rollback_and_health_check_jobs(rel):
     sick = rel.play("health_check.yml", {"pressluft_health_urls": ["/release.php"],
                                          "pressluft_health_marker": "nope"})
     assert sick.rc != 0 and sick.custom["pressluft_health"]["healthy"] is False
+    nosite = rel.play("health_check.yml", {"pressluft_site": "nosuch"})
+    assert nosite.rc != 0 and "nosuch/production has no live release" in nosite.stdout, nosite.explain()
     missing = rel.play("release_rollback.yml", {"pressluft_release": "no-such",
                                                 "pressluft_fencing_token": next(TOKENS)})
     assert missing.rc != 0 and rel.current() == prev["id"]
