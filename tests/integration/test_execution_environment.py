@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -88,8 +89,12 @@ def test_the_image_lists_the_node_and_runs_site_create_on_it(stack):
 
 def test_semaphore_runs_health_check_on_the_node(stack, tmp_path):
     _home, node, _image = stack
+    # SSH's control socket lives under HOME by default: a pytest-xdist tmp_path made its path longer than a
+    # Unix socket may be (108 bytes), and every run was UNREACHABLE in CI while it passed without xdist.
+    control = Path(tempfile.mkdtemp(prefix="cp-", dir="/tmp"))
     env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_COLLECTIONS_PATH": str(tmp_path / "collections"),
            "ANSIBLE_HOST_KEY_CHECKING": "False", "HOME": str(tmp_path),
+           "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control),
            "ANSIBLE_SHOW_CUSTOM_STATS": "True"}  # what the playbook returned (set_stats), printed at the end
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
     repo = tmp_path / "repo"
@@ -109,8 +114,11 @@ def test_semaphore_runs_health_check_on_the_node(stack, tmp_path):
        "-p", str(tmp_path / "collections"))
     extra = json.dumps({"pressluft_target": node.name, "pressluft_site": "shop",
                         "pressluft_env": "production", "pressluft_domains": ["shop.example.test"]})
-    out = sh("ansible-playbook", "playbooks/health_check.yml", "-i", "inventory/nodes.pressluft.yml",
-             "--extra-vars", extra, "--private-key", str(node.key_file), "--user", SSH_USER).stdout
+    try:
+        out = sh("ansible-playbook", "playbooks/health_check.yml", "-i", "inventory/nodes.pressluft.yml",
+                 "--extra-vars", extra, "--private-key", str(node.key_file), "--user", SSH_USER).stdout
+    finally:
+        shutil.rmtree(control, ignore_errors=True)
     recap = out[out.index("PLAY RECAP"):]
     assert f"{node.name}" in recap and "failed=0" in recap and "unreachable=0" in recap, recap
     # health_check reports an unhealthy site without failing the run: what it returned says which, and
