@@ -97,6 +97,17 @@ def release_source(source: str | None, git: str | None, ref: str | None) -> dict
     return {"pressluft_release_git": git, "pressluft_release_git_version": ref or "HEAD"}
 
 
+def plan_release(session: Session, job: Job, env: Environment, source: str) -> str:
+    """The release a just-queued job builds: its id (the job's creation time and id) goes into the job's
+    payload, and its row exists in state building from the start (release list shows it while it waits)."""
+    release_id = f"{job.created_at:%Y%m%dT%H%M%SZ}-{job.id}"
+    job.payload = {**job.payload, "pressluft_release": release_id}
+    session.add(Release(env_id=env.id, release_id=release_id, state=ReleaseState.BUILDING,
+                        health={"job_id": job.id, "source": source}))
+    session.flush()
+    return release_id
+
+
 def release_dict(r: Release) -> dict[str, Any]:
     health = r.health or {}
     return {

@@ -8,10 +8,8 @@ from typing import Any
 from pressluft_lib import queue
 from pressluft_lib.errors import ValidationError
 from pressluft_lib.jobs import cache, env_rows, require_active
-from pressluft_lib.jobs.releases import parse_env
+from pressluft_lib.jobs.releases import parse_env, plan_release
 from pressluft_lib.services.base import ServiceBase
-from pressluft_lib.states import ReleaseState
-from pressluft_lib.storage.models import Release
 
 
 class CacheMixin(ServiceBase):
@@ -36,12 +34,7 @@ class CacheMixin(ServiceBase):
             out = {"job_id": job.id, "site": site, "env": env, "state": state, "kind": kind}
             if kind == cache.OBJECT:
                 # Like a deploy: the release the job may build has its row from the start.
-                release_id = f"{job.created_at:%Y%m%dT%H%M%SZ}-{job.id}"
-                job.payload = {**payload, "pressluft_release": release_id}
-                session.add(Release(env_id=env_row.id, release_id=release_id, state=ReleaseState.BUILDING,
-                                    health={"job_id": job.id, "source": f"object cache {state}"}))
-                session.flush()
-                out["release"] = release_id
+                out["release"] = plan_release(session, job, env_row, f"object cache {state}")
             audit["result"] = f"job:{job.id}"
             return out
 

@@ -9,8 +9,6 @@ from pressluft_lib import queue
 from pressluft_lib.errors import ValidationError
 from pressluft_lib.jobs import backups, env_rows, imports, releases, require_active
 from pressluft_lib.services.backups import BackupsMixin
-from pressluft_lib.states import ReleaseState
-from pressluft_lib.storage.models import Release
 
 
 class ImportsMixin(BackupsMixin):
@@ -40,10 +38,7 @@ class ImportsMixin(BackupsMixin):
                 payload["pressluft_restic_repository"] = repository
             job = queue.enqueue(session, "site_import", site=site_row, env=env_row, payload=payload,
                                 actor=self.actor)
-            release_id = f"{job.created_at:%Y%m%dT%H%M%SZ}-{job.id}"
-            job.payload = {**payload, "pressluft_release": release_id}
-            session.add(Release(env_id=env_row.id, release_id=release_id, state=ReleaseState.BUILDING,
-                                health={"job_id": job.id, "source": "import"}))
+            release_id = releases.plan_release(session, job, env_row, "import")
             backups.set_job(session, pre, job.id)
             audit["result"] = f"job:{job.id}"
             return {"job_id": job.id, "site": site, "env": env, "release": release_id,

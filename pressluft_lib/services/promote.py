@@ -12,8 +12,7 @@ from pressluft_lib.jobs import promote as promote_jobs
 from pressluft_lib.services.backups import BackupsMixin
 from pressluft_lib.services.base import iso
 from pressluft_lib.services.environments import _active_envs
-from pressluft_lib.states import ReleaseState, ResourceState
-from pressluft_lib.storage.models import Release
+from pressluft_lib.states import ResourceState
 
 
 class PromoteMixin(BackupsMixin):
@@ -83,10 +82,7 @@ class PromoteMixin(BackupsMixin):
                 payload["pressluft_restic_repository"] = repository
             job = queue.enqueue(session, promote_jobs.JOB_TYPE, site=site_row, env=prod, payload=payload,
                                 actor=self.actor)
-            release_id = f"{job.created_at:%Y%m%dT%H%M%SZ}-{job.id}"
-            job.payload = {**payload, "pressluft_release": release_id}
-            session.add(Release(env_id=prod.id, release_id=release_id, state=ReleaseState.BUILDING,
-                                health={"job_id": job.id, "source": f"promote:{env}"}))
+            release_id = releases.plan_release(session, job, prod, f"promote:{env}")
             backups.set_job(session, pre, job.id)
             audit["result"] = f"job:{job.id}"
             return {"job_id": job.id, "site": site, "env": target, "from": env,

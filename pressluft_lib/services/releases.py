@@ -33,11 +33,7 @@ class ReleasesMixin(ServiceBase):
             require_active(site_row, env_row, "a deploy needs it active")
             job = queue.enqueue(session, "env_deploy", site=site_row, env=env_row, payload=payload,
                                 actor=self.actor)
-            release_id = f"{job.created_at:%Y%m%dT%H%M%SZ}-{job.id}"
-            job.payload = {**payload, "pressluft_release": release_id}
-            session.add(Release(env_id=env_row.id, release_id=release_id, state=ReleaseState.BUILDING,
-                                health={"job_id": job.id, "source": source or f"{git}#{git_ref or 'HEAD'}"}))
-            session.flush()
+            release_id = releases.plan_release(session, job, env_row, source or f"{git}#{git_ref or 'HEAD'}")
             audit["result"] = f"job:{job.id}"
             return {"job_id": job.id, "site": site, "env": env, "release": release_id}
 

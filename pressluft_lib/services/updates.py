@@ -14,7 +14,7 @@ from pressluft_lib.errors import ConflictError, NotFound, PressluftError, Valida
 from pressluft_lib.jobs import backups, env_rows, releases, require_active, updates
 from pressluft_lib.services.backups import BackupsMixin
 from pressluft_lib.services.base import iso
-from pressluft_lib.states import ReleaseState, ResourceState
+from pressluft_lib.states import ResourceState
 from pressluft_lib.storage.models import Environment, Job, Release, Site, UpdateReport, utcnow
 
 
@@ -54,16 +54,7 @@ class UpdatesMixin(BackupsMixin):
             job = queue.enqueue(
                 session, "env_update", site=site_row, env=env_row, payload=payload, actor=self.actor
             )
-            release_id = f"{job.created_at:%Y%m%dT%H%M%SZ}-{job.id}"
-            job.payload = {**payload, "pressluft_release": release_id}
-            session.add(
-                Release(
-                    env_id=env_row.id,
-                    release_id=release_id,
-                    state=ReleaseState.BUILDING,
-                    health={"job_id": job.id, "source": "update"},
-                )
-            )
+            release_id = releases.plan_release(session, job, env_row, "update")
             backups.set_job(session, pre, job.id)
             made = {"job_id": job.id, "site": site, "env": env, "release": release_id,
                     "backup_id": backups.make_id(pre)}
