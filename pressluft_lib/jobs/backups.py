@@ -226,9 +226,8 @@ def after_env_restore(session: Session, job: Job, artifacts: dict) -> None:
     )
 
 
-def check_rebuild_source(row: Backup, env: Environment) -> None:
-    """A backup env_rebuild can rebuild `env` from: completed, full, of this environment, with its
-    release (core.tar), sent off-site. Raises before anything is queued."""
+def check_restore_source(row: Backup, env: Environment) -> None:
+    """A backup `env` can be restored from: its own and completed. Raises before anything is queued."""
     ref = make_id(row)
     if row.env_id != env.id:
         other = row.environment
@@ -241,6 +240,13 @@ def check_rebuild_source(row: Backup, env: Environment) -> None:
             f"backup {ref} is {row.state}: only a completed backup is restored",
             details={"backup_id": ref, "state": row.state},
         )
+
+
+def check_rebuild_source(row: Backup, env: Environment) -> None:
+    """A backup env_rebuild can rebuild `env` from: a restorable one (check_restore_source), full, with
+    its release (core.tar), sent off-site. Raises before anything is queued."""
+    check_restore_source(row, env)
+    ref = make_id(row)
     data = row.manifest or {}
     node_manifest = data.get("manifest") if isinstance(data.get("manifest"), dict) else {}
     have = {a.get("name") for a in node_manifest.get("artifacts") or () if isinstance(a, dict)}

@@ -166,17 +166,7 @@ class BackupsMixin(ServiceBase):
             site_row, env_row = self._env(session, site, env)
             source = backups.get_row(session, ref)
             source_id = backups.make_id(source)
-            if source.env_id != env_row.id:
-                other = source.environment
-                raise ValidationError(
-                    f"backup {source_id} belongs to {other.site.name}/{other.name}, not {site}/{env}",
-                    details={"backup_id": source_id},
-                )
-            if source.state != BackupState.COMPLETED:
-                raise ConflictError(
-                    f"backup {source_id} is {source.state}: only a completed backup is restored",
-                    details={"backup_id": source_id, "state": source.state},
-                )
+            backups.check_restore_source(source, env_row)
             require_active(site_row, env_row, "a restore needs it active")
             repository = self._repository(session)
             pre = backups.new_row(session, env_row, "full", "pre_restore", True, repository)
