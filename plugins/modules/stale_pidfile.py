@@ -77,7 +77,8 @@ def running_program(pid):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(path=dict(type='path', required=True), executable=dict(type='path', required=True)),
+        argument_spec=dict(path=dict(type='path', required=True),
+                           executable=dict(type='path', required=True)),
         supports_check_mode=True,
     )
     path, executable = module.params['path'], module.params['executable']
