@@ -41,6 +41,11 @@ options:
   plugin_zip:
     description: The plugin's zip on the node; required with O(state=enabled).
     type: path
+  plugin_sha256:
+    description:
+      - The SHA-256 (hex) the zip must have; required with O(state=enabled). The zip is read once,
+        checked, and only those checked bytes are unpacked; a mismatch is refused before anything is built.
+    type: str
 attributes:
   check_mode:
     support: full
@@ -55,6 +60,7 @@ EXAMPLES = r'''
     state: enabled
     release: 20260101T000000Z
     plugin_zip: /var/cache/pressluft/redis-cache-2.6.3.zip
+    plugin_sha256: 478e9afdb35716a62ce186f701250f87060b56096c4d2273ecf2084a775e9eef
     fencing_token: "{{ pressluft_fencing_token | default(omit) }}"
   register: built
 '''
@@ -72,6 +78,8 @@ version:
   sample: 2.6.3
 '''
 
+import hashlib
+import io
 import os
 import re
 import shutil
@@ -82,6 +90,7 @@ from ansible_collections.pressluft.wordpress.plugins.module_utils._releases impo
 
 PLUGIN = 'redis-cache'
 DROPIN = os.path.join('wp-content', 'object-cache.php')
+SHA256_RE = re.compile(r'^[0-9a-f]{64}$')
 VERSION_RE = re.compile(r'^[ \t/*#@]*Version:\s*([0-9][0-9A-Za-z.+-]{0,40})\s*$', re.M)
 
 
@@ -89,10 +98,25 @@ class ObjectCacheError(Exception):
     pass
 
 
-def read_zip(path):
-    """(plugin version, drop-in bytes); refuses a zip with anything outside redis-cache/ or a link."""
+def read_pinned(path, sha256):
+    """The zip's bytes, refused unless their SHA-256 is `sha256`: a download (or a copy) that is not the
+    pinned plugin never reaches the unpacking."""
     try:
-        zf = zipfile.ZipFile(path)
+        with open(path, 'rb') as f:
+            data = f.read()
+    except (IOError, OSError) as exc:
+        raise ObjectCacheError('cannot read %s: %s' % (path, exc)) from None
+    digest, pinned = hashlib.sha256(data).hexdigest(), sha256.lower()
+    if digest != pinned:
+        raise ObjectCacheError('%s has SHA-256 %s, not the pinned %s: refused' % (path, digest, pinned))
+    return data
+
+
+def read_zip(path, data=None):
+    """(plugin version, drop-in bytes); refuses a zip with anything outside redis-cache/ or a link.
+    `data`: the zip's bytes (read_pinned), else the file at `path`."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data) if data is not None else path)
     except (IOError, OSError, zipfile.BadZipfile) as exc:
         raise ObjectCacheError('cannot read %s: %s' % (path, exc)) from None
     with zf:
@@ -139,7 +163,7 @@ def wanted(live, state, version, dropin):
     return plugin_version(live) == version and dropin_of(live) == dropin
 
 
-def build(module, live, final, plugin_zip, state, dropin):
+def build(module, live, final, plugin_data, state, dropin):
     tmp = os.path.join(os.path.dirname(final), '.build-%s' % os.path.basename(final))
     if os.path.lexists(tmp):
         shutil.rmtree(tmp)
@@ -149,7 +173,8 @@ def build(module, live, final, plugin_zip, state, dropin):
             plugins = os.path.join(tmp, 'wp-content', 'plugins')
             if os.path.lexists(os.path.join(plugins, PLUGIN)):
                 shutil.rmtree(os.path.join(plugins, PLUGIN))
-            with zipfile.ZipFile(plugin_zip) as zf:  # members checked by read_zip: all under redis-cache/
+            # The checked bytes, not the file again; members checked by read_zip: all under redis-cache/.
+            with zipfile.ZipFile(io.BytesIO(plugin_data)) as zf:
                 zf.extractall(plugins)
             with open(os.path.join(tmp, DROPIN), 'wb') as f:
                 f.write(dropin)
@@ -169,6 +194,7 @@ def main():
         state=dict(type='str', choices=['enabled', 'disabled'], default='enabled'),
         release=dict(type='str', required=True),
         plugin_zip=dict(type='path'),
+        plugin_sha256=dict(type='str'),
     )
 
     def check(params, names):
@@ -176,13 +202,16 @@ def main():
             raise ValueError('invalid release name %r' % params['release'])
         if params['state'] == 'enabled' and not params['plugin_zip']:
             raise ValueError('state=enabled needs plugin_zip')
+        if params['state'] == 'enabled' and not SHA256_RE.match((params['plugin_sha256'] or '').lower()):
+            raise ValueError('state=enabled needs plugin_sha256, 64 hex digits')
 
     module, names = env_module(spec, check=check)
     p = module.params
     try:
-        version, dropin = '', None
+        version, dropin, data = '', None, None
         if p['state'] == 'enabled':
-            version, dropin = read_zip(p['plugin_zip'])
+            data = read_pinned(p['plugin_zip'], p['plugin_sha256'])
+            version, dropin = read_zip(p['plugin_zip'], data)
         current = names['current']
         if not os.path.islink(current):
             raise ObjectCacheError('%s does not point at a release' % current)
@@ -193,7 +222,7 @@ def main():
         if wanted(live, p['state'], version, dropin):
             module.exit_json(changed=False, release='', version=version)
         if not module.check_mode:
-            build(module, live, final, p['plugin_zip'], p['state'], dropin)
+            build(module, live, final, data, p['state'], dropin)
         module.exit_json(changed=True, release=p['release'], version=version)
     except ObjectCacheError as exc:
         module.fail_json(msg=str(exc))

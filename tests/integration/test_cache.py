@@ -237,3 +237,35 @@ def test_object_cache_keeps_environments_apart(node):
     assert "alpha_production:wp:default:pressluft-test" not in redis_keys(node, databases["alpha"])
     assert redis_keys(node, databases["beta"]) == beta
     assert as_env(node, "beta", "cache", "get", "pressluft-test").strip() == "beta"
+
+
+def redis_database(node, site: str) -> int:
+    return int(node.sh(f"grep -o \"WP_REDIS_DATABASE', [0-9]*\" "
+                       f"/var/www/sites/{site}/production/shared/wp-config.php").split()[-1])
+
+
+def test_object_cache_disable_removes_drop_in_plugin_and_the_environment_keys(node):
+    """`cache disable --object` on alpha (after the test above enabled it): a release without the drop-in,
+    the plugin inactive, `wp redis status` not connected, alpha's keys flushed and beta's kept."""
+    dropin = "/var/www/sites/alpha/production/current/wp-content/object-cache.php"
+    if node.exec("test", "-f", dropin, check=False).returncode != 0:
+        pytest.skip("needs test_object_cache_keeps_environments_apart first (alpha's object cache enabled)")
+    databases = {site: redis_database(node, site) for site in SITES}
+    as_env(node, "alpha", "cache", "set", "pressluft-disable", "stale")
+    assert "alpha_production:wp:default:pressluft-disable" in redis_keys(node, databases["alpha"])
+    beta = redis_keys(node, databases["beta"])
+    before = live_release(node, "alpha")
+    out = play(node, node.tmp, "env_cache_toggle.yml", "alpha", pressluft_cache_kind="object",
+               pressluft_cache_state="disabled")
+    assert out.rc == 0, out.explain()
+    assert live_release(node, "alpha") != before
+    assert node.exec("test", "-e", dropin, check=False).returncode != 0
+    active = node.exec("runuser", "-u", "alpha_production", "--", "wp",
+                       "--path=/var/www/sites/alpha/production/current", "plugin", "is-active", "redis-cache",
+                       check=False)
+    assert active.returncode == 1, active
+    status = as_env(node, "alpha", "redis", "status", check=False)  # the command goes with the plugin
+    assert "Status: Connected" not in status, status
+    assert [k for k in redis_keys(node, databases["alpha"]) if k.startswith("alpha_production:")] == []
+    assert redis_keys(node, databases["beta"]) == beta
+    assert as_env(node, "beta", "cache", "get", "pressluft-test").strip() == "beta"

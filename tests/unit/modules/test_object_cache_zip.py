@@ -73,3 +73,36 @@ def test_a_live_release_as_asked_needs_no_build(tmp_path):
     assert wanted(str(live), "enabled", "2.6.3", DROPIN)
     assert not wanted(str(live), "enabled", "2.6.4", DROPIN)
     assert not wanted(str(live), "disabled", "", None)
+
+
+def test_a_zip_not_matching_the_pinned_sha256_is_refused_before_unpacking(tmp_path):
+    import hashlib
+
+    from ansible_collections.pressluft.wordpress.plugins.modules.object_cache import read_pinned
+
+    path = make(tmp_path / "p.zip", good())
+    data = open(path, "rb").read()
+    pin = hashlib.sha256(data).hexdigest()
+    assert read_pinned(path, pin) == data and read_pinned(path, pin.upper()) == data
+    refused = f"has SHA-256 [0-9a-f]{{64}}, not the pinned {'0' * 64}: refused"
+    with pytest.raises(ObjectCacheError, match=refused):
+        read_pinned(path, "0" * 64)
+    # One byte changed (a tampered or truncated download) is another digest.
+    (tmp_path / "p.zip").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(ObjectCacheError, match="refused"):
+        read_pinned(path, pin)
+
+
+def test_the_role_pins_the_vendored_upstream_zip():
+    """The role's default pin is the SHA-256 of the upstream 2.6.3 zip (the offline copy is that zip)."""
+    import hashlib
+    from pathlib import Path
+
+    import yaml
+
+    defaults = yaml.safe_load(Path("roles/object_cache/defaults/main.yml").read_text())
+    vendored = Path("/work/shared/vendor/wordpress-plugins/redis-cache-2.6.3.zip")
+    if not vendored.exists():
+        pytest.skip(f"{vendored} is not on this machine (the offline copy of the upstream zip)")
+    assert defaults["object_cache_plugin_version"] == "2.6.3"
+    assert defaults["object_cache_plugin_sha256"] == hashlib.sha256(vendored.read_bytes()).hexdigest()
