@@ -134,12 +134,36 @@ def site_move(name, to_node, confirm, env) -> None:
             f"job {d['job_id']} queued: site_move {d['site']} {d['from_node']} -> {d['node']} "
             f"(final backup {d['backup_id']})"
         )
+        if d.get("floating_ip"):
+            fip = d["floating_ip"]
+            click.echo(
+                f"Traffic: floating IP {fip['name']} ({fip['address']}) switches to {d['node']} once it "
+                f"passed its checks. When it succeeded, run: pressluft site move {d['site']} --confirm"
+            )
+            return
         click.echo(
             f"When it succeeded: point DNS for {', '.join(d['domains']) or d['site']} at {d['address']}, "
             f"then run: pressluft site move {d['site']} --confirm"
         )
 
     output.emit(data, human)
+
+
+@site.command("ip")
+@click.argument("name")
+@click.option("--name", "ip_name", metavar="IP",
+              help="The floating IP's name at the provider [default: SITE-ip].")
+@output.json_option
+def site_ip(name, ip_name) -> None:
+    """Queue site_ip: floating IP IP at the provider of the site's node (created there when the account has
+    none of that name) is routed to the node, which answers on it; `site move` switches it to the target."""
+    data = control_plane().site_ip(name, ip_name)
+    output.emit(
+        data,
+        lambda d: click.echo(
+            f"job {d['job_id']} queued: site_ip {d['site']} (floating IP {d['floating_ip']} -> {d['node']})"
+        ),
+    )
 
 
 @site.command("adopt")

@@ -228,13 +228,22 @@ JOB_TYPES: dict[str, JobType] = {
         # Two nodes: the source refuses writes and backs up, the target is rebuilt from that backup; the
         # source stays read-only until site_move_confirm. Not retried (a second final backup would race
         # the first run's target).
+        # The provider token is for the floating IP switch (a site with one: `site ip`).
         JobType("site_move", _SITE, verb="site move", destructive=True, timeout=7200, max_attempts=1,
-                roles=("site_env", "health_check"), before=f"{_BACKUPS}:start_backup",
-                after=f"{_BACKUPS}:after_site_move", secret_scopes=(BACKUP_SECRET_SCOPE,),
-                summary="move a site to another node: read-only source, final backup, rebuild, check"),
+                roles=("site_env", "health_check", "floating_ip"), before=f"{_BACKUPS}:start_backup",
+                after=f"{_BACKUPS}:after_site_move",
+                secret_scopes=(BACKUP_SECRET_SCOPE, PROVIDER_SECRET_SCOPE),
+                summary="move a site to another node: read-only source, final backup, rebuild, check, "
+                "floating IP switch"),
         JobType("site_move_confirm", _SITE, verb="site move", destructive=True, timeout=1800,
-                max_attempts=1, roles=("site_env",), after=f"{_BACKUPS}:after_site_move_confirm",
+                max_attempts=1, roles=("site_env", "floating_ip"),
+                after=f"{_BACKUPS}:after_site_move_confirm",
                 summary="remove a moved site's read-only copy from its old node"),
+        # Converges (the IP is found by name, the node's unit is idempotent), so it may be retried.
+        JobType("site_ip", _SITE, verb="site ip", destructive=False, timeout=600, max_attempts=2,
+                roles=("floating_ip",), after=f"{_FLEET}:after_site_ip",
+                secret_scopes=(PROVIDER_SECRET_SCOPE,),
+                summary="give a site a floating IP at its node's provider, routed to its node"),
         # Not retried: a second run after a stall could restore the database over writes made since.
         JobType("env_update", _SITE, verb="update apply", destructive=True, timeout=3600, max_attempts=1,
                 roles=("env_release", "health_check", "page_cache", "site_env"), marks=ResourceState.UPDATING,

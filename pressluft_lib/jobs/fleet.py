@@ -1,4 +1,4 @@
-"""Nodes created from a provider: the `after` hook of node_create.
+"""Nodes created from a provider: the `after` hooks of node_create and site_ip.
 
 The playbook (playbooks/node_create.yml) returns the server's id and public IPv4 with set_stats; they
 came from the provider's API, so they are checked as input before the node row takes them. Then the
@@ -11,11 +11,12 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pressluft_lib import queue
 from pressluft_lib.states import JobState, NodeState
-from pressluft_lib.storage.models import Job, Node
+from pressluft_lib.storage.models import FloatingIp, Job, Node, Site
 from pressluft_lib.storage.transitions import add_job_event, transition
 
 
@@ -64,3 +65,30 @@ def after_node_create(session: Session, job: Job, artifacts: dict[str, Any]) -> 
         variables=provision.get("variables") or {},
         actor=job.actor,
     )
+
+
+def after_site_ip(session: Session, job: Job, artifacts: dict[str, Any]) -> None:
+    """Link the floating IP the playbook reported to the site (its address came from the provider's API:
+    checked as input before the row takes it)."""
+    if job.state != JobState.SUCCEEDED:
+        return
+    got = artifacts.get("pressluft_floating_ip")
+    name = (job.payload or {}).get("pressluft_floating_ip")
+    site = session.get(Site, job.site_id)
+    node = session.get(Node, job.node_id) if job.node_id else None
+    address = got.get("address") if isinstance(got, dict) else None
+    try:
+        address = str(ipaddress.IPv4Address(address))
+    except (ipaddress.AddressValueError, TypeError, ValueError):
+        address = None
+    if address is None or got.get("name") != name or node is None or node.provider_id is None:
+        add_job_event(session, job.id, "log", {
+            "event": "no_floating_ip", "msg": "the playbook returned no valid floating IP: the site has none",
+        })
+        return
+    row = session.scalar(select(FloatingIp).where(FloatingIp.site_id == site.id))
+    if row is None:
+        row = FloatingIp(site_id=site.id, provider_id=node.provider_id, name=name)
+        session.add(row)
+    row.name, row.address, row.provider_id = name, address, node.provider_id
+    session.flush()

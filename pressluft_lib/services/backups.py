@@ -18,7 +18,7 @@ from pressluft_lib.errors import ConflictError, NotFound, PressluftError, Valida
 from pressluft_lib.jobs import backups, env_rows, require_active
 from pressluft_lib.services.base import ServiceBase, iso
 from pressluft_lib.states import BackupState, NodeState, ResourceState
-from pressluft_lib.storage.models import Backup, Environment, Job, Site, utcnow
+from pressluft_lib.storage.models import Backup, Environment, FloatingIp, Job, Provider, Site, utcnow
 from pressluft_lib.storage.secret_store import SecretStore
 from pressluft_lib.storage.transitions import transition
 
@@ -263,6 +263,13 @@ class BackupsMixin(ServiceBase):
                     details={"job_id": pending.id},
                 )
             target, repository = self._move_checks(session, site_row, env_row, node, "site move")
+            fip = session.scalar(select(FloatingIp).where(FloatingIp.site_id == site_row.id))
+            if fip is not None and (target.provider_id != fip.provider_id or target.cloud is None):
+                raise ConflictError(
+                    f"site {site} has floating IP {fip.name}, which node {target.name} cannot take: a move "
+                    "with a floating IP needs a node of the same provider account",
+                    details={"floating_ip": fip.name, "node": target.name},
+                )
             row = backups.new_row(session, env_row, "full", "pre_move", True, repository)
             payload = {
                 "pressluft_backup_id": backups.make_id(row),
@@ -270,6 +277,12 @@ class BackupsMixin(ServiceBase):
                 "pressluft_move_source": site_row.node.name,
                 "pressluft_move_target": target.name,
             }
+            if fip is not None:
+                payload |= {
+                    "pressluft_floating_ip": fip.name,
+                    "pressluft_floating_ip_address": fip.address,
+                    "pressluft_api_endpoint": session.get(Provider, fip.provider_id).api_endpoint,
+                }
             job = queue.enqueue(
                 session, "site_move", site=site_row, env=env_row, payload=payload, actor=self.actor
             )
@@ -284,6 +297,7 @@ class BackupsMixin(ServiceBase):
                 "backup_id": backups.make_id(row),
                 "domains": [d.name for d in env_row.domains if d.state != "removed"],
                 "address": target.host,
+                "floating_ip": None if fip is None else {"name": fip.name, "address": fip.address},
             }
 
     def site_move_confirm(self, site: str) -> dict[str, Any]:
@@ -297,6 +311,8 @@ class BackupsMixin(ServiceBase):
             old = self._node(session, move.payload["pressluft_move_source"])
             env_row = session.get(Environment, move.env_id)
             payload = {"pressluft_move_job": move.id}
+            if move.payload.get("pressluft_floating_ip_address"):  # off the old node's interface too
+                payload["pressluft_floating_ip_address"] = move.payload["pressluft_floating_ip_address"]
             job = queue.enqueue(
                 session, "site_move_confirm", site=site_row, env=env_row, node=old, payload=payload,
                 actor=self.actor,

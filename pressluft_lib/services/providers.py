@@ -19,11 +19,12 @@ from sqlalchemy import select
 from pressluft_lib import jobtypes, names, queue, schemas, urls
 from pressluft_lib.cloud import hetzner
 from pressluft_lib.errors import ConflictError, NotFound, ValidationError
+from pressluft_lib.jobs import active_env_rows
 from pressluft_lib.services.base import ServiceBase, iso
 from pressluft_lib.services.views import node_dict
 from pressluft_lib.states import JOB_ACTIVE, NodeState, ResourceState
 from pressluft_lib.storage import secret_store
-from pressluft_lib.storage.models import Job, Node, Provider, Site
+from pressluft_lib.storage.models import FloatingIp, Job, Node, Provider, Site
 from pressluft_lib.storage.secret_store import SecretStore
 
 KINDS = ("hetzner",)
@@ -128,10 +129,29 @@ class ProvidersMixin(ServiceBase):
                     f"provider {name} still has nodes: {', '.join(sorted(nodes))} (node destroy them first)",
                     details={"nodes": list(nodes)},
                 )
+            fips = session.execute(
+                select(FloatingIp, Site).join(Site, FloatingIp.site_id == Site.id)
+                .where(FloatingIp.provider_id == row.id)
+            ).all()
+            held = sorted(
+                f"{f.name} (site {site.name})" for f, site in fips if site.state != ResourceState.DELETED
+            )
+            if held:
+                raise ConflictError(
+                    f"provider {name} still holds floating IPs of live sites: {', '.join(held)}",
+                    details={"floating_ips": held},
+                )
             SecretStore(url=self.url).delete(session, names.provider_secret_scope(name), names.PROVIDER_TOKEN)
-            # Destroyed nodes keep their history: their account row stays then, without its token.
-            if session.scalar(select(Node.id).where(Node.provider_id == row.id)) is None:
-                session.delete(row)
+            # The row goes, so the name can be added again (a rotated account, a new token) and `provider
+            # list` shows only accounts that can still be used. Destroyed nodes keep their history without
+            # the foreign key: the account's name stays in their `cloud` record.
+            for node in session.scalars(select(Node).where(Node.provider_id == row.id)):
+                node.cloud = {**(node.cloud or {}), "provider": name}
+                node.provider_id = None
+            for fip, _site in fips:
+                session.delete(fip)
+            session.flush()
+            session.delete(row)
             return {"name": name, "removed": True}
 
     def provider_catalog(self, name: str) -> dict[str, Any]:
@@ -267,6 +287,46 @@ class ProvidersMixin(ServiceBase):
             job = queue.enqueue(session, "node_destroy", node=node, payload=payload, actor=self.actor)
             audit["result"] = f"job:{job.id}"
             return {"job_id": job.id, "node": name}
+
+    # ---- a site's floating IP
+    def site_ip(self, site: str, name: str | None = None) -> dict[str, Any]:
+        """Queue site_ip: floating IP `name` (default <site>-ip) at the provider of the site's node, created
+        when the account has none of that name, routed to the node; `site move` takes it along."""
+        names.validate_site(site)
+        name = _cloud_name("floating IP name", name if name is not None else f"{site}-ip")
+        with self._mutation("site.ip", f"site:{site}", {"floating_ip": name}) as (session, audit):
+            site_row, env_row = active_env_rows(session, site, names.DEFAULT_ENV, "site ip needs it active")
+            node = site_row.node
+            if node.provider_id is None:
+                raise ValidationError(
+                    f"site {site} is on node {node.name}, which was not created from a provider: a floating "
+                    "IP needs a provider node (node create); point DNS at the node instead",
+                    details={"node": node.name},
+                )
+            current = session.scalar(select(FloatingIp).where(FloatingIp.site_id == site_row.id))
+            if current is not None and current.name != name:
+                raise ConflictError(
+                    f"site {site} has floating IP {current.name} ({current.address}) already",
+                    details={"floating_ip": current.name},
+                )
+            taken = session.scalar(
+                select(Site.name)
+                .join(FloatingIp, FloatingIp.site_id == Site.id)
+                .where(FloatingIp.provider_id == node.provider_id, FloatingIp.name == name)
+                .where(Site.id != site_row.id)
+            )
+            if taken is not None:
+                raise ConflictError(
+                    f"floating IP {name} belongs to site {taken}",
+                    details={"floating_ip": name, "site": taken},
+                )
+            account = session.get(Provider, node.provider_id)
+            payload = {"pressluft_floating_ip": name, "pressluft_api_endpoint": account.api_endpoint}
+            job = queue.enqueue(
+                session, "site_ip", site=site_row, env=env_row, payload=payload, actor=self.actor
+            )
+            audit["result"] = f"job:{job.id}"
+            return {"job_id": job.id, "site": site, "node": node.name, "floating_ip": name}
 
     # ---- helpers
     def _provider(self, session, name: str) -> Provider:

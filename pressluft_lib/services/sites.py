@@ -13,7 +13,7 @@ from pressluft_lib.errors import ConflictError, NotFound, ValidationError
 from pressluft_lib.services import wordpress as wordpress_source
 from pressluft_lib.services.base import ServiceBase, iso
 from pressluft_lib.states import DomainState, NodeState, ResourceState
-from pressluft_lib.storage.models import Domain, Environment, Job, Node, Site
+from pressluft_lib.storage.models import Domain, Environment, FloatingIp, Job, Node, Site
 from pressluft_lib.storage.secret_store import SecretStore
 from pressluft_lib.storage.transitions import transition
 
@@ -205,6 +205,11 @@ class SitesMixin(ServiceBase):
                 "incarnation": site.incarnation,
                 "fencing_token": site.last_fencing_token,
                 "environments": envs,
+                "floating_ip": next(
+                    ({"name": f.name, "address": f.address}
+                     for f in session.scalars(select(FloatingIp).where(FloatingIp.site_id == site.id))),
+                    None,
+                ),
                 "created_at": iso(site.created_at),
             }
 

@@ -102,6 +102,19 @@ class Provider(Timestamps, Base):
     admin_cidrs: Mapped[list[str]] = mapped_column(default=list)
 
 
+class FloatingIp(Timestamps, Base):
+    """A provider's floating IP that follows one site between nodes (`site ip`, docs/move.md): its address
+    is routed to the server of the node that holds the site; `site move` reassigns it to the target."""
+
+    __tablename__ = "floating_ips"
+    __table_args__ = (UniqueConstraint("provider_id", "name", name="uq_floating_ips_provider_id_name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"))
+    name: Mapped[str] = mapped_column(String(63))  # the provider's name of it
+    address: Mapped[str | None] = mapped_column(String(45))  # known once site_ip reported it
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), unique=True)
+
+
 class Site(Timestamps, Base):
     """One incarnation of a site: a name deleted and created again is a new row (the old one keeps its
     jobs, environments and backups), with a new `incarnation` the node's fencing record tells apart."""

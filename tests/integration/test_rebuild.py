@@ -2,8 +2,11 @@
 with `pressluft restore SITE --to NODE --from-offsite BACKUP_ID`.
 
 One pair of nodes from the provisioned image, a control plane and moto's S3 server as the restic
-repository. The site starts on `a`. A move to `b` whose rebuild fails leaves `a` taking writes; the real
-move leaves `a` read-only (POST 503, GET 200) until --confirm removes it. Then `b` is stopped and the
+repository; both nodes are servers of a provider account at the fake Hetzner API (tests/rig/hcloud_api.py),
+and the site gets a floating IP there (`site ip`). The site starts on `a`. A move to `b` whose rebuild
+fails, and one whose floating IP switch the API refuses, leave `a` taking writes and holding the IP; the
+real move routes the IP to `b` (which answers on it) and leaves `a` read-only (POST 503, GET 200) until
+--confirm removes it and the address from a's interface. Then `b` is stopped and the
 site rebuilt on `a` from S3 alone. Each time the new node must hold the same database dump (ordered by
 primary key) and the same uploads tree (names, types, modes, sizes, mtimes, hashes) as the old one at
 backup time, a root-owned live release, and the control plane must record the new node.
@@ -22,7 +25,8 @@ import pytest
 
 from tests.rig import nodes as rig
 from tests.rig import provisioned, s3
-from tests.rig.control_plane import add_node, http_get, js, run, work
+from tests.rig.control_plane import add_node, http_get, js, link_to_provider, run, work
+from tests.rig.hcloud_api import FakeHcloud
 from tests.rig.wordpress import wordpress_archive
 
 pytestmark = pytest.mark.node
@@ -140,13 +144,18 @@ def pair(control_plane, tmp_path_factory):
     rig.require_podman()
     work_dir = tmp_path_factory.mktemp("pair")
     server = s3.start(control_plane)
+    fake = FakeHcloud().__enter__()
     a = b = None
     try:
-        a = provisioned.start(work_dir)
-        b = provisioned.start(work_dir)
+        # NET_ADMIN: role floating_ip puts the site's floating IP on the node's interface.
+        a = provisioned.start(work_dir, caps=("NET_ADMIN",))
+        b = provisioned.start(work_dir, caps=("NET_ADMIN",))
         server.create_bucket(BUCKET)
-        add_node(a)
-        add_node(b)
+        js("provider", "add", "hetzner", "hz", "--admin-cidr", "127.0.0.0/8", "--endpoint", fake.endpoint,
+           input=fake.token + "\n")
+        for node in (a, b):
+            add_node(node)
+            link_to_provider(node.name, "hz", fake.add_server(node.name, ("127.0.0.1", node.http_port))["id"])
         js(
             "backup", "repo", "set", "--url", server.node_repository(BUCKET, "dr"), "--password-stdin",
             "--s3-access-key-id", server.access_key_id, "--s3-secret-access-key-stdin",
@@ -154,14 +163,47 @@ def pair(control_plane, tmp_path_factory):
         )
         js("site", "create", SITE, "--node", a.name, "--wordpress", str(wordpress_archive()))
         work()
-        yield a, b
+        yield a, b, fake
     finally:
         rig.stop_nodes([n for n in (a, b) if n is not None])
         server.stop()
+        fake.__exit__(None, None, None)
+
+
+def fip_server(fake) -> str | None:
+    """The name of the server the site's floating IP is routed to, at the fake API."""
+    fip = fake.named("floating_ips")[f"{SITE}-ip"]
+    return next((s["name"] for s in fake.named("servers").values() if s["id"] == fip["server"]), None)
+
+
+def fip_get(fake) -> tuple[int, str]:
+    """GET the site through its floating IP (the fake routes it to the server it is assigned to)."""
+    port = fake.floating_ip_port(f"{SITE}-ip")
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Host": f"{SITE}.localhost"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return resp.status, resp.read().decode(errors="replace")
+
+
+def answers_on(node, address: str) -> bool:
+    """The node's nginx answers the site on `address` from inside the node: only when the address is on
+    one of its interfaces (a 198.51.100.x address otherwise leaves through the default route)."""
+    got = node.exec(
+        "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3",
+        "--resolve", f"{SITE}.localhost:80:{address}", f"http://{SITE}.localhost/", check=False,
+    )
+    return got.stdout.strip() == "200"
 
 
 def test_move_keeps_the_source_until_the_switch_then_read_only_until_confirmed(pair):
-    a, b = pair
+    a, b, fake = pair
+    # The site's floating IP: created at the provider, routed to a's server, configured on a.
+    made = js("site", "ip", SITE)
+    assert [j["id"] for j in work()] == [made["job_id"]]
+    address = js("site", "show", SITE)["floating_ip"]["address"]
+    assert fake.named("floating_ips")[f"{SITE}-ip"]["ip"] == address and fip_server(fake) == a.name
+    assert answers_on(a, address) and not answers_on(b, address)
+    assert fip_get(fake)[0] == 200
+
     # A rebuild that fails on the target (it seems to hold the site): the source takes writes again.
     b.sh(f"mkdir -p {ROOT_DIR} && ln -s /nonexistent {ROOT_DIR}/current")
     failed = js("site", "move", SITE, "--to", b.name)
@@ -171,6 +213,22 @@ def test_move_keeps_the_source_until_the_switch_then_read_only_until_confirmed(p
     assert wait_post_status(a, f"{SITE}.localhost", False) != 503, "the source still refuses writes"
     assert js("backup", "show", failed["backup_id"])["state"] == "completed"
 
+    # The provider refuses the floating IP switch after b's rebuild passed its checks: a keeps the IP and
+    # takes writes again, b is cleaned up, and the same move can run again.
+    fip_id = fake.named("floating_ips")[f"{SITE}-ip"]["id"]
+    fake.fail_next(
+        "POST", f"/floating_ips/{fip_id}/actions/assign", 403, "forbidden", "assignment refused (fake)"
+    )
+    refused = js("site", "move", SITE, "--to", b.name)
+    assert [j["id"] for j in work(expect="failed")] == [refused["job_id"]]
+    error = js("jobs", "show", str(refused["job_id"]))["error_message"]
+    assert "floating IP switch failed" in error and "assignment refused" in error, error
+    assert fip_server(fake) == a.name and js("site", "show", SITE)["node"] == a.name
+    assert b.exec("test", "-e", ROOT_DIR, check=False).returncode != 0, "b kept the failed move's copy"
+    assert not answers_on(b, address)
+    assert wait_post_status(a, f"{SITE}.localhost", False) != 503, "the source still refuses writes"
+    assert fip_get(fake)[0] == 200
+
     # The state the move must carry over (after the checks above: their requests load WordPress).
     fill(a, "moved")
     before = settle(a)
@@ -179,6 +237,9 @@ def test_move_keeps_the_source_until_the_switch_then_read_only_until_confirmed(p
     assert (moved["node"], moved["from_node"]) == (b.name, a.name)
     assert [j["id"] for j in work()] == [moved["job_id"]]
     assert_rebuilt(b, before, release, "moved")
+    assert fip_server(fake) == b.name and answers_on(b, address)
+    status, body = fip_get(fake)
+    assert status == 200 and "Survivor moved" in body
     shown = js("backup", "show", moved["backup_id"])
     assert (shown["state"], shown["trigger"]) == ("completed", "pre_move")
     # The old copy serves reads, refuses writes, until the move is confirmed.
@@ -193,12 +254,14 @@ def test_move_keeps_the_source_until_the_switch_then_read_only_until_confirmed(p
     assert [j["id"] for j in work()] == [confirmed["job_id"]]
     assert a.exec("test", "-e", f"/var/www/sites/{SITE}/production", check=False).returncode != 0
     assert a.exec("test", "-e", f"/etc/nginx/pressluft-readonly/{USER}.conf", check=False).returncode != 0
+    assert address not in a.exec("ip", "-o", "-4", "address", "show").stdout
+    assert fip_server(fake) == b.name and answers_on(b, address)
     assert http_get(b, f"{SITE}.localhost")[0] == 200
     assert run("site", "move", SITE, "--confirm", "--json", ok=False).exit_code == 4
 
 
 def test_rebuild_on_another_node_from_the_offsite_copy_alone(pair):
-    a, b = pair  # the site lives on b since the move
+    a, b, _fake = pair  # the site lives on b since the move
     fill(b, "rebuilt")
     before = settle(b)
     release = live_release(b)

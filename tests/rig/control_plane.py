@@ -89,3 +89,21 @@ def mark_provisioned(name: str) -> None:
             transition(s, row, "active")
     finally:
         sf.kw["bind"].dispose()
+
+
+def link_to_provider(name: str, provider: str, server_id: int) -> None:
+    """Record node `name` as the server `server_id` of provider account `provider`, as `node create`'s
+    after hook does (tests/integration/test_fleet.py proves that path), for a node the test started
+    itself and registered at the fake API (FakeHcloud.add_server)."""
+    from pressluft_lib.storage.models import Provider
+
+    sf = db.session_factory(os.environ["PRESSLUFT_DB"])
+    try:
+        with sf.begin() as s:
+            row = s.query(NodeRow).filter_by(name=name).one()
+            row.provider_id = s.query(Provider).filter_by(name=provider).one().id
+            row.provider = "hcloud"
+            row.cloud = {"server_type": "cx22", "location": "fsn1", "image": "debian-12", "network": None,
+                         "server_id": server_id}
+    finally:
+        sf.kw["bind"].dispose()

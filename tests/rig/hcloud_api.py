@@ -7,6 +7,13 @@ floating IPs in memory and answers in the shapes the library parses (hcloud 2.x:
 from the test: `on_server_create(server, public_keys)` starts a podman node reachable at the server's
 public IPv4 (a loopback address the fake hands out), `on_server_delete(server)` removes it.
 
+Floating IPs get documentation addresses (198.51.100.0/24): a node answers on one only when the address is
+configured on its interface, which a test checks inside the node. What Hetzner's routing does (packets for
+a floating IP reach the server it is assigned to) the fake does on loopback: `floating_ip_port(name)` is a
+port on 127.0.0.1 whose connections go to the HTTP port of the server the IP is assigned to at that moment
+(none: the connection is closed). A server has that HTTP port when it booted through
+`serve_podman_nodes` or was registered with `add_server` (a node the test started itself).
+
 Faults a test can inject: a wrong token is refused as the API does (401 unauthorized); `fail_next(method,
 path, status, code, message)` answers the next matching request with that API error (quota:
 403 resource_limit_exceeded); test code may delete resources by hand (`delete("firewalls", id)`).
@@ -18,6 +25,9 @@ import copy
 import itertools
 import json
 import secrets
+import select
+import socket
+import socketserver
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -171,6 +181,7 @@ class FakeHcloud:
         self.on_server_delete: Callable[[dict], None] | None = None
         self.lock = threading.RLock()
         self._http: ThreadingHTTPServer | None = None
+        self._routers: dict[str, socketserver.ThreadingTCPServer] = {}
 
     # ---- lifecycle
     def __enter__(self) -> FakeHcloud:
@@ -200,6 +211,9 @@ class FakeHcloud:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for router in self._routers.values():
+            router.shutdown()
+            router.server_close()
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
@@ -217,6 +231,50 @@ class FakeHcloud:
     def named(self, collection: str) -> dict[str, dict]:
         with self.lock:
             return {r["name"]: copy.deepcopy(r) for r in self.res[collection].values()}
+
+    def add_server(self, name: str, http: tuple[str, int], location: str = "fsn1") -> dict:
+        """A server that runs already (a node the test started): no boot hook, HTTP at `http`."""
+        with self.lock:
+            dc = next(d for d in DATACENTERS if d["location"]["name"] == location)
+            pip = self._create("primary_ips", {"name": f"{name}-ipv4", "datacenter": dc["name"]})
+            pip = pip["primary_ip"]
+            hook, self.on_server_create = self.on_server_create, None
+            try:
+                made = self._create_server(
+                    {"id": next(self.ids), "name": name, "labels": {}, "created": _now()},
+                    {"server_type": "cx22", "image": "debian-12", "location": location,
+                     "public_net": {"ipv4": pip["id"]}},
+                )
+            finally:
+                self.on_server_create = hook
+            self.res["servers"][made["server"]["id"]]["_http"] = http
+            return made["server"]
+
+    def floating_ip_port(self, name: str) -> int:
+        """A port on 127.0.0.1 that stands for floating IP `name` (see the module's docstring)."""
+        with self.lock:
+            if name not in self._routers:
+                fake = self
+
+                class Route(socketserver.BaseRequestHandler):
+                    def handle(self) -> None:
+                        backend = fake._routed(name)
+                        if backend is None:
+                            return
+                        with socket.create_connection(backend, timeout=30) as upstream:
+                            _pipe(self.request, upstream)
+
+                router = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Route)
+                router.daemon_threads = True
+                threading.Thread(target=router.serve_forever, daemon=True, name=f"fip-{name}").start()
+                self._routers[name] = router
+            return self._routers[name].server_address[1]
+
+    def _routed(self, name: str) -> tuple[str, int] | None:
+        with self.lock:
+            fip = next((f for f in self.res["floating_ips"].values() if f["name"] == name), None)
+            server = self.res["servers"].get(fip["server"]) if fip and fip["server"] else None
+            return server.get("_http") if server else None
 
     def delete(self, collection: str, rid: int) -> None:
         """Delete a resource behind Pressluft's back (drift), as a user in the Cloud Console would."""
@@ -347,6 +405,8 @@ class FakeHcloud:
                 dc = next(d for d in DATACENTERS if d["location"]["name"] == body["location"])
             ip = (
                 f"127.{secrets.randbelow(200) + 50}.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 2}"
+                if name == "primary_ips"
+                else f"198.51.100.{rid % 250 + 2}"
             )
             row = {
                 **base,
@@ -464,7 +524,11 @@ class FakeHcloud:
             for n in row["networks"]
             if n in self.res["networks"]
         ]
-        view = {k: copy.deepcopy(v) for k, v in row.items() if k not in ("ipv4_id", "networks", "keys")}
+        view = {
+            k: copy.deepcopy(v)
+            for k, v in row.items()
+            if k not in ("ipv4_id", "networks", "keys") and not k.startswith("_")
+        }
         view |= {
             "public_net": {
                 "ipv4": None
@@ -591,6 +655,20 @@ class FakeHcloud:
         }
 
 
+def _pipe(a: socket.socket, b: socket.socket) -> None:
+    """Copy bytes both ways until either side closes."""
+    socks = [a, b]
+    while True:
+        ready, _, _ = select.select(socks, [], [], 60)
+        if not ready:
+            return
+        for src in ready:
+            data = src.recv(65536)
+            if not data:
+                return
+            (b if src is a else a).sendall(data)
+
+
 def _rules(rules: list[dict] | None) -> list[dict]:
     """Rules as the API returns them: every field present."""
     keys = {"direction": "in", "protocol": "tcp", "port": None, "source_ips": [], "destination_ips": [],
@@ -704,6 +782,9 @@ def serve_podman_nodes(fake: FakeHcloud, workdir: Any, provisioned: bool = True)
             input="".join(k.strip() + "\n" for k in keys),
         )
         booted[server["name"]] = node
+        with fake.lock:  # where the floating IPs assigned to this server are routed
+            if server["id"] in fake.res["servers"]:
+                fake.res["servers"][server["id"]]["_http"] = (ip, node.http_port)
 
     def delete(server: dict) -> None:
         node = booted.pop(server["name"], None)

@@ -120,3 +120,29 @@ def test_provider_remove_forgets_the_token(upgraded, fake):
     with db.session_factory(upgraded)() as s:
         assert s.scalar(select(Secret).where(Secret.scope == "provider:hz")) is None
     assert run("provider", "remove", "hz", ok=False).exit_code == 3
+
+
+def test_provider_remove_deletes_the_row_and_destroyed_nodes_keep_its_name(upgraded, fake):
+    """A destroyed node's account goes too (it used to stay without its token, so the same name could not be
+    added again); the node keeps the account's name in its record. Live nodes still block the removal."""
+    from pressluft_lib.storage.models import Node
+
+    add(fake, fake.token)
+    with db.session_factory(upgraded).begin() as s:
+        hz = s.scalar(select(Provider).where(Provider.name == "hz"))
+        s.add(Node(name="gone", host="198.51.100.9", state="removed", provider="hcloud", provider_id=hz.id,
+                   cloud={"server_type": "cx22", "location": "fsn1", "server_id": 7}))
+        s.add(Node(name="live", host="198.51.100.8", state="active", provider="hcloud", provider_id=hz.id))
+    refused = run("provider", "remove", "hz", "--json", ok=False)
+    assert refused.exit_code == 4 and "live" in refused.stdout and "gone" not in refused.stdout
+    with db.session_factory(upgraded).begin() as s:
+        s.scalar(select(Node).where(Node.name == "live")).state = "removed"
+    assert js("provider", "remove", "hz")["removed"] is True
+    with db.session_factory(upgraded)() as s:
+        assert s.scalar(select(Provider)) is None
+        gone = s.scalar(select(Node).where(Node.name == "gone"))
+        assert gone.provider_id is None and gone.cloud == {
+            "server_type": "cx22", "location": "fsn1", "server_id": 7, "provider": "hz"}
+    assert js("provider", "list") == []
+    add(fake, fake.token)  # the name is free again
+    assert [p["name"] for p in js("provider", "list")] == ["hz"]

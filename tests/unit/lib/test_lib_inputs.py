@@ -158,6 +158,7 @@ def test_job_type_registry():
         "env_rebuild": ("site", True, "env_rebuild.yml"),
         "site_move": ("site", True, "site_move.yml"),
         "site_move_confirm": ("site", True, "site_move_confirm.yml"),
+        "site_ip": ("site", False, "site_ip.yml"),
         "env_promote": ("site", True, "env_promote.yml"),
         "env_delete": ("site", True, "env_delete.yml"),
         "site_import": ("site", True, "site_import.yml"),
