@@ -18,6 +18,7 @@ from pressluft_cli import (
     queries,
     releases,
     secrets,
+    settings,
     sites,
     updates,
 )
@@ -107,7 +108,7 @@ def completion(shell: str) -> None:
 for command in (
     nodes.node, sites.site, *environments.COMMANDS, jobs.jobs, admin.reset, admin.audit, *releases.COMMANDS,
     admin.worker, backups.backup, backups.restore, secrets.secrets, *ops.COMMANDS, queries.login,
-    domains.domain, providers.provider, updates.update, cache.cache, imports.import_,
+    domains.domain, providers.provider, updates.update, cache.cache, imports.import_, settings.settings,
 ):
     cli.add_command(command)
 sites.site.add_command(queries.site_info)

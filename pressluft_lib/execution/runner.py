@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from pressluft_lib import jobtypes, names, queue
-from pressluft_lib.errors import ConflictError, PressluftError
+from pressluft_lib import jobtypes, names, queue, settings
+from pressluft_lib.errors import ConflictError, NotFound, PressluftError
 from pressluft_lib.execution import ansible_exec
 from pressluft_lib.execution.attempt import Attempt
 from pressluft_lib.states import DomainRole, DomainState, JobState
@@ -64,6 +64,11 @@ def job_vars(session: Session, job: Job) -> tuple[dict[str, Any], str | None, st
         if env.table_prefix:
             extravars["pressluft_table_prefix"] = env.table_prefix
         extravars.update(domain_vars(session, env.id))
+        # Only the jobs that order certificates learn of DNS-01 (and get the DNS provider's token).
+        if "domain" in jobtypes.get(job.type).roles:
+            dns01 = dns01_vars(session, site.name, extravars.get("pressluft_domain_tls") or [])
+            if dns01:
+                extravars["pressluft_domain_dns01"] = dns01
     return extravars, site.name if site else None, env.name if env else None
 
 
@@ -85,6 +90,34 @@ def domain_vars(session: Session, env_id: int) -> dict[str, Any]:
         "pressluft_domain_hsts": any(d.hsts for d in rows if d.role == DomainRole.CANONICAL),
     }
     return out
+
+
+def dns01_vars(session: Session, site: str, tls: list[str]) -> dict[str, Any] | None:
+    """DNS-01 when a DNS provider is set and every certificate name is <env>.<site>.<preview domain>:
+    the certificate is then the site's wildcard (a wildcard covers one label, so *.<preview domain>
+    could not). An environment with other names too keeps HTTP-01 for all of them, as without the
+    settings. The provider's token is not here: execute() adds it to the secret vars."""
+    values = settings.load(session)
+    if not tls or values.dns_provider is None:
+        return None
+    wildcards = {settings.preview_wildcard(values, site, n) for n in tls}
+    if len(wildcards) != 1 or None in wildcards:
+        return None
+    provider = session.scalar(select(Provider).where(Provider.name == values.dns_provider))
+    if provider is None:
+        raise NotFound(f"the DNS provider {values.dns_provider!r} of the settings does not exist any more "
+                       "(settings set dns_provider NAME)", details={"provider": values.dns_provider})
+    return {"provider": provider.kind, "zone": values.zone(), "api_endpoint": provider.api_endpoint,
+            "wildcard": wildcards.pop(), "account": provider.name}
+
+
+def dns_token(session: Session, url: str, extravars: dict[str, Any]) -> dict[str, str]:
+    """The DNS provider account's API token (the one `provider add` stored) for a DNS-01 order."""
+    dns01 = extravars.get("pressluft_domain_dns01")
+    if not dns01:
+        return {}
+    scope = names.provider_secret_scope(dns01["account"])
+    return {"pressluft_dns_api_token": SecretStore(url=url).get(session, scope, names.PROVIDER_TOKEN)}
 
 
 def load_secrets(
@@ -187,6 +220,7 @@ def _execute(
             jt.run_before(session, job)
             extravars, site, env = job_vars(session, job)
             secret_vars = load_secrets(session, url, site, env, jt.secret_scopes, _provider_of(session, job))
+            secret_vars.update(dns_token(session, url, extravars))
     except PressluftError as exc:
         return end(JobState.FAILED, exc.code, exc.message, {})
 

@@ -76,7 +76,9 @@ def after_domain_job(session: Session, job: Job, artifacts: dict[str, Any]) -> N
         d.state = DomainState.ACTIVE
         if d.tls_state is None:
             continue
-        if d.name in covered and expires is not None:
+        # A wildcard covers exactly one label: *.shop.preview.example covers staging.shop.preview.example.
+        wildcard = "*." + d.name.partition(".")[2]
+        if (d.name in covered or wildcard in covered) and expires is not None:
             d.tls_state, d.tls_expires_at, d.tls_error = TlsState.ISSUED, expires, None
         else:  # the playbook succeeded without covering it: never claim a certificate it lacks
             d.tls_state, d.tls_error = TlsState.FAILED, "the node's certificate does not cover this name"

@@ -21,6 +21,7 @@ from pressluft_lib.services.promote import PromoteMixin
 from pressluft_lib.services.providers import ProvidersMixin
 from pressluft_lib.services.releases import ReleasesMixin
 from pressluft_lib.services.rotation import RotationMixin
+from pressluft_lib.services.settings import SettingsMixin
 from pressluft_lib.services.sites import SitesMixin
 from pressluft_lib.services.updates import UpdatesMixin
 
@@ -35,5 +36,6 @@ class ControlPlane(
     ProvidersMixin,
     PlacementMixin,
     CacheMixin,
+    SettingsMixin,
 ):
     """One control-plane database and the actor whose calls are audited."""

@@ -8,19 +8,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pressluft_lib import names, queue
+from pressluft_lib import names, queue, settings
 from pressluft_lib.errors import ConflictError, NotFound, ValidationError
 from pressluft_lib.jobs import environments as env_jobs
 from pressluft_lib.services.base import ServiceBase, iso
 from pressluft_lib.states import DomainState, JobState, ResourceState
 from pressluft_lib.storage.models import Domain, Environment, Job, JobEvent, Site
-
-PREVIEW_SUFFIX = "localhost"
-
-
-def preview_domain(site: str, env: str) -> str:
-    """The name an environment answers to when none is given: <env>.<site>.localhost."""
-    return names.validate_domain(f"{env}.{site}.{PREVIEW_SUFFIX}")
 
 
 class EnvironmentsMixin(ServiceBase):
@@ -37,11 +30,14 @@ class EnvironmentsMixin(ServiceBase):
                                   details={"env": env, "source": source})
         if not isinstance(staging, bool):
             raise ValidationError("staging must be true or false")
-        domains = [names.validate_domain(d) for d in (domains or [])] or [preview_domain(site, env)]
+        domains = [names.validate_domain(d) for d in (domains or [])]
         if len(set(domains)) != len(domains):
             raise ValidationError("a domain is given twice", details={"domains": domains})
         detail = {"source": source, "domains": domains, "staging": staging}
         with self._mutation("env.create", f"env:{site}_{env}", detail) as (session, audit):
+            if not domains:  # the preview host: <env>.<site>.<preview_domain setting, else localhost>
+                domains = [settings.preview_host(settings.load(session), site, env)]
+                detail["domains"] = audit["detail"]["domains"] = domains
             site_row = self._site(session, site)
             if site_row.state != ResourceState.ACTIVE:
                 raise ConflictError(f"site {site} is {site_row.state}: cloning needs it active",

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from pressluft_lib import jobtypes, names, queue, schemas, urls
+from pressluft_lib import jobtypes, names, queue, schemas, settings, urls
 from pressluft_lib.cloud import hetzner
 from pressluft_lib.errors import ConflictError, NotFound, ValidationError
 from pressluft_lib.jobs import active_env_rows
@@ -129,6 +129,9 @@ class ProvidersMixin(ServiceBase):
                     f"provider {name} still has nodes: {', '.join(sorted(nodes))} (node destroy them first)",
                     details={"nodes": list(nodes)},
                 )
+            if settings.load(session).dns_provider == name:
+                raise ConflictError(f"provider {name} answers DNS-01 challenges (settings unset dns_provider "
+                                    "first)", details={"setting": "dns_provider"})
             fips = session.execute(
                 select(FloatingIp, Site).join(Site, FloatingIp.site_id == Site.id)
                 .where(FloatingIp.provider_id == row.id)

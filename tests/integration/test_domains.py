@@ -7,6 +7,10 @@ forced past the check) leaves the site serving HTTP; the same command after fixi
 certificate whose chain verifies against Pebble's root, HTTP redirects to HTTPS and the alias to the
 canonical name (ACME challenges still answered first); adding a name re-issues; removing one
 re-issues without it; a renewal the scheduler queues for an expiring certificate installs a new one.
+Before those, DNS-01: with a preview domain and a DNS provider (the fake Hetzner API, whose TXT records
+the challenge test server serves), production's preview host gets the site's wildcard certificate, its
+TXT records removed afterwards; a DNS provider refusing the record fails the renewal with the API's
+reason while the old certificate keeps serving; removing the name removes the certificate.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pressluft_lib.storage import db
 from pressluft_lib.storage.models import Domain, utcnow
 from tests.rig import pebble
 from tests.rig.control_plane import add_node, http_get, js, run, work
+from tests.rig.hcloud_api import FakeHcloud
 from tests.rig.wordpress import wordpress_archive
 
 pytestmark = pytest.mark.node
@@ -111,6 +116,67 @@ def test_bad_input_is_refused_before_anything_is_queued(stack):
         assert run(*args, ok=False).exit_code == 2, args
     assert js("jobs", "list") == [] or all(j["type"] == "site_create" for j in js("jobs", "list"))
     assert run("domain", "remove", SITE, "nothere.pressluft.test", ok=False).exit_code == 3
+
+
+PREVIEW = "preview.pressluft.test"
+PREVIEW_HOST = f"production.{SITE}.{PREVIEW}"  # the preview host of production
+WILDCARD = f"*.{SITE}.{PREVIEW}"
+CHALLENGE = f"_acme-challenge.{SITE}.{PREVIEW}"
+
+
+@pytest.fixture(scope="module")
+def dns(stack):
+    """The fake Hetzner API with the preview zone; its TXT records served by Pebble's DNS server."""
+    with FakeHcloud() as fake:
+        fake.add_zone(PREVIEW)
+        fake.txt_seen = {}
+
+        def on_txt(fqdn: str, values: list[str]) -> None:
+            fake.txt_seen.setdefault(fqdn, []).append(values)
+            stack.acme.set_txt(fqdn, values)
+
+        fake.on_txt = on_txt
+        run("provider", "add", "hetzner", "hz", "--admin-cidr", "127.0.0.1/32", "--endpoint", fake.endpoint,
+            input=fake.token + "\n")
+        js("settings", "set", "preview_domain", PREVIEW)
+        js("settings", "set", "dns_provider", "hz")
+        yield fake
+
+
+def test_a_preview_host_gets_the_site_wildcard_over_dns01(stack, dns):
+    # (env create names a new environment <env>.<site>.<preview domain>: tests/unit/cli/test_cli_settings.py;
+    # production's preview host here saves a clone, ~50 s.)
+    stack.acme.set_a(PREVIEW_HOST, "127.0.0.1")
+    job = js("domain", "add", SITE, PREVIEW_HOST)
+    work()
+    status, _headers, cert = stack.https(PREVIEW_HOST)  # the chain verifies against Pebble's root
+    assert status == 200 and stack.sans(cert) == [WILDCARD]
+    issued = {d["name"]: d["tls_state"] for d in js("domain", "list", SITE) if d["tls_state"]}
+    assert issued == {PREVIEW_HOST: "issued"}
+    # The record was set through the provider's API, then removed there (and so from DNS).
+    assert dns.txt_seen[CHALLENGE][0] and dns.txt_seen[CHALLENGE][-1] == []
+    assert dns.rrsets(PREVIEW) == {}
+    assert ("POST", f"/zones/{PREVIEW}/rrsets") in dns.requests
+    shown = run("jobs", "show", str(job["job_id"]), "--json").stdout
+    assert dns.token not in shown and "Set or remove the TXT records" in shown
+
+
+def test_a_dns_provider_failure_fails_the_order_and_keeps_the_certificate(stack, dns):
+    before = stack.https(PREVIEW_HOST)[2]["serialNumber"]
+    dns.fail_next("POST", f"/zones/{PREVIEW}/rrsets", 403, "forbidden", "insufficient permissions for zone")
+    js("domain", "renew", SITE)
+    job = work(expect="failed")[0]
+    message = job["error_message"]
+    assert "insufficient permissions for zone" in message and "its previous certificate" in message, message
+    assert dns.token not in message
+    assert stack.https(PREVIEW_HOST)[2]["serialNumber"] == before
+    assert dns.rrsets(PREVIEW) == {}
+    assert stack.rows()[PREVIEW_HOST]["tls_state"] == "failed"
+    # Back to no certificate for the HTTP-01 tests that follow (the name goes, the certificate with it).
+    js("domain", "remove", SITE, PREVIEW_HOST)
+    work()
+    assert stack.node.exec("test", "-e", TLS_DIR, check=False).returncode != 0
+    js("settings", "unset", "dns_provider")
 
 
 def test_an_aaaa_record_pointing_elsewhere_is_a_dns_mismatch(stack):
@@ -208,3 +274,4 @@ def test_the_scheduler_renews_an_expiring_certificate(stack):
     assert rows[NAME]["tls_state"] == "issued"
     assert rows[NAME]["tls_expires_at"] > (utcnow() + timedelta(days=30)).isoformat()
     assert js("domain", "schedule")["enqueued"] == []
+

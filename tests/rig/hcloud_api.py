@@ -14,6 +14,10 @@ port on 127.0.0.1 whose connections go to the HTTP port of the server the IP is 
 (none: the connection is closed). A server has that HTTP port when it booted through
 `serve_podman_nodes` or was registered with `add_server` (a node the test started itself).
 
+DNS: zones (`add_zone(name)`) with RRSets, as hetzner.hcloud's zone_rrset module calls them (get, create,
+set_records, delete); TXT values must be quoted as the API wants. `on_txt(fqdn, values)` hears every change
+of a TXT RRSet (values [] when it is gone), so a test can serve them from a real DNS server.
+
 Faults a test can inject: a wrong token is refused as the API does (401 unauthorized); `fail_next(method,
 path, status, code, message)` answers the next matching request with that API error (quota:
 403 resource_limit_exceeded); test code may delete resources by hand (`delete("firewalls", id)`).
@@ -179,6 +183,8 @@ class FakeHcloud:
         self.faults: list[tuple[str, str, ApiError]] = []
         self.on_server_create: Callable[[dict, list[str]], None] | None = None
         self.on_server_delete: Callable[[dict], None] | None = None
+        self.zones: dict[int, dict] = {}
+        self.on_txt: Callable[[str, list[str]], None] | None = None
         self.lock = threading.RLock()
         self._http: ThreadingHTTPServer | None = None
         self._routers: dict[str, socketserver.ThreadingTCPServer] = {}
@@ -227,6 +233,19 @@ class FakeHcloud:
     def fail_next(self, method: str, path: str, status: int, code: str, message: str) -> None:
         """The next `method` request to exactly `path` (e.g. POST /servers) gets this API error."""
         self.faults.append((method, path, ApiError(status, code, message)))
+
+    def add_zone(self, name: str) -> dict:
+        with self.lock:
+            zone = {"id": next(self.ids), "name": name, "mode": "primary", "ttl": 3600, "labels": {},
+                    "protection": {"delete": False}, "status": "ok", "rrsets": {}}
+            self.zones[zone["id"]] = zone
+            return zone
+
+    def rrsets(self, zone: str) -> dict[str, dict]:
+        """The zone's RRSets by id (`name/TYPE`)."""
+        with self.lock:
+            found = next(z for z in self.zones.values() if z["name"] == zone)
+            return copy.deepcopy(found["rrsets"])
 
     def named(self, collection: str) -> dict[str, dict]:
         with self.lock:
@@ -323,6 +342,8 @@ class FakeHcloud:
                 **_meta(len(ids)),
             }
         name = parts[0] if parts else ""
+        if name == "zones":
+            return self._zones(method, parts[1:], body)
         if name in static:
             rows = static[name]
             if len(parts) == 2:
@@ -372,6 +393,47 @@ class FakeHcloud:
         if len(parts) == 4 and parts[2] == "actions" and method == "POST":
             return 201, self._resource_action(name, row, parts[3], body)
         raise ApiError(404, "not_found", f"no route {'/'.join(parts)}")
+
+    # ---- DNS zones and RRSets (docs.hetzner.cloud/reference/cloud#zone-rrsets)
+    def _zones(self, method: str, parts: list[str], body: dict) -> tuple[int, Any]:
+        zone = next((z for z in self.zones.values() if parts and parts[0] in (z["name"], str(z["id"]))), None)
+        if zone is None:
+            raise ApiError(404, "not_found", f"zone {parts[0] if parts else ''!r} not found")
+        view = {k: v for k, v in zone.items() if k != "rrsets"}
+        if parts[1:] == [] and method == "GET":
+            return 200, {"zone": view}
+        sets = zone["rrsets"]
+        if parts[1:] == ["rrsets"] and method == "POST":
+            rid = f"{body.get('name')}/{body.get('type')}"
+            if rid in sets:
+                raise ApiError(409, "uniqueness_error", f"rrset {rid} already exists")
+            sets[rid] = {"id": rid, "name": body.get("name"), "type": body.get("type"),
+                         "ttl": body.get("ttl"), "labels": body.get("labels") or {},
+                         "protection": {"change": False}, "records": _records(body), "zone": zone["id"]}
+            self._txt_changed(zone, sets[rid])
+            action = self._action("create_rrset", ("zone", zone["id"]))
+            return 201, {"rrset": copy.deepcopy(sets[rid]), "action": action}
+        if len(parts) >= 4 and parts[1] == "rrsets":
+            rid = f"{parts[2]}/{parts[3]}"
+            if rid not in sets:
+                raise ApiError(404, "not_found", f"rrset {rid} not found")
+            if len(parts) == 4 and method == "GET":
+                return 200, {"rrset": copy.deepcopy(sets[rid])}
+            if len(parts) == 4 and method == "DELETE":
+                gone = sets.pop(rid)
+                self._txt_changed(zone, {**gone, "records": []})
+                return 200, {"action": self._action("delete_rrset", ("zone", zone["id"]))}
+            if parts[4:] == ["actions", "set_records"] and method == "POST":
+                sets[rid]["records"] = _records(body)
+                self._txt_changed(zone, sets[rid])
+                return 201, {"action": self._action("set_rrset_records", ("zone", zone["id"]))}
+        raise ApiError(404, "not_found", f"no route zones/{'/'.join(parts)}")
+
+    def _txt_changed(self, zone: dict, rrset: dict) -> None:
+        if rrset["type"] != "TXT" or self.on_txt is None:
+            return
+        fqdn = zone["name"] if rrset["name"] == "@" else f"{rrset['name']}.{zone['name']}"
+        self.on_txt(fqdn, [r["value"][1:-1] for r in rrset["records"]])
 
     # ---- resources
     def _create(self, name: str, body: dict) -> dict:
@@ -667,6 +729,17 @@ def _pipe(a: socket.socket, b: socket.socket) -> None:
             if not data:
                 return
             (b if src is a else a).sendall(data)
+
+
+def _records(body: dict) -> list[dict]:
+    """An RRSet's records as the API stores them; a TXT value must be a quoted string, as in a zone file."""
+    out = [{"value": r.get("value"), "comment": r.get("comment")} for r in body.get("records") or []]
+    for r in out:
+        value = r["value"]
+        if not isinstance(value, str) or (body.get("type") == "TXT" and not (
+                len(value) >= 2 and value[0] == value[-1] == '"')):
+            raise ApiError(422, "invalid_input", f"invalid record value {value!r}")
+    return out
 
 
 def _rules(rules: list[dict] | None) -> list[dict]:

@@ -100,6 +100,12 @@ class Pebble:
         if addresses:
             self._dns("add-aaaa", {"host": host + ".", "addresses": list(addresses)})
 
+    def set_txt(self, host: str, values: list[str]) -> None:
+        """The TXT records of `host` (none: remove them); DNS-01 validation reads them."""
+        self._dns("clear-txt", {"host": host + "."})
+        for value in values:
+            self._dns("set-txt", {"host": host + ".", "value": value})
+
     def root_pem(self) -> str:
         """Pebble's root CA (it makes a new one at each start)."""
         ctx = ssl.create_default_context()
