@@ -5,7 +5,7 @@ A control plane in a temporary directory (CLI and `worker --once` in-process, as
 drive it), a provider account at the fake API (tests/rig/hcloud_api.py) whose servers are podman nodes
 booted from the base image (--provisioned: from the provisioned image, so node_provision only converges).
 Measured from `node create` to the first 200 of the new site through the node's nginx:
-  node_create    - the job: SSH key, firewall, network, primary IP, server (its boot: the podman node
+  node_create    - the job: SSH key, firewall, private network, primary IP, server (its boot: the podman node
                    starting, shown apart), protection, wait for SSH;
   node_provision - the job its after hook queues (the stack, without hardening: no firewall in podman);
   site_create    - `site create` of a WordPress site on the node;
@@ -87,7 +87,8 @@ def main() -> None:
         try:
             t0 = time.monotonic()
             made = js("node", "create", "web1", "--provider", "hz", "--type", "cx22", "--location", "fsn1",
-                      "--no-hardening", "--wpcli-src", str(phar), "--wpcli-sha512", sha)
+                      "--network", "pressluft", "--no-hardening", "--wpcli-src", str(phar),
+                      "--wpcli-sha512", sha)
             done = work()
             assert [j["type"] for j in done] == ["node_create", "node_provision"], done
             site = js("site", "create", SITE, "--node", "web1", "--wordpress", str(archive))

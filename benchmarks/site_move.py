@@ -12,9 +12,10 @@ moto's S3 as the restic repository, both nodes servers of an account at the fake
             ssh b mysql` of the site's database (what any move costs at least, with nothing checked);
   move    - `site move SITE --to b` run by the worker: wall time, and its phases from the job's events
             (source read-only + final backup to restic, rebuild on b + health check, floating IP switch);
-  client  - a GET of the site through the floating IP every --interval s from just before the move is
-            queued until it ended: requests, failures (any non-200 or connection error), longest run of
-            failures. Target: 0 failures.
+  client  - two clients through the floating IP, from just before the move is queued until it ended, each
+            a GET every --interval s (or when the previous answered): the home page (PHP) and a static
+            file of core (nginx alone); requests, failures (any non-200 or connection error), longest
+            run of failures. Target: 0 failures.
 Prints the figures, the ratio move/floor and the load average before and during.
 
     .venv/bin/python -m benchmarks.site_move [--size-mb 1024] [--interval 0.1]
@@ -38,21 +39,24 @@ sys.path.insert(0, str(ROOT))
 SITE, USER = "bench", "bench_production"
 ENV_ROOT = f"/var/www/sites/{SITE}/production"
 BUCKET = "pressluft-bench"
+# A static file of WordPress core that nginx serves without PHP: under load a page takes ~1 s, this one
+# keeps the 100 ms cadence, so a switch's gap would show.
+STATIC = "/wp-includes/images/blank.gif"
 
 
 class Poller(threading.Thread):
     """GET the site through its floating IP every `interval` s; records (monotonic time, status or 0)."""
 
-    def __init__(self, port: int, interval: float):
+    def __init__(self, port: int, interval: float, path: str = "/"):
         super().__init__(daemon=True)
-        self.port, self.interval = port, interval
+        self.port, self.interval, self.path = port, interval, path
         self.results: list[tuple[float, int]] = []
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.is_set():
             t = time.monotonic()
-            req = urllib.request.Request(f"http://127.0.0.1:{self.port}/",
+            req = urllib.request.Request(f"http://127.0.0.1:{self.port}{self.path}",
                                          headers={"Host": f"{SITE}.localhost"})
             try:
                 with urllib.request.urlopen(req, timeout=5) as resp:
@@ -169,8 +173,10 @@ def main() -> None:
         print(f"floor: {floor:.1f} s (rsync {t_rsync:.1f} s, mysqldump | mysql {floor - t_rsync:.1f} s), "
               f"load {load_floor[0]:.2f}", flush=True)
 
-        poller = Poller(fake.floating_ip_port(f"{SITE}-ip"), args.interval)
-        poller.start()
+        port = fake.floating_ip_port(f"{SITE}-ip")
+        pollers = {path: Poller(port, args.interval, path) for path in ("/", STATIC)}
+        for poller in pollers.values():
+            poller.start()
         time.sleep(1)  # a few requests before the move starts
         t0 = time.monotonic()
         moved = js("site", "move", SITE, "--to", b.name)
@@ -178,16 +184,19 @@ def main() -> None:
         wall = time.monotonic() - t0
         load_during = os.getloadavg()
         time.sleep(1)
-        poller.stop.set()
-        poller.join()
-        total, failed, longest = poller.summary()
+        for poller in pollers.values():
+            poller.stop.set()
+            poller.join()
         assert js("site", "show", SITE)["node"] == b.name
         print(f"site move: {wall:.1f} s wall (queue to end of the worker pass)", flush=True)
         for name, seconds in phases(moved["job_id"], a.name, b.name).items():
             print(f"  {name}: {seconds:.1f} s")
         print(f"ratio move / floor = {wall / floor:.2f}")
-        print(f"client through the floating IP every {args.interval * 1000:.0f} ms: {total} requests, "
-              f"{failed} failed, longest failure run {longest} (target 0 failed)")
+        for path, poller in pollers.items():
+            total, failed, longest = poller.summary()
+            print(f"client GET {path} through the floating IP, every {args.interval * 1000:.0f} ms or "
+                  f"when the previous answered: {total} requests, {failed} failed, "
+                  f"longest failure run {longest} (target 0 failed)")
         print(f"load average before {load_before[0]:.2f}/{load_before[1]:.2f}, after the floor "
               f"{load_floor[0]:.2f}, after the move {load_during[0]:.2f}/{load_during[1]:.2f} (1/5 min)")
     finally:
