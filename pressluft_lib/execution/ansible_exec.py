@@ -420,7 +420,9 @@ _UnsafeDumper.add_representer(_Unsafe, lambda d, v: d.represent_scalar("!unsafe"
 
 def _mark(value):
     if isinstance(value, str):
-        return _Unsafe(value)
+        # ansible-core loads `!unsafe ""` as None (then `is match` and `length` fail); an empty string
+        # has nothing to template, so it stays a plain one.
+        return _Unsafe(value) if value else ""
     if isinstance(value, dict):
         return {str(k): _mark(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

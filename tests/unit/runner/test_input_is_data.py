@@ -179,3 +179,16 @@ def test_playbook_entry_refuses_role_internal_variables(tmp_path, name):
     assert failed[0]["task"] == "Refuse role-internal variables from outside", failed
     assert "site_env_site" in failed[0]["msg"] and "health_check_host" in failed[0]["msg"]
     assert not [e for e in events if e.get("host") == "n1"], "the node was never touched"
+
+
+def test_an_empty_string_arrives_empty_not_as_none(cp, tmp_path, monkeypatch):
+    """ansible-core 2.19 loads `!unsafe ""` as None, which fails `is match` and `length` (node create
+    without --network failed its input check); an empty string has nothing to template, so it goes plain."""
+    make_env(cp)
+    with cp.sf.begin() as s:
+        payload = {"pressluft_floating_ip": "", "pressluft_api_endpoint": {"nested": ["", "x"]}}
+        job = queue.enqueue(s, "site_ip", site="shop", env="production", payload=payload)
+        job_id = job.id
+    seen = run_echo(cp, tmp_path, monkeypatch, job_id)
+    assert seen["pressluft_floating_ip"] == ""
+    assert seen["pressluft_api_endpoint"] == {"nested": ["", "x"]}
