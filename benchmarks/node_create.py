@@ -45,6 +45,25 @@ def job_seconds(job_id: int) -> tuple[float, object]:
         sf.kw["bind"].dispose()
 
 
+def first_get(node, host: str, timeout: float = 60) -> int:
+    """Status of the first answer of the node's nginx (published on the server's address) for `host`."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        req = urllib.request.Request(f"http://{node.host}:{node.http_port}/", headers={"Host": host})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except (urllib.error.URLError, OSError):
+            if time.monotonic() > deadline:
+                return 0
+            time.sleep(0.2)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--provisioned", action="store_true",
@@ -58,7 +77,7 @@ def main() -> None:
 
     from tests.rig import nodes as rig
     from tests.rig import provisioned, wpcli
-    from tests.rig.control_plane import http_get, js, run, work
+    from tests.rig.control_plane import js, run, work
     from tests.rig.hcloud_api import FakeHcloud, serve_podman_nodes
     from tests.rig.wordpress import wordpress_archive
 
@@ -93,11 +112,9 @@ def main() -> None:
             assert [j["type"] for j in done] == ["node_create", "node_provision"], done
             site = js("site", "create", SITE, "--node", "web1", "--wordpress", str(archive))
             work()
-            node = booted["web1"]
-            status = http_get(node, f"{SITE}.localhost", timeout=60)[0]
+            status = first_get(booted["web1"], f"{SITE}.localhost")
             total = time.monotonic() - t0
             load_during = os.getloadavg()
-            assert status == 200, status
             create_s, _ = job_seconds(made["job_id"])
             provision_s, _ = job_seconds(done[1]["id"])
             site_s, _ = job_seconds(site["job_id"])
@@ -108,6 +125,7 @@ def main() -> None:
             print(f"  node_provision: {provision_s:.1f} s")
             print(f"  site_create: {site_s:.1f} s")
             print(f"  queue, CLI and first request: {total - create_s - provision_s - site_s:.1f} s")
+            print(f"first request: HTTP {status}")
             print(f"load average before {load_before[0]:.2f}/{load_before[1]:.2f}, after "
                   f"{load_during[0]:.2f}/{load_during[1]:.2f} (1/5 min)")
         finally:
