@@ -23,16 +23,21 @@ from pressluft_cli.context import control_plane
 @click.option("--allow-http", is_flag=True, help="Accept an http:// URL (default: https:// only).")
 @click.option("--max-size", "max_bytes", type=click.IntRange(min=1), metavar="BYTES",
               help="Largest archive accepted (a URL's download stops there; default 10 GiB).")
+@click.option("--keep-constant", "keep_constants", multiple=True, metavar="NAME",
+              help="Carry this constant over from the imported wp-config.php (repeatable): it must be "
+                   "defined there with a plain string, number, true, false or null; never one Pressluft "
+                   "writes (DB_*, keys and salts, WP_HOME, ...).")
 @click.option("--health-url", "health_urls", multiple=True, metavar="PATH",
               help="Path that must answer 2xx before and after the switch (repeatable; default /).")
 @click.option("--marker", metavar="S", help="String every health-check answer must contain.")
 @output.json_option
-def import_(target, archive, from_, ssh_key, accept_new_host_key, allow_http, max_bytes, health_urls,
-            marker) -> None:
+def import_(target, archive, from_, ssh_key, accept_new_host_key, allow_http, max_bytes, keep_constants,
+            health_urls, marker) -> None:
     """Queue a site_import job: analyse, stage beside the live site, back up, swap in, check, switch."""
     data = control_plane().site_import(target, archive, allow_http=allow_http, max_bytes=max_bytes,
                                        health_urls=list(health_urls) or None, marker=marker, from_=from_,
-                                       ssh_key=ssh_key, accept_new_host_key=accept_new_host_key)
+                                       ssh_key=ssh_key, accept_new_host_key=accept_new_host_key,
+                                       keep_constants=list(keep_constants))
     output.emit(data, lambda d: click.echo(
         f"job {d['job_id']} queued: site_import {d['site']}/{d['env']} release {d['release']} "
         f"(pre-import backup {d['backup_id']})"))

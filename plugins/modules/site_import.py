@@ -23,8 +23,10 @@ description:
     way fails here. Returns the imported site's C(home) and the environment's.
   - C(swapped) makes the import live except for the code - the tree becomes C(releases/<release>) (root-owned,
     read-only, C(wp-config.php) and C(wp-content/uploads) linked to C(shared/)), the tables are exchanged in
-    one C(RENAME TABLE) (the live ones move to C(<db>_pre)), C(shared/wp-config.php) gets the imported table
-    prefix, the imported uploads replace C(shared/uploads), the object cache is flushed. What it did is kept
+    one C(RENAME TABLE) (the live ones move to C(<db>_pre); views, triggers and routines, which it cannot
+    move, are saved with C(mysqldump), dropped and created again by the environment user),
+    C(shared/wp-config.php) gets the imported table prefix, C(shared/constants.php) the kept constants, the
+    imported uploads replace C(shared/uploads), the object cache is flushed. What it did is kept
     in the work directory for C(reverted).
   - C(reverted) undoes C(swapped) (tables, prefix, uploads); C(finished) drops the replaced tables after a
     successful switch; C(absent) removes whatever the import staged and never drops live data.
@@ -58,8 +60,8 @@ options:
     description:
       - Pull the site from another server over SSH instead of an archive - C(wp db export -
         --single-transaction) run there (WP-CLI must be on the remote user's PATH), then C(rsync) of the
-        WordPress directory (links, devices and special files are not copied; C(wp-config.php) and
-        top-level dumps are left out).
+        WordPress directory (links, devices and special files are not copied; top-level dumps are left
+        out; C(wp-config.php) is read as text, never run, and removed from the release).
       - The node connects as root with O(pull.key), C(BatchMode), and the host key policy O(pull.host_key).
     type: dict
     suboptions:
@@ -91,6 +93,22 @@ options:
         type: str
         choices: [strict, accept-new]
         default: strict
+  keep_constants:
+    description:
+      - Constants of the imported C(wp-config.php) to carry over into C(shared/constants.php), which
+        Pressluft's C(wp-config.php) loads. Each must be defined there as C(define('NAME', <literal>)) with
+        a string, number, C(true), C(false) or C(null) (the file is read as text, never run), and must not be
+        one Pressluft owns (C(DB_*), keys and salts, C(WP_HOME), C(WP_SITEURL), C(ABSPATH),
+        C(WP_ENVIRONMENT_TYPE), C(WP_REDIS_*), paths, multisite).
+      - O(state=swapped) writes the file (an import without them removes it); O(state=reverted) puts the old
+        one back.
+    type: list
+    elements: str
+    default: []
+  remove_archive:
+    description: Delete O(archive) once it is unpacked (the playbook's copy of the controller's archive).
+    type: bool
+    default: false
   allow_http:
     description: Accept an C(http://) O(url).
     type: bool
@@ -158,22 +176,53 @@ had_site:
   description: Whether the environment had an installed WordPress before the import.
   returned: state=staged
   type: bool
+url_tables:
+  description:
+    - The imported tables whose rows hold the imported C(home)'s host (the only ones the URL rewrite has to
+      visit), found in the dump; null when every table must be visited.
+  returned: state=staged
+  type: list
+  elements: str
+url_forms:
+  description:
+    - Which of the URL forms M(pressluft.wordpress.wp_search_replace) replaces (C(http), C(https),
+      C(http_escaped), C(https_escaped)) occur with that host in the dump; null when all must be tried.
+  returned: state=staged
+  type: list
+  elements: str
+timings:
+  description: Seconds per step of the phase (where an import spends its time; benchmarks/import.py).
+  returned: always
+  type: dict
 table_prefix:
   description: The environment's table prefix after the phase.
   returned: always
   type: str
 '''
 
+import contextlib
 import json
 import os
 import re
 import shlex
 import shutil
 import subprocess
+import time
 
 from ansible.module_utils.urls import open_url
 from ansible_collections.pressluft.wordpress.plugins.module_utils._env import WP_CLI_ARGSPEC, env_module
-from ansible_collections.pressluft.wordpress.plugins.module_utils._import import ImportRefused, analyze
+from ansible_collections.pressluft.wordpress.plugins.module_utils._import import (
+    DEFINER_RE,
+    ImportRefused,
+    analyze,
+    definer_clause,
+    url_tables,
+)
+from ansible_collections.pressluft.wordpress.plugins.module_utils._php_constants import (
+    NAME_RE,
+    constants_php,
+    owned,
+)
 from ansible_collections.pressluft.wordpress.plugins.module_utils._releases import valid_release
 
 PREFIX_LINE = re.compile(r"^\$table_prefix = '([A-Za-z0-9_]{1,32})';$", re.M)
@@ -182,6 +231,7 @@ SSH_USER_RE = re.compile(r'^[a-z_][a-z0-9_.-]{0,31}$')
 SSH_HOST_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$')
 SSH_PATH_RE = re.compile(r'^/[A-Za-z0-9._/-]{0,500}$')
 CHUNK = 1024 * 1024
+OBJECT_KINDS = ('view', 'trigger', 'procedure', 'function')
 
 
 def _check(p, names):
@@ -198,6 +248,11 @@ def _check(p, names):
                              'an absolute path of letters, digits, . _ / - and a port 1-65535')
     if p['url'] and not re.match(r'^https://' if not p['allow_http'] else r'^https?://', p['url']):
         raise ValueError('the archive URL must be https:// (allow_http permits http://)')
+    for name in p['keep_constants']:
+        if not NAME_RE.match(name) or owned(name):
+            raise ValueError('keep_constants: %r is not a constant name or is one Pressluft owns (DB_*, keys '
+                             'and salts, WP_HOME, WP_SITEURL, ABSPATH, WP_ENVIRONMENT_TYPE, WP_REDIS_*, ...)'
+                             % name[:70])
     if len(names['db_name']) > 60:
         raise ValueError('database name %s is too long for the scratch databases' % names['db_name'])
 
@@ -214,6 +269,17 @@ class Import(object):
         self.imp = names['db_name'] + '_imp'
         self.pre = names['db_name'] + '_pre'
         self.journal = self.work + '/journal.json'
+        self.constants = names['shared'] + '/constants.php'
+        self.staged_constants = self.work + '/constants.php'
+        self.timings = {}
+
+    @contextlib.contextmanager
+    def timed(self, step):
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.timings[step] = round(self.timings.get(step, 0) + time.monotonic() - start, 2)
 
     # -- tools --------------------------------------------------------------------------------------
     def run(self, argv, what, cwd=None):
@@ -236,18 +302,62 @@ class Import(object):
         return out
 
     def objects(self, db):
-        """{kind: [names]} of a database: base tables, views, triggers, routines."""
+        """{kind: [names]} of a database: base tables, views, triggers, procedures, functions. The names
+        are read as hex: they come from the dump (data), and the client's batch output escapes some bytes."""
         out = self.sql(
-            "SELECT 'table', TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA='%s' "
-            "AND TABLE_TYPE='BASE TABLE' UNION ALL SELECT 'view', TABLE_NAME FROM information_schema.VIEWS "
-            "WHERE TABLE_SCHEMA='%s' UNION ALL SELECT 'trigger', TRIGGER_NAME FROM "
-            "information_schema.TRIGGERS WHERE TRIGGER_SCHEMA='%s' UNION ALL SELECT 'routine', ROUTINE_NAME "
-            "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA='%s';" % ((db,) * 4), 'listing %s' % db)
-        found = {'table': [], 'view': [], 'trigger': [], 'routine': []}
+            "SELECT 'table', HEX(TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA='%s' "
+            "AND TABLE_TYPE='BASE TABLE' UNION ALL SELECT 'view', HEX(TABLE_NAME) FROM "
+            "information_schema.VIEWS WHERE TABLE_SCHEMA='%s' UNION ALL SELECT 'trigger', HEX(TRIGGER_NAME) "
+            "FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA='%s' UNION ALL SELECT "
+            "LOWER(ROUTINE_TYPE), HEX(ROUTINE_NAME) FROM information_schema.ROUTINES "
+            "WHERE ROUTINE_SCHEMA='%s';" % ((db,) * 4),
+            'listing %s' % db)
+        found = dict((kind, []) for kind in ('table', *OBJECT_KINDS))
         for line in out.splitlines():
             kind, _tab, name = line.partition('\t')
-            found[kind].append(name)
+            found[kind].append(bytes.fromhex(name).decode('utf-8', 'surrogateescape'))
         return found
+
+    # -- views, triggers and routines: RENAME TABLE cannot take them (nor a table with triggers) to
+    # another database, so they are dumped by mysqldump, dropped, and loaded again where the tables went.
+    def save_objects(self, db, path):
+        """The database's views, triggers and routines into path (plain SQL for the mysql client, without
+        DEFINER; a view SQL SECURITY INVOKER); whether it had any."""
+        found = self.objects(db)
+        if not any(found[k] for k in OBJECT_KINDS):
+            return False
+        base = ['mysqldump', '--protocol=socket', '--socket=%s' % self.module.params['mysql_socket'],
+                '--skip-comments', '--no-tablespaces', '--skip-lock-tables', '--single-transaction']
+        out = self.run([*base, '--no-data', '--no-create-info', '--triggers', '--routines', '--', db],
+                       'saving the triggers and routines of %s' % db)
+        if found['view']:
+            out += self.run([*base, '--no-data', '--skip-triggers', '--', db, *found['view']],
+                            'saving the views of %s' % db)
+        out = DEFINER_RE.sub(definer_clause, out.encode('utf-8', 'surrogateescape'))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, 'wb') as f:
+            f.write(out)
+        os.chown(path, _uid(self.n['user']), -1)
+        return True
+
+    def drop_objects(self, db):
+        found = self.objects(db)
+        drops = ['DROP %s IF EXISTS %s.%s;' % (kind.upper(), q(db), q(name))
+                 for kind in OBJECT_KINDS for name in found[kind]]
+        if drops:
+            self.sql(' '.join(drops), 'removing the views, triggers and routines of %s' % db)
+
+    def load_objects(self, path, wordpress):
+        """path into the database wordpress's wp-config.php names, as the environment user (what the dump
+        defines never runs as root)."""
+        argv = ['runuser', '-u', self.n['user'], '--', self.module.params['wp_cli'], '--path=%s' % wordpress,
+                '--skip-plugins', '--skip-themes', 'db', 'query']
+        with open(path, 'rb') as sql:
+            proc = subprocess.run(argv, stdin=sql, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  cwd=self.n['tmp'], check=False)
+        if proc.returncode != 0:
+            raise ImportRefused('creating the views, triggers and routines failed (rc=%d): %s' % (
+                proc.returncode, proc.stderr.decode('utf-8', 'replace').strip()[-1500:]))
 
     def live_prefix(self):
         with open(self.n['wp_config']) as f:
@@ -259,7 +369,7 @@ class Import(object):
     def write_config(self, path, text, mode=0o640):
         tmp = path + '.import-tmp'
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, 'w') as f:
+        with os.fdopen(fd, 'w', encoding='utf-8', errors='surrogateescape') as f:
             f.write(text)
         st = os.stat(self.n['wp_config'])
         os.chown(tmp, 0, st.st_gid)
@@ -308,49 +418,90 @@ class Import(object):
         if proc.returncode != 0:
             raise ImportRefused('wp db export on %s failed (rc=%d): %s' % (
                 remote, proc.returncode, proc.stderr.decode('utf-8', 'replace').strip()[-1500:]))
-        self.run(['rsync', '-rt', '--no-links', '--no-devices', '--no-specials', '--exclude=/wp-config.php',
-                  '--exclude=/*.sql', '--exclude=/*.sql.gz', '-e', ' '.join(self.ssh_argv()), '--',
-                  '%s:%s/' % (remote, pull['path'].rstrip('/')), site + '/'], 'rsync from %s' % remote)
+        uploads = self.remote_uploads(remote)
+        # wp-config.php comes along to be read as text (table prefix, --keep-constant), never run. Links are
+        # never copied, except that wp-content/uploads is followed when it is one (below).
+        rsync = ['rsync', '-rt', '--no-links', '--no-devices', '--no-specials', '-e',
+                 ' '.join(self.ssh_argv())]
+        base = pull['path'].rstrip('/')
+        self.run([*rsync, '--exclude=/*.sql', '--exclude=/*.sql.gz', '--exclude=/wp-content/uploads', '--',
+                  '%s:%s/' % (remote, base), site + '/'], 'rsync from %s' % remote)
+        if uploads:
+            # The trailing slash makes the remote side resolve the link itself: only this path is followed.
+            os.makedirs(site + '/wp-content/uploads', 0o700, exist_ok=True)
+            self.run([*rsync, '--', '%s:%s/wp-content/uploads/' % (remote, base),
+                      site + '/wp-content/uploads/'], 'rsync of the uploads from %s' % remote)
+
+    def remote_uploads(self, remote):
+        """Whether the remote tree has wp-content/uploads (a directory or a link to one). A link is followed
+        wherever it points - it is the uploads directory itself - but never to / or to the tree or one of
+        its parents, which would copy the tree into itself."""
+        path = shlex.quote(self.module.params['pull']['path'])
+        command = 'cd -- %s && pwd -P && { cd wp-content/uploads 2>/dev/null && pwd -P || true; }' % path
+        proc = subprocess.run([*self.ssh_argv(), '--', remote, command], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=120, check=False)
+        lines = proc.stdout.decode('utf-8', 'replace').splitlines()
+        if proc.returncode != 0 or not lines:
+            raise ImportRefused('reading %s on %s failed (rc=%d): %s' % (
+                self.module.params['pull']['path'], remote, proc.returncode,
+                proc.stderr.decode('utf-8', 'replace').strip()[-1500:]))
+        tree, uploads = lines[0], (lines[1] if len(lines) > 1 else '')
+        if uploads and (uploads == '/' or (tree + '/').startswith(uploads.rstrip('/') + '/')):
+            raise ImportRefused('wp-content/uploads on %s points to %s, the WordPress tree or a directory '
+                                'above it: refused' % (remote, uploads[:300]))
+        return uploads
 
     def stage(self):
         p = self.module.params
-        self.absent()
+        with self.timed('clean'):
+            self.absent()
         os.makedirs(self.work, 0o700)
         archive = p['archive']
         if p['url']:
             archive = self.work + '/archive'
-            self.download(p['url'], archive)
+            with self.timed('download'):
+                self.download(p['url'], archive)
         if p['pull']:
             archive = self.work + '/unpacked'
-            self.pull(archive)
+            with self.timed('pull'):
+                self.pull(archive)
         elif not os.path.isfile(archive):
             raise ImportRefused('the archive %s does not exist on the node' % archive)
         st = os.statvfs(self.n['root'])
-        analysis = analyze(self.work + '/unpacked', archive, self.dump, st.f_bavail * st.f_frsize)
-        if p['url']:
+        with self.timed('unpack_analyse'):
+            analysis = analyze(self.work + '/unpacked', archive, self.dump, st.f_bavail * st.f_frsize,
+                               p['keep_constants'])
+        if p['url'] or (p['archive'] and p['remove_archive']):
             os.unlink(archive)
         os.chown(self.dump, _uid(self.n['user']), -1)
         os.chmod(self.dump, 0o600)
         paths = analysis.pop('paths')
+        kept = analysis.pop('kept')
+        if kept:
+            with open(self.staged_constants, 'w', encoding='utf-8', errors='surrogateescape') as f:
+                f.write(constants_php(kept))
         had_site = os.path.isfile(os.path.join(self.n['current'], 'wp-load.php'))
-        to_url = self.wp(self.n['current'], ['option', 'get', 'home'], 'reading the environment\'s home') \
-            if had_site else ''
-        self.build_tree(paths, analysis['wp_content_only'])
+        with self.timed('read_home'):
+            to_url = self.wp(self.n['current'], ['option', 'get', 'home'],
+                             'reading the environment\'s home') if had_site else ''
+        with self.timed('build_tree'):
+            self.build_tree(paths, analysis['wp_content_only'])
         self.write_config(self.build + '/wp-config.php', self.scratch_config(analysis['table_prefix']))
         self.sql('DROP DATABASE IF EXISTS `{0}`; CREATE DATABASE `{0}` CHARACTER SET utf8mb4; '
                  "GRANT ALL ON `{0}`.* TO '{1}'@'localhost';".format(self.imp, self.n['db_user']),
                  'creating the scratch database')
-        self.import_dump()
+        with self.timed('import_dump'):
+            self.import_dump()
         found = self.objects(self.imp)
-        extra = ['%d %s(s)' % (len(v), k) for k, v in found.items() if k != 'table' and v]
-        if extra:
-            raise ImportRefused('the dump defines %s: Pressluft imports tables only (drop them from the dump)'
-                                % ', '.join(extra))
+        analysis['objects'] = dict((k, len(found[k])) for k in OBJECT_KINDS)
         from_url = self.wp(self.build, ['db', 'query', '--skip-column-names',
                                         "SELECT option_value FROM `%soptions` WHERE option_name='home'"
                                         % analysis['table_prefix']], 'reading the imported home').strip()
+        with self.timed('url_tables'):
+            tables, forms = url_tables(self.dump, _host(from_url)) if from_url else (None, None)
         return dict(analysis=analysis, from_url=from_url, to_url=to_url.strip(), build=self.build,
-                    had_site=had_site, table_prefix=analysis['table_prefix'])
+                    had_site=had_site, table_prefix=analysis['table_prefix'], url_tables=tables,
+                    url_forms=forms, timings=self.timings)
 
     def import_dump(self):
         """The dump into the scratch database as the environment user, through `wp db query` reading it
@@ -420,15 +571,24 @@ class Import(object):
                 os.lchown(self.build + link, 0, 0)
             os.rename(self.build, self.release)
         if not journal.get('tables'):
-            live, imp = self.objects(self.n['db_name'])['table'], self.objects(self.imp)['table']
+            db = self.n['db_name']
+            if 'objects' not in journal:
+                journal['objects'] = {'live': self.save_objects(db, self.work + '/objects-live.sql'),
+                                      'imported': self.save_objects(self.imp, self.work + '/objects-imp.sql')}
+                self.save(journal)
+            self.drop_objects(db)
+            self.drop_objects(self.imp)
+            live, imp = self.objects(db)['table'], self.objects(self.imp)['table']
             if not imp:
                 raise ImportRefused('the scratch database %s holds no tables' % self.imp)
-            moves = ['`%s`.`%s` TO `%s`.`%s`' % (self.n['db_name'], t, self.pre, t) for t in live]
-            moves += ['`%s`.`%s` TO `%s`.`%s`' % (self.imp, t, self.n['db_name'], t) for t in imp]
-            self.sql('CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4; RENAME TABLE %s;'
-                     % (self.pre, ', '.join(moves)), 'exchanging the tables')
+            moves = ['%s.%s TO %s.%s' % (q(db), q(t), q(self.pre), q(t)) for t in live]
+            moves += ['%s.%s TO %s.%s' % (q(self.imp), q(t), q(db), q(t)) for t in imp]
+            self.sql('CREATE DATABASE IF NOT EXISTS %s CHARACTER SET utf8mb4; RENAME TABLE %s;'
+                     % (q(self.pre), ', '.join(moves)), 'exchanging the tables')
             journal.update(tables={'live': live, 'imported': imp})
             self.save(journal)
+            if journal['objects']['imported']:
+                self.load_objects(self.work + '/objects-imp.sql', self.release)
         if 'prefix' not in journal:
             old, new = self.live_prefix(), self.module.params['table_prefix']
             with open(self.n['wp_config']) as f:
@@ -437,6 +597,14 @@ class Import(object):
             self.save(journal)
             text = PREFIX_LINE.sub(lambda m: "$table_prefix = '%s';" % new, text)
             self.write_config(self.n['wp_config'], text, os.stat(self.n['wp_config']).st_mode & 0o777)
+        if 'constants' not in journal:
+            # The old file is kept (or its absence noted) before the new one replaces it.
+            old = os.path.isfile(self.constants)
+            if old:
+                shutil.copy2(self.constants, self.work + '/constants.php.old')
+            journal['constants'] = old
+            self.save(journal)
+            self.put_constants(self.staged_constants)
         if not journal.get('uploads'):
             staged = self.work + '/uploads'
             st = os.stat(self.n['uploads'])
@@ -455,6 +623,10 @@ class Import(object):
             os.rename(self.work + '/uploads.old', self.n['uploads'])
             journal['uploads'] = False
             self.save(journal)
+        if 'constants' in journal:
+            self.put_constants(self.work + '/constants.php.old' if journal['constants'] else None)
+            del journal['constants']
+            self.save(journal)
         if 'prefix' in journal:
             with open(self.n['wp_config']) as f:
                 text = f.read()
@@ -463,15 +635,31 @@ class Import(object):
                               os.stat(self.n['wp_config']).st_mode & 0o777)
             del journal['prefix']
             self.save(journal)
+        db = self.n['db_name']
         if journal.get('tables'):
             t = journal['tables']
-            moves = ['`%s`.`%s` TO `%s`.`%s`' % (self.n['db_name'], x, self.imp, x) for x in t['imported']]
-            moves += ['`%s`.`%s` TO `%s`.`%s`' % (self.pre, x, self.n['db_name'], x) for x in t['live']]
+            self.drop_objects(db)  # the imported ones: saved in objects-imp.sql
+            moves = ['%s.%s TO %s.%s' % (q(db), q(x), q(self.imp), q(x)) for x in t['imported']]
+            moves += ['%s.%s TO %s.%s' % (q(self.pre), q(x), q(db), q(x)) for x in t['live']]
             self.sql('RENAME TABLE %s;' % ', '.join(moves), 'putting the tables back')
             journal['tables'] = None
             self.save(journal)
+        if journal.get('objects'):
+            if journal['objects']['live']:
+                self.load_objects(self.work + '/objects-live.sql', self.n['current'])
+            journal['objects'] = None
+            self.save(journal)
         if os.path.isfile(os.path.join(self.n['current'], 'wp-load.php')):
             self.wp(self.n['current'], ['cache', 'flush'], 'flushing the object cache')
+
+    def put_constants(self, source):
+        """shared/constants.php becomes source's content (root-owned, the environment group's to read), or
+        goes when source is None or missing."""
+        if source and os.path.isfile(source):
+            with open(source, encoding='utf-8', errors='surrogateescape') as f:
+                self.write_config(self.constants, f.read())
+        elif os.path.lexists(self.constants):
+            os.unlink(self.constants)
 
     def load(self):
         if os.path.isfile(self.journal):
@@ -487,7 +675,7 @@ class Import(object):
     # -- finished / absent --------------------------------------------------------------------------
     def absent(self, drop_pre=False):
         journal = self.load()
-        if journal.get('tables') or journal.get('uploads') or 'prefix' in journal:
+        if journal.get('tables') or journal.get('uploads') or 'prefix' in journal or 'constants' in journal:
             if not drop_pre:
                 raise ImportRefused('the import is live in part (%s): revert it (state=reverted) or finish '
                                     'it first' % self.journal)
@@ -506,6 +694,16 @@ class Import(object):
             shutil.rmtree(path, ignore_errors=True)
         if os.path.lexists(self.dump):
             os.unlink(self.dump)
+
+
+def q(name):
+    """A MariaDB identifier, quoted: a name from the dump is data, a backtick in it is doubled."""
+    return '`' + name.replace('`', '``') + '`'
+
+
+def _host(url):
+    """host[:port] of a URL: what every form of it a search-replace pass looks for has in common."""
+    return url.split('://', 1)[-1].split('/', 1)[0]
 
 
 def _uid(user):
@@ -528,6 +726,8 @@ def main():
             key=dict(type='path', default='/root/.ssh/id_ed25519'),
             host_key=dict(type='str', choices=['strict', 'accept-new'], default='strict'),
         )),
+        keep_constants=dict(type='list', elements='str', default=[], no_log=False),
+        remove_archive=dict(type='bool', default=False),
         allow_http=dict(type='bool', default=False),
         max_bytes=dict(type='int', default=10 * 1024 ** 3),
         table_prefix=dict(type='str'),
@@ -551,15 +751,16 @@ def main():
         if p['state'] == 'staged':
             module.exit_json(changed=True, **imp.stage())
         journal = imp.load()
-        if p['state'] == 'swapped':
-            imp.swap(journal)
-        elif p['state'] == 'reverted':
-            imp.revert(journal)
-        elif p['state'] == 'finished':
-            imp.absent(drop_pre=True)
-        else:
-            imp.absent()
-        module.exit_json(changed=True, table_prefix=imp.live_prefix())
+        with imp.timed(p['state']):
+            if p['state'] == 'swapped':
+                imp.swap(journal)
+            elif p['state'] == 'reverted':
+                imp.revert(journal)
+            elif p['state'] == 'finished':
+                imp.absent(drop_pre=True)
+            else:
+                imp.absent()
+        module.exit_json(changed=True, table_prefix=imp.live_prefix(), timings=imp.timings)
     except ImportRefused as exc:
         if p['state'] == 'staged':
             try:

@@ -53,6 +53,15 @@ options:
     type: list
     elements: str
     default: []
+  forms:
+    description:
+      - Only the passes of these forms (C(http), C(https), C(http_escaped) and C(https_escaped), the
+        JSON-escaped C(http:\/\/)); the others, and their dry runs, are skipped.
+      - For a caller that knows the other forms are absent (site_import reads its dump for them).
+    type: list
+    elements: str
+    choices: [http, https, http_escaped, https_escaped]
+    default: [http, https, http_escaped, https_escaped]
   skip_columns:
     description: Columns never changed, in any table.
     type: list
@@ -137,6 +146,8 @@ URL_RE = re.compile(r'^https?://([^\s/?#\\\'"]+(/[^\s?#\\\'"]*)?)$')
 COLUMN_RE = re.compile(r'^[A-Za-z0-9_$]{1,64}$')
 TABLE_RE = re.compile(r'^[A-Za-z0-9_$]{1,64}$')
 REPORT_HEADER = ['Table', 'Column', 'Replacements', 'Type']
+# The passes() in order.
+FORMS = ('http', 'https', 'http_escaped', 'https_escaped')
 
 
 class SearchReplaceError(Exception):
@@ -247,6 +258,7 @@ def main():
         to_url=dict(type='str', required=True),
         path=dict(type='path'),
         tables=dict(type='list', elements='str', default=[]),
+        forms=dict(type='list', elements='str', choices=list(FORMS), default=list(FORMS)),
         skip_columns=dict(type='list', elements='str', default=['guid']),
         flush_cache=dict(type='bool', default=True),
     )
@@ -260,7 +272,7 @@ def main():
     try:
         wp = WpCli(module, p['run_as'], p['path'])
         replacer = Replacer(module, wp, names['tmp'])
-        pairs = passes(p['from_url'], p['to_url'])
+        pairs = [pair for i, pair in enumerate(passes(p['from_url'], p['to_url'])) if FORMS[i] in p['forms']]
         for search, replace in pairs:
             counts = replacer.run_pass(search, replace, dry_run=module.check_mode)
             rows = sum(counts.values())

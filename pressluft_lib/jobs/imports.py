@@ -31,6 +31,40 @@ MAX_URL = 2000
 DEFAULT_MAX_BYTES = 10 * 1024**3
 
 
+# Constants of an imported wp-config.php that --keep-constant may carry over: a PHP name, and none that
+# Pressluft writes or that would undo its layout (the module's list: module_utils/_php_constants.py; a unit
+# test keeps the two equal).
+CONSTANT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+OWNED_CONSTANTS = frozenset((
+    "ABSPATH", "WP_HOME", "WP_SITEURL", "WP_ENVIRONMENT_TYPE", "WP_CACHE", "WP_CACHE_KEY_SALT", "WP_DEBUG",
+    "DISALLOW_FILE_EDIT", "FS_METHOD", "WP_TEMP_DIR", "WP_CONTENT_DIR", "WP_CONTENT_URL", "WP_PLUGIN_DIR",
+    "WP_PLUGIN_URL", "WPMU_PLUGIN_DIR", "WPMU_PLUGIN_URL", "UPLOADS", "WP_LANG_DIR", "COOKIE_DOMAIN",
+    "CUSTOM_USER_TABLE", "CUSTOM_USER_META_TABLE", "MULTISITE", "WP_ALLOW_MULTISITE", "SUBDOMAIN_INSTALL",
+    "DOMAIN_CURRENT_SITE", "PATH_CURRENT_SITE", "SITE_ID_CURRENT_SITE", "BLOG_ID_CURRENT_SITE",
+    "AUTH_KEY", "SECURE_AUTH_KEY", "LOGGED_IN_KEY", "NONCE_KEY", "AUTH_SALT", "SECURE_AUTH_SALT",
+    "LOGGED_IN_SALT", "NONCE_SALT",
+))
+OWNED_CONSTANT_PREFIXES = ("DB_", "WP_REDIS_", "PRESSLUFT_")
+
+
+def keep_constants_payload(names: list[str] | None) -> dict[str, Any]:
+    """pressluft_import_keep_constants for --keep-constant NAME...; ValidationError for a bad or owned one."""
+    kept: list[str] = []
+    for name in names or []:
+        if not isinstance(name, str) or not CONSTANT_RE.fullmatch(name):
+            raise ValidationError(f"invalid --keep-constant {str(name)[:70]!r}: a PHP constant name "
+                                  "(letters, digits, _)", details={"constant": str(name)[:70]})
+        upper = name.upper()
+        if upper in OWNED_CONSTANTS or upper.startswith(OWNED_CONSTANT_PREFIXES):
+            raise ValidationError(
+                f"--keep-constant {name}: Pressluft writes this one itself (DB_*, keys and salts, WP_HOME, "
+                "WP_SITEURL, ABSPATH, WP_ENVIRONMENT_TYPE, WP_REDIS_*, paths, multisite), it cannot be "
+                "carried over", details={"constant": name})
+        if name not in kept:
+            kept.append(name)
+    return {"pressluft_import_keep_constants": kept} if kept else {}
+
+
 SSH_USER_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
 SSH_HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
 SSH_PATH_RE = re.compile(r"/[A-Za-z0-9._/-]{0,500}")

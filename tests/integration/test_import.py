@@ -36,8 +36,30 @@ RELEASES = itertools.count(1)
 OLD_URL = "https://old.example.com"
 IMPORTED_CONFIG = (
     "<?php\ndefine('DB_NAME', 'elsewhere');\ndefine('DB_USER', 'root');\ndefine('DB_PASSWORD', 'x');\n"
-    "define('DB_HOST', '10.9.9.9');\n$table_prefix = 'shop7_';\nrequire_once ABSPATH . 'wp-settings.php';\n"
+    "define('DB_HOST', '10.9.9.9');\n$table_prefix = 'shop7_';\n"
+    "define('SHOP_MODE', 'it\\'s \"live\" \\\\ ?> ok');\ndefine( \"SHOP_LIMIT\", 25 );\n"
+    "define('SHOP_KEY', getenv('SHOP_KEY'));\nrequire_once ABSPATH . 'wp-settings.php';\n"
 )
+# A view, a trigger and a procedure as mysqldump writes them on MySQL 8, with a definer that does not exist
+# here.
+OBJECTS = b"""
+/*!50001 DROP VIEW IF EXISTS `shop7_recent`*/;
+/*!50001 CREATE ALGORITHM=UNDEFINED */
+/*!50013 DEFINER=`olduser`@`%` SQL SECURITY DEFINER */
+/*!50001 VIEW `shop7_recent` AS select `shop7_posts`.`ID` AS `ID` from `shop7_posts` */;
+DELIMITER ;;
+/*!50003 CREATE*/ /*!50017 DEFINER=`olduser`@`%`*/ /*!50003 TRIGGER `shop7_meta_added` AFTER INSERT ON
+`shop7_commentmeta` FOR EACH ROW SET @meta_added = 1 */;;
+DELIMITER ;
+DELIMITER ;;
+CREATE DEFINER=`olduser`@`%` PROCEDURE `shop7_hello`()
+BEGIN
+  SELECT CONCAT('hello-', 'from-procedure');
+END ;;
+DELIMITER ;
+"""
+# What PHP makes of SHOP_MODE's literal above.
+SHOP_MODE = 'it\'s "live" \\ ?> ok'
 
 
 class Site:
@@ -56,10 +78,11 @@ class Site:
         res.imported = res.custom.get("pressluft_import") or {}
         return res
 
-    def import_(self, archive):
+    def import_(self, archive, **extra):
         n = next(RELEASES)
         return self.play("site_import.yml", pressluft_import_archive=str(archive),
-                         pressluft_release=f"imp{n}", pressluft_pre_import_backup_id=f"pre-import-{n}")
+                         pressluft_release=f"imp{n}", pressluft_pre_import_backup_id=f"pre-import-{n}",
+                         **extra)
 
     def wp(self, *args: str) -> str:
         argv = ("runuser", "-u", USER, "--", "wp", f"--path={ROOT}/current", *args)
@@ -130,10 +153,28 @@ def test_whole_tree_mysql8_gzip_dump_other_prefix(site):
         add(out, "wordpress/wp-config.php", IMPORTED_CONFIG.encode())
         add(out, "wordpress/wp-content/uploads/2024/01/photo.jpg", b"jpeg")
         add(out, "wordpress/wp-content/uploads/2024/01/shell.php", b"<?php echo 1;")
-        add(out, "wordpress/db.sql.gz", gzip.compress(source_dump(site, "shop7_", "imported-one", True)))
-    res = site.import_(archive)
+        add(out, "wordpress/db.sql.gz", gzip.compress(source_dump(site, "shop7_", "imported-one", True)
+                                                      + OBJECTS))
+    res = site.import_(archive, pressluft_import_keep_constants=["SHOP_MODE", "SHOP_LIMIT"])
     assert res.rc == 0, res.explain()
     a = res.imported["analysis"]
+    assert a["custom_constants"] == ["SHOP_MODE", "SHOP_LIMIT", "SHOP_KEY"], a
+    assert a["constants_not_literal"] == ["SHOP_KEY"] and a["constants_kept"] == ["SHOP_MODE", "SHOP_LIMIT"]
+    # Carried over as data: PHP reads back exactly the imported values; the imported DB_* are not used.
+    assert site.wp("eval", "echo SHOP_MODE, '|', SHOP_LIMIT + 1, '|', DB_NAME;") == f"{SHOP_MODE}|26|{USER}"
+    assert site.node.stat(f"{ROOT}/shared/constants.php") == ("root", USER, "640")
+    # Only tables whose rows hold the old host are rewritten (the stage read the dump).
+    assert res.imported["replaced_rows"] > 0 and "shop7_options" in res.imported["url_tables"]
+    assert "shop7_terms" not in res.imported["url_tables"]
+    # The view, trigger and procedure are live, their definer the environment's user, the view INVOKER.
+    assert a["objects"] == {"view": 1, "trigger": 1, "procedure": 1, "function": 0}
+    assert site.node.sh(
+        "mysql -N -e \"SELECT SECURITY_TYPE, DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA="
+        f"'{USER}' UNION ALL SELECT TRIGGER_NAME, DEFINER FROM information_schema.TRIGGERS WHERE "
+        f"TRIGGER_SCHEMA='{USER}'\"").split() == ["INVOKER", f"{USER}@localhost", "shop7_meta_added",
+                                                   f"{USER}@localhost"]
+    assert "hello-from-procedure" in site.wp("db", "query", "CALL shop7_hello()")
+    assert int(site.wp("db", "query", "--skip-column-names", "SELECT COUNT(*) FROM shop7_recent")) > 0
     assert res.imported["state"] == "live" and res.imported["table_prefix"] == "shop7_"
     assert a["collations_rewritten"] > 0 and a["php_in_uploads"] == ["2024/01/shell.php"]
     assert res.imported["from_url"] == OLD_URL and res.imported["to_url"] == "http://" + HOST
@@ -167,6 +208,11 @@ def test_zip_of_wp_content_with_a_plain_dump(site):
     res = site.import_(archive)
     assert res.rc == 0, res.explain()
     assert res.imported["analysis"]["wp_content_only"] and site.prefix() == "$table_prefix = 'wp_';"
+    # The previous import's view, trigger and procedure went with its tables (RENAME TABLE cannot move them).
+    assert site.node.sh("mysql -N -e \"SELECT COUNT(*) FROM information_schema.ROUTINES WHERE "
+                        f"ROUTINE_SCHEMA='{USER}'\"").strip() == "0"
+    # No --keep-constant this time: the previous import's constants went too.
+    assert site.node.exec("test", "-e", f"{ROOT}/shared/constants.php", check=False).returncode != 0
     assert "imported-two" in site.home() and site.current() == "imp2"
     assert site.node.exec("test", "-f", f"{ROOT}/releases/imp2/wp-includes/version.php").returncode == 0
     assert site.node.exec("cat", f"{ROOT}/shared/uploads/2025/05/new.txt").stdout == "new upload"
@@ -215,6 +261,11 @@ def test_pull_from_a_second_node_over_ssh(site, source_node):
     src_root = "/var/www/sites/src/production"
     source_node.exec("runuser", "-u", "src_production", "--", "wp", f"--path={src_root}/current",
                      "post", "update", "1", "--post_title=pulled-over-ssh", "--skip-plugins", "--skip-themes")
+    # Its uploads are a link (current/wp-content/uploads -> shared/uploads, outside the release): followed,
+    # that path only; a link inside them is not.
+    source_node.sh(f"install -d -o www-data {src_root}/../shared/uploads/2024 && echo pulled > "
+                   f"{src_root}/../shared/uploads/2024/pulled.txt && ln -s /etc/passwd "
+                   f"{src_root}/../shared/uploads/2024/leak")
     # The puller reads the site as its group does (wp-config.php, the release; uploads are www-data's).
     source_node.sh("useradd -m -s /bin/bash -G src_production,www-data puller && "
                    "install -d -o puller -m 700 /home/puller/.ssh")
@@ -236,3 +287,5 @@ def test_pull_from_a_second_node_over_ssh(site, source_node):
     assert res.imported["from_url"] == "http://src.localhost" and res.imported["to_url"] == "http://" + HOST
     assert "pulled-over-ssh" in site.home() and site.current() == f"imp{n}b"
     assert site.wp("option", "get", "home") == "http://" + HOST
+    assert site.node.exec("cat", f"{ROOT}/shared/uploads/2024/pulled.txt").stdout == "pulled\n"
+    assert site.node.exec("test", "-e", f"{ROOT}/shared/uploads/2024/leak", check=False).returncode != 0

@@ -77,3 +77,29 @@ def test_import_from_ssh_queues_the_pull(sites):
         "pressluft_import_ssh_user": "deploy", "pressluft_import_ssh_host": "old.example.com",
         "pressluft_import_ssh_port": 2222, "pressluft_import_ssh_path": "/srv/www/shop",
         "pressluft_import_ssh_host_key": "accept-new", "pressluft_import_ssh_key": "/root/.ssh/pull_key"}
+
+
+def test_keep_constant_names_checked_and_queued(sites, tmp_path):
+    archive = tmp_path / "shop.tar.gz"
+    archive.write_bytes(b"x")
+    for bad in ("DB_PASSWORD", "auth_key", "WP_HOME", "WP_REDIS_PREFIX", "ABSPATH", "1X", "A-B", "X'"):
+        res = run("import", "shop", "--archive", str(archive), "--keep-constant", bad, ok=False)
+        assert res.exit_code == 2 and "keep-constant" in res.output, res.output
+    made = js("import", "shop", "--archive", str(archive), "--keep-constant", "SHOP_MODE",
+              "--keep-constant", "FORCE_SSL_ADMIN", "--keep-constant", "SHOP_MODE")
+    with db.session_factory(sites)() as s:
+        payload = s.get(Job, made["job_id"]).payload
+    assert payload["pressluft_import_keep_constants"] == ["SHOP_MODE", "FORCE_SSL_ADMIN"]
+
+
+def test_import_into_a_missing_target_names_the_command_that_creates_it(sites, tmp_path):
+    archive = tmp_path / "shop.tar.gz"
+    archive.write_bytes(b"x")
+    res = run("import", "newshop", "--archive", str(archive), ok=False)
+    assert res.exit_code == 3 and "pressluft site create newshop --node NODE" in res.output, res.output
+    res = run("import", "newshop/staging", "--archive", str(archive), ok=False)
+    assert res.exit_code == 3 and "pressluft site create newshop --node NODE --env staging" in res.output
+    res = run("import", "shop/staging", "--archive", str(archive), ok=False)
+    assert res.exit_code == 3 and "pressluft env create shop/staging" in res.output, res.output
+    with db.session_factory(sites)() as s:
+        assert s.scalar(select(Job).where(Job.type == "site_import")) is None

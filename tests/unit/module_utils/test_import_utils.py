@@ -12,6 +12,7 @@ from ansible_collections.pressluft.wordpress.plugins.module_utils._import import
     ImportRefused,
     analyze,
     rewrite_dump,
+    url_tables,
 )
 
 MYSQL8_DUMP = """-- MySQL dump 10.13  Distrib 8.0.36
@@ -135,3 +136,50 @@ def test_rewrite_keeps_bytes_it_cannot_decode(tmp_path):
                     b"INSERT INTO t VALUES ('\xff\xfe');\n")
     rewrite_dump(str(src), str(tmp_path / "out.sql"))
     assert b"'\xff\xfe'" in (tmp_path / "out.sql").read_bytes()
+
+
+def test_url_tables_finds_the_tables_whose_rows_hold_the_host(tmp_path):
+    dump = tmp_path / "d.sql"
+    dump.write_bytes(
+        b"CREATE TABLE `wp_options` (x text) DEFAULT CHARSET=utf8mb4;\n"
+        b"INSERT INTO `wp_options` VALUES ('a'),('https:\\\\/\\\\/Old.Example.com\\\\/x');\n"
+        b"INSERT INTO `wp_orders` VALUES ('no url here'),('old.example.org');\n"
+        b"INSERT INTO wp_blobs VALUES (0x4142);\n"
+        b"INSERT INTO `wp_posts` (`ID`, `c`) VALUES\n(1,'x'),\n(2,'<a href=\"http://old.example.com\">');\n"
+        b"INSERT INTO `wp_postmeta` VALUES (1,'s:22:\"http://old.example.com\";');\n")
+    every = ["http", "https", "http_escaped", "https_escaped"]
+    assert url_tables(str(dump), "old.example.com") == (["wp_blobs", "wp_options", "wp_postmeta", "wp_posts"],
+                                                        every)
+    assert url_tables(str(dump), "elsewhere.test") == (["wp_blobs"], every)
+    dump.write_bytes(b"INSERT INTO `wp_options` VALUES ('https:\\\\/\\\\/old.example.com'),('x');\n"
+                     b"INSERT INTO `wp_posts` VALUES ('HTTPS://OLD.example.com/a');\n")
+    assert url_tables(str(dump), "old.example.com") == (["wp_options", "wp_posts"],
+                                                        ["https", "https_escaped"])
+
+
+@pytest.mark.parametrize("dump", [
+    b"CREATE TABLE `t` (x text DEFAULT 'http://old.example.com');\nINSERT INTO `t` VALUES ('a');\n",
+    b"INSERT INTO `odd-name` VALUES ('http://old.example.com');\n",
+    b"INSERT INTO `t` VALUES ('multi\nline http://old.example.com');\n",
+])
+def test_url_tables_means_every_table_when_unsure(tmp_path, dump):
+    (tmp_path / "d.sql").write_bytes(dump)
+    assert url_tables(str(tmp_path / "d.sql"), "old.example.com") == (None, None)
+
+
+def test_a_view_s_definer_becomes_sql_security_invoker(tmp_path):
+    src = tmp_path / "in.sql"
+    src.write_bytes(b"CREATE TABLE `wp_options` (x int);\n"
+                    b"/*!50001 CREATE ALGORITHM=UNDEFINED */\n"
+                    b"/*!50013 DEFINER=`a`@`%` SQL SECURITY DEFINER */\n"
+                    b"/*!50001 VIEW `v1` AS select 1 AS `x` */;\n"
+                    b"/*!50013 DEFINER=`shop`@`localhost` SQL SECURITY INVOKER */\n"
+                    b"CREATE ALGORITHM=UNDEFINED DEFINER=`r`@`l` SQL SECURITY DEFINER VIEW v2 AS select 2;\n"
+                    b"/*!50003 CREATE*/ /*!50017 DEFINER=`r`@`l`*/ /*!50003 TRIGGER t AFTER INSERT ON x\n"
+                    b"CREATE DEFINER=`root`@`localhost` PROCEDURE `p`()\n")
+    assert rewrite_dump(str(src), str(tmp_path / "out.sql"))["definers_stripped"] == 5
+    assert (tmp_path / "out.sql").read_bytes().splitlines()[2:] == [
+        b"/*!50013 SQL SECURITY INVOKER */", b"/*!50001 VIEW `v1` AS select 1 AS `x` */;",
+        b"/*!50013 SQL SECURITY INVOKER */",
+        b"CREATE ALGORITHM=UNDEFINED SQL SECURITY INVOKER VIEW v2 AS select 2;",
+        b"/*!50003 CREATE*/  /*!50003 TRIGGER t AFTER INSERT ON x", b"CREATE  PROCEDURE `p`()"]

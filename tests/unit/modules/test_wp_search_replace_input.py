@@ -44,6 +44,7 @@ def test_report_counts_per_table_and_names_skipped_tables():
     ({"to_url": "https://shop.example.com/staging"}, "a dry run would never count 0"),
     ({"skip_columns": ["guid", "x;y"]}, "invalid column name"),
     ({"run_as": "root"}, "must not be root"),
+    ({"forms": ["http", "ftp"]}, "forms"),
 ])
 def test_bad_input_is_refused_before_the_fence(capsys, tmp_path, args, message):
     base = {"site": "shop", "env": "staging", "from_url": "https://shop.example.com",
