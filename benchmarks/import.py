@@ -136,7 +136,8 @@ def main() -> None:
         for result in task_results(r.stdout, "Analyse the archive and stage the release and the database "
                                              "(nothing live changes)"):
             print(f"  stage steps: {result.get('timings')}, in the analysis: "
-                  f"{result.get('analysis', {}).get('seconds')}; URL tables {result.get('url_tables')}")
+                  f"{result.get('analysis', {}).get('seconds')}; URL tables {result.get('url_tables')}, "
+                  f"forms {result.get('url_forms')}")
         for play_ in json.loads(r.stdout).get("plays", []):
             for task in play_.get("tasks", []):
                 took = task_seconds(json.dumps({"plays": [{"tasks": [task]}]}), task["task"]["name"])
