@@ -7,6 +7,7 @@ The job types are env_create and drift_check (docs/environments.md, docs/job-typ
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 from pressluft_cli import output
@@ -112,6 +113,33 @@ def env_delete(target) -> None:
     data = control_plane().env_delete(site, name)
     output.emit(data, lambda d: click.echo(
         f"job {d['job_id']} queued: env_delete {d['site']}/{d['env']}, final backup {d['backup_id']} first"))
+
+
+@env.command("auth")
+@click.argument("target", metavar="SITE/ENV")
+@click.option("--user", metavar="NAME", help="The user that may log in (letters, digits, '.', '_', '-').")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from stdin (one line); default: a generated one, printed once.")
+@click.option("--off", is_flag=True, help="Switch basic auth off.")
+@output.json_option
+def env_auth(target, user, password_stdin, off) -> None:
+    """Queue an env_auth job: HTTP basic auth on a non-production environment (never production), or
+    --off. ACME challenge paths stay open; the node keeps only the password's hash."""
+    site, name = env_target(target)
+    password = None
+    if password_stdin:
+        if off:
+            raise ValidationError("--off takes no password")
+        password = sys.stdin.readline().rstrip("\r\n")
+    data = control_plane().env_auth(site, name, user=user, password=password, off=off)
+
+    def human(d) -> None:
+        what = "off" if d["state"] == "absent" else f"on for user {d['user']}"
+        click.echo(f"job {d['job_id']} queued: env_auth {d['site']}/{d['env']} {what}")
+        if d.get("password"):
+            click.echo(f"password (shown once): {d['password']}")
+
+    output.emit(data, human)
 
 
 @click.command("promote")

@@ -301,6 +301,10 @@ JOB_TYPES: dict[str, JobType] = {
                 roles=("site_env",), marks=ResourceState.DELETING, before=f"{_BACKUPS}:start_backup",
                 after=f"{_ENVS}:after_env_delete", secret_scopes=(BACKUP_SECRET_SCOPE,),
                 summary="a final backup, then remove an environment (never production) and all it owns"),
+        # Converges the node's files to the payload's state (a rerun changes nothing): safe to retry.
+        JobType("env_auth", _SITE, verb="env auth", destructive=False, timeout=300,
+                after="pressluft_lib.jobs.env_auth:after_env_auth",
+                summary="HTTP basic auth of a non-production environment on or off (ACME paths stay open)"),
         # Not retried: a second run after a stall could swap the import in over writes made since.
         JobType("site_import", _SITE, verb="import", destructive=True, timeout=7200, max_attempts=1,
                 roles=("env_release", "health_check", "page_cache"), marks=ResourceState.RESTORING,

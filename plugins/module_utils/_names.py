@@ -44,6 +44,8 @@ SECRETS_DIR = '/etc/pressluft/secrets'
 NGINX_CACHE_DIR = '/etc/nginx/pressluft-cache'
 # A file here makes the environment's server block refuse writes (site move: the source until confirmed).
 NGINX_READONLY_DIR = '/etc/nginx/pressluft-readonly'
+# HTTP basic auth of an environment (env_auth): the server block includes <name>.conf when it exists.
+NGINX_AUTH_DIR = '/etc/nginx/pressluft-auth'
 NGINX_CONF_D = '/etc/nginx/conf.d'
 PAGE_CACHE_ROOT = '/var/cache/pressluft/page'
 
@@ -136,4 +138,7 @@ def env_names(site, env=DEFAULT_ENV):
         'cache_conf': '%s/%s.conf' % (NGINX_CACHE_DIR, name),
         'cache_zone_conf': '%s/pressluft-cache-%s.conf' % (NGINX_CONF_D, name),
         'readonly_conf': '%s/%s.conf' % (NGINX_READONLY_DIR, name),
+        'auth_conf': '%s/%s.conf' % (NGINX_AUTH_DIR, name),
+        'auth_htpasswd': '%s/%s.htpasswd' % (NGINX_AUTH_DIR, name),
+        'auth_probe': '%s/%s.probe' % (NGINX_AUTH_DIR, name),
     }

@@ -14,7 +14,8 @@ description:
   - Requests each of O(urls) and requires a 2xx answer, the optional O(marker) in every body, and no
     new C(PHP Fatal error) or C(PHP Parse error) in the pool's error log after O(log_offset).
   - With O(via=http) the requests go through nginx on O(address):O(port) with the Host header O(host),
-    exactly as visitors reach the live release.
+    exactly as visitors reach the live release. While the environment has HTTP basic auth on
+    (M(pressluft.wordpress.env_auth)) they log in as C(pressluft-probe) with the node's own password.
   - With O(via=fastcgi) the requests go straight to the environment's PHP-FPM socket with
     C(SCRIPT_FILENAME) and C(DOCUMENT_ROOT) in O(root), as nginx would send them if C(current) pointed
     there. This checks a release through the real pool (user, C(open_basedir), opcache) before the switch.
@@ -130,6 +131,7 @@ root:
   type: str
 '''
 
+import base64
 import http.client as http_client
 import os
 import socket
@@ -137,6 +139,7 @@ import struct
 from urllib.parse import urlsplit
 
 from ansible_collections.pressluft.wordpress.plugins.module_utils._env import env_module
+from ansible_collections.pressluft.wordpress.plugins.module_utils._env_auth import PROBE_USER
 
 FCGI_BEGIN = 1
 FCGI_END = 3
@@ -205,10 +208,25 @@ def fastcgi_get(sock_path, root, host, url, timeout):
     return status, payload
 
 
-def http_get(address, port, host, url, timeout):
-    conn = http_client.HTTPConnection(address, port, timeout=timeout)
+def probe_login(path):
+    """The Authorization header of the health checks' own basic auth login while the environment has basic
+    auth on (module env_auth keeps its password in the root-only file path), else None."""
     try:
-        conn.request('GET', url, headers={'Host': host, 'User-Agent': 'pressluft-probe'})
+        with open(path) as f:
+            password = f.read().strip()
+    except (OSError, IOError):
+        return None
+    token = base64.b64encode(('%s:%s' % (PROBE_USER, password)).encode('utf-8')).decode('ascii')
+    return 'Basic ' + token
+
+
+def http_get(address, port, host, url, timeout, authorization=None):
+    conn = http_client.HTTPConnection(address, port, timeout=timeout)
+    headers = {'Host': host, 'User-Agent': 'pressluft-probe'}
+    if authorization:
+        headers['Authorization'] = authorization
+    try:
+        conn.request('GET', url, headers=headers)
         resp = conn.getresponse()
         return resp.status, resp.read()
     finally:
@@ -268,7 +286,8 @@ def main():
                 sock = p['socket'] or names['pool_socket']
                 status, body = fastcgi_get(sock, root, p['host'], url, p['timeout'])
             else:
-                status, body = http_get(p['address'], p['port'], p['host'], url, p['timeout'])
+                status, body = http_get(p['address'], p['port'], p['host'], url, p['timeout'],
+                                        probe_login(names['auth_probe']))
         except (IOError, OSError, socket.error, http_client.HTTPException, ValueError) as exc:
             status, body = 0, b''
             reason = '%s: no answer (%s)' % (url, exc)

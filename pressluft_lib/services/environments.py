@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from pressluft_lib import names, queue, settings
 from pressluft_lib.errors import ConflictError, NotFound, ValidationError
+from pressluft_lib.jobs import active_env_rows, env_auth
 from pressluft_lib.jobs import environments as env_jobs
 from pressluft_lib.services.base import ServiceBase, iso
 from pressluft_lib.states import DomainState, JobState, ResourceState
@@ -18,6 +19,37 @@ from pressluft_lib.storage.models import Domain, Environment, Job, JobEvent, Sit
 
 class EnvironmentsMixin(ServiceBase):
     """ControlPlane methods for environments."""
+
+    def env_auth(self, site: str, env: str, user: str | None = None, password: str | None = None,
+                 off: bool = False) -> dict[str, Any]:
+        """Queue env_auth: basic auth on for `user` (password given, else generated and returned once) or
+        off. The password goes to the environment's secret store scope, never into the payload."""
+        names.validate_site(site), names.validate_env(env)
+        env_auth.check_env(site, env)
+        if off:
+            if user is not None or password is not None:
+                raise ValidationError("--off takes no user or password")
+            payload: dict[str, Any] = {env_auth.STATE_KEY: "absent"}
+        else:
+            if user is None:
+                raise ValidationError("give --user NAME to switch basic auth on, or --off")
+            env_auth.check_user(user)
+            generated = password is None
+            password = env_auth.new_password() if generated else env_auth.check_password(password)
+            payload = {env_auth.STATE_KEY: "present", env_auth.USER_KEY: user}
+        state = payload[env_auth.STATE_KEY]
+        with self._mutation("env.auth", f"env:{site}_{env}", {"state": state, "user": user}) as (
+                session, audit):
+            site_row, env_row = active_env_rows(session, site, env, "basic auth needs it active")
+            if not off:
+                env_auth.store_password(session, self.url, site, env, password)
+            job = queue.enqueue(session, env_auth.JOB_TYPE, site=site_row, env=env_row, payload=payload,
+                                actor=self.actor)
+            audit["result"] = f"job:{job.id}"
+            out = {"job_id": job.id, "site": site, "env": env, "state": state, "user": user}
+            if not off and generated:
+                out["password"] = password  # printed once by the CLI; the store keeps it encrypted
+            return out
 
     def env_create(
         self, site: str, env: str, source: str = names.DEFAULT_ENV, domains: list[str] | None = None,

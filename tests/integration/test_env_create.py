@@ -6,6 +6,7 @@ wp_search_replace). One clone per module; the tests read what it made.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import urllib.error
@@ -38,8 +39,11 @@ def wp(node, root: str, user: str, *args: str, check: bool = True) -> str:
                      "--skip-themes", *args, check=check).stdout.strip()
 
 
-def get(node, host: str, path: str = "/") -> tuple[int, dict, str]:
-    req = urllib.request.Request(f"http://127.0.0.1:{node.http_port}{path}", headers={"Host": host})
+def get(node, host: str, path: str = "/", login: tuple[str, str] | None = None) -> tuple[int, dict, str]:
+    headers = {"Host": host}
+    if login is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(":".join(login).encode()).decode()
+    req = urllib.request.Request(f"http://127.0.0.1:{node.http_port}{path}", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
             return resp.status, dict(resp.headers), resp.read().decode(errors="replace")
@@ -127,6 +131,37 @@ def test_staging_is_safe_by_default(cloned):
     assert sent == "true"
     caught = node.exec("sh", "-c", f"cat {STAGE}/logs/mail/*.json").stdout
     assert json.loads(caught)["to"] == "someone@example.com"
+
+
+def test_basic_auth_guards_staging_but_never_acme_nor_health_checks(cloned):
+    """pressluft env auth (job env_auth): 401 without credentials, 200 with them, the ACME path and
+    production open, the node's own health check logs in; --off opens staging again."""
+    node, _, _ = cloned
+    token = "/.well-known/acme-challenge/pl-token"
+    node.sh(f"mkdir -p /var/lib/pressluft-acme/shop_staging{token.rsplit('/', 1)[0]} && "
+            f"echo token-body > /var/lib/pressluft-acme/shop_staging{token}")
+    shown = run("env", "auth", f"{SITE}/staging", "--user", "preview").stdout
+    password = shown.split("password (shown once): ")[1].strip()
+    work()
+    assert get(node, STAGE_HOST)[0] == 401
+    assert get(node, STAGE_HOST, login=("preview", "wrong-password"))[0] == 401
+    status, _, body = get(node, STAGE_HOST, login=("preview", password))
+    assert status == 200 and STAGE_HOST in body
+    status, _, body = get(node, STAGE_HOST, token)
+    assert (status, body) == (200, "token-body\n")
+    assert get(node, PROD_HOST)[0] == 200
+    # The node keeps a hash only, readable by nginx's group and no environment user.
+    htpasswd = "/etc/nginx/pressluft-auth/shop_staging.htpasswd"
+    assert node.stat(htpasswd) == ("root", "www-data", "640")
+    text = node.exec("cat", htpasswd).stdout
+    assert text.startswith("preview:$6$") and password not in text
+    # The release machinery's live check goes through nginx too: it logs in as the probe user.
+    js("health", f"{SITE}/staging")
+    work()
+    run("env", "auth", f"{SITE}/staging", "--off")
+    work()
+    assert get(node, STAGE_HOST)[0] == 200
+    assert node.exec("test", "-e", htpasswd, check=False).returncode != 0
 
 
 def test_bad_input_is_refused_and_queues_nothing(cloned):

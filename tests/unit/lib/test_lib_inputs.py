@@ -161,6 +161,7 @@ def test_job_type_registry():
         "site_ip": ("site", False, "site_ip.yml"),
         "env_promote": ("site", True, "env_promote.yml"),
         "env_delete": ("site", True, "env_delete.yml"),
+        "env_auth": ("site", False, "env_auth.yml"),
         "site_import": ("site", True, "site_import.yml"),
     }
     with pytest.raises(errors.ValidationError):

@@ -67,6 +67,9 @@ def test_env_names_follow_the_contract():
         "cache_conf": "/etc/nginx/pressluft-cache/shop_staging.conf",
         "cache_zone_conf": "/etc/nginx/conf.d/pressluft-cache-shop_staging.conf",
         "readonly_conf": "/etc/nginx/pressluft-readonly/shop_staging.conf",
+        "auth_conf": "/etc/nginx/pressluft-auth/shop_staging.conf",
+        "auth_htpasswd": "/etc/nginx/pressluft-auth/shop_staging.htpasswd",
+        "auth_probe": "/etc/nginx/pressluft-auth/shop_staging.probe",
     }
     assert _names.env_names("shop")["user"] == "shop_production"
 

@@ -23,7 +23,7 @@ from tests.rig.ansible import collections_path
 
 if str(collections_path()) not in sys.path:
     sys.path.insert(0, str(collections_path()))
-from ansible_collections.pressluft.wordpress.plugins.module_utils import _page_cache
+from ansible_collections.pressluft.wordpress.plugins.module_utils import _env_auth, _page_cache
 
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATES = ROOT / "roles/site_env/templates"
@@ -34,7 +34,9 @@ def render(tmp: Path, tls: bool, redirects: list[str], hsts: bool = False, stagi
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
                              trim_blocks=True)  # Ansible's template defaults
     names = {"name": "shop_production", "current": str(tmp / "current"), "pool_socket": str(tmp / "php.sock"),
-             "cache_conf": str(tmp / "cache.conf"), "readonly_conf": str(tmp / "ro/shop_production.conf")}
+             "cache_conf": str(tmp / "cache.conf"), "readonly_conf": str(tmp / "ro/shop_production.conf"),
+             "auth_conf": str(tmp / "auth/shop_production.conf"),
+             "auth_htpasswd": str(tmp / "auth/shop_production.htpasswd")}
     return env.get_template("nginx-site.conf.j2").render(
         ansible_managed="test", site_env_names=names, site_env_server_names=[NAME, "shop.localhost"],
         site_env_redirect_names=redirects, site_env_tls=tls, site_env_hsts=hsts, site_env_nginx_ipv6=False,
@@ -139,4 +141,33 @@ def test_the_read_only_switch_is_optional_and_refuses_writes_when_present(tmp):
     assert nginx_t(tmp, conf).returncode == 0, nginx_t(tmp, conf).stderr
     # The switch is read by the server block (a broken one fails nginx -t).
     (tmp / "ro/shop_production.conf").write_text("this is not nginx;\n")
+    assert nginx_t(tmp, conf).returncode != 0
+
+
+def test_basic_auth_switch_covers_the_server_but_never_acme(tmp):
+    """env_auth's switch (module_utils/_env_auth.py): nginx starts without it; with it, auth_basic applies at
+    server level of the main block, and every ACME location turns it off (the CA never has a password)."""
+    cert(tmp)
+    conf = render(tmp, tls=True, redirects=[ALIAS])
+    assert nginx_t(tmp, conf).returncode == 0, nginx_t(tmp, conf).stderr
+    names = {"name": "shop_production",
+             "auth_htpasswd": str(tmp / "auth/shop_production.htpasswd")}
+    (tmp / "auth").mkdir()
+    (tmp / "auth/shop_production.conf").write_text(_env_auth.render_conf(names))
+    (tmp / "auth/shop_production.htpasswd").write_text(_env_auth.render_htpasswd([("preview", "$6$s$h")]))
+    checked = nginx_t(tmp, conf)
+    assert checked.returncode == 0, checked.stderr
+    main, http, alias = blocks(conf)
+    include = f"include {tmp}/auth/shop_production.con[f];"
+    assert main.count(include) == 1 and include not in http + alias
+    # At server level: after the ACME location's end, before the next location (not inside one).
+    acme_end = main.index("}", main.index("location ^~ /.well-known/acme-challenge/"))
+    assert acme_end < main.index(include) < main.index("location ~*")
+    for block in (main, http, alias):
+        acme = block[block.index("location ^~ /.well-known/acme-challenge/"):]
+        assert "auth_basic off;" in acme[:acme.index("}")], block
+    # The switch is fixed text naming only the environment's files.
+    text = _env_auth.render_conf(names)
+    assert 'auth_basic "shop_production";' in text and "preview" not in text
+    (tmp / "auth/shop_production.conf").write_text("this is not nginx;\n")
     assert nginx_t(tmp, conf).returncode != 0
