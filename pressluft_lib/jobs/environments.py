@@ -50,11 +50,11 @@ def clone_result(artifacts: dict[str, Any]) -> dict[str, Any] | None:
         "database_bytes": _int(clone.get("database_bytes")),
         "passes": passes,
         "total_rows": _int(clone.get("total_rows")),
-        "rows": _rows(clone.get("rows")),
+        "rows": rows_of(clone.get("rows")),
     }
 
 
-def _rows(value: Any) -> dict[str, int]:
+def rows_of(value: Any) -> dict[str, int]:
     """Rows per table at the snapshot (the baseline of production's later writes, jobs/promote.py)."""
     if not isinstance(value, dict):
         return {}

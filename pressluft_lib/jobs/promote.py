@@ -20,6 +20,7 @@ from pressluft_lib.jobs import backups, releases
 from pressluft_lib.jobs import environments as env_jobs
 from pressluft_lib.states import JOB_ACTIVE, JobState
 from pressluft_lib.storage.models import AuditLog, Environment, Job, JobEvent, utcnow
+from pressluft_lib.storage.transitions import add_job_event
 
 JOB_TYPE = "env_promote"
 BACKUP_KEY = "pressluft_pre_promote_backup_id"
@@ -87,6 +88,40 @@ def newest_report(session: Session, env: Environment) -> tuple[Job, dict[str, An
     return (found[0], found[1]) if found else None
 
 
+def baseline(session: Session, env: Environment) -> tuple[dict[str, int] | None, dict[str, str]]:
+    """Production's rows per table at the clone (env_jobs.last_fill), renewed for every table a later
+    successful promotion from `env` copied (its `baseline` event: production's rows right after the copy);
+    and for those tables when that promotion started (UTC, the drift module's format), from which the
+    time checks count production's writes to them instead of from the clone."""
+    filled, rows = env_jobs.last_fill(session, env)
+    pushed: dict[str, str] = {}
+    found = session.execute(
+        select(Job.started_at, Job.finished_at, JobEvent.data).join(JobEvent, JobEvent.job_id == Job.id)
+        .where(Job.site_id == env.site_id, Job.type == JOB_TYPE, Job.state == JobState.SUCCEEDED,
+               JobEvent.kind == "baseline")
+        .order_by(Job.id)
+    )
+    for started, finished, data in found:
+        if not isinstance(data, dict) or data.get("from") != env.name or started is None:
+            continue
+        if filled is not None and finished is not None and finished <= filled:
+            continue  # a later clone or database sync copied everything again
+        copied = env_jobs.rows_of(data.get("rows"))
+        rows = {**(rows or {}), **copied}
+        pushed.update(dict.fromkeys(copied, started.strftime("%Y-%m-%d %H:%M:%S")))
+    return rows, pushed
+
+
+def _newer(table: str, report: dict[str, Any], pushed: dict[str, str] | None) -> list[str]:
+    """The kinds (post, order, comment) production wrote to `table` by time: at or after the clone, or,
+    for a table a promotion copied, at or after that promotion."""
+    writes = report.get("writes") or {}
+    if table not in (pushed or {}):
+        return sorted(set(writes.get("after_since") or ()) & set(_kinds(table)))
+    newest = writes.get("newest") or {}
+    return sorted(k for k in _kinds(table) if isinstance(newest.get(k), str) and newest[k] >= pushed[table])
+
+
 def _kinds(table: str) -> tuple[str, ...]:
     """The newest-write kinds (post, order, comment) the drift report tells by time for this table."""
     return WRITES_BY_TIME.get(table.partition("_")[2] if "_" in table else table, ())
@@ -99,12 +134,12 @@ def _before(table: str, report: dict[str, Any], baseline: dict[str, int] | None)
     return (baseline or {}).get(table, mine.get(table))
 
 
-def refusals(tables: list[str], report: dict[str, Any], baseline: dict[str, int] | None,
-             force: bool, allow_protected: bool) -> list[dict[str, Any]]:
-    """Why each table may not be pushed (empty: all may). Rows are production's, at the clone and now."""
+def refusals(tables: list[str], report: dict[str, Any], baseline: dict[str, int] | None, force: bool,
+             allow_protected: bool, pushed: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Why each table may not be pushed (empty: all may). Rows are production's, at the clone (or the last
+    promotion that copied the table: `pushed`) and now."""
     env_tables = (report.get("env") or {}).get("tables") or {}
     now = (report.get("against") or {}).get("rows") or {}
-    after = set((report.get("writes") or {}).get("after_since") or ())
     out = []
     for t in tables:
         if t not in env_tables:
@@ -113,7 +148,7 @@ def refusals(tables: list[str], report: dict[str, Any], baseline: dict[str, int]
             out.append({"table": t, "reason": "protected (production's visitors write it)",
                         "rows": now.get(t)})
         elif not force and t in now:  # a table production lacks is one it never wrote to
-            before, by_time = _before(t, report, baseline), sorted(after & set(_kinds(t)))
+            before, by_time = _before(t, report, baseline), _newer(t, report, pushed)
             if before != now.get(t) or by_time:
                 out.append({"table": t, "reason": "production wrote to it since the clone",
                             "rows_at_clone": before, "rows_now": now.get(t), "newer": by_time})
@@ -121,15 +156,20 @@ def refusals(tables: list[str], report: dict[str, Any], baseline: dict[str, int]
 
 
 def guard(tables: list[str], report: dict[str, Any], baseline: dict[str, int] | None,
-          force: bool) -> dict[str, dict[str, Any]]:
+          force: bool, pushed: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
     """What the job checks again on the node before it changes anything (production may have written since
     the report): {table: {rows: production's rows at the clone (-1: production has no such table, and must
-    still have none), newer: kinds that must not be newer}}."""
+    still have none), newer: kinds that must not be newer, since: for a table a promotion copied, the time
+    they must not be newer than (else the clone's)}}."""
     if force:
         return {}
     now = (report.get("against") or {}).get("rows") or {}
-    return {t: {"rows": _before(t, report, baseline) if t in now else -1, "newer": list(_kinds(t))}
-            for t in tables}
+    out: dict[str, dict[str, Any]] = {}
+    for t in tables:
+        out[t] = {"rows": _before(t, report, baseline) if t in now else -1, "newer": list(_kinds(t))}
+        if t in (pushed or {}) and _kinds(t):
+            out[t]["since"] = pushed[t]
+    return out
 
 
 def describe(refused: list[dict[str, Any]]) -> str:
@@ -163,6 +203,12 @@ def after_promote(session: Session, job: Job, artifacts: dict[str, Any]) -> None
     if job.state != JobState.SUCCEEDED and result.get("phase") in ("check", "backup"):
         why = f"promotion failed before it changed production ({result['phase']})"
         releases._reactivate(session, job, why)
+    copied = env_jobs.rows_of(result.get("rows"))
+    tables = set(payload.get("pressluft_promote_tables") or ())
+    if job.state == JobState.SUCCEEDED and tables:
+        # Production's rows of the copied tables right after the copy: the next promotion's baseline.
+        add_job_event(session, job.id, "baseline", {"from": payload.get("pressluft_promote_from"),
+                                                    "rows": {t: n for t, n in copied.items() if t in tables}})
     target = f"env:{env.site.name}_{env.name}" if env else f"job:{job.id}"
     detail = {"job_id": job.id, "from": payload.get("pressluft_promote_from"),
               "release": payload.get("pressluft_release"),

@@ -7,7 +7,6 @@ from typing import Any
 from pressluft_lib import names, queue
 from pressluft_lib.errors import ConflictError, ValidationError
 from pressluft_lib.jobs import backups, releases
-from pressluft_lib.jobs import environments as env_jobs
 from pressluft_lib.jobs import promote as promote_jobs
 from pressluft_lib.services.backups import BackupsMixin
 from pressluft_lib.services.base import iso
@@ -61,8 +60,8 @@ class PromoteMixin(BackupsMixin):
                     f"the drift report of {site}/{env} (job {drift_job.id}, {iso(drift_job.started_at)}) is "
                     f"older than the environment's last change ({iso(changed)}): run `pressluft drift "
                     f"{site}/{env}` again", details={"drift_job": drift_job.id, "changed_at": iso(changed)})
-            baseline = env_jobs.last_fill(session, source)[1]
-            refused = promote_jobs.refusals(tables, report, baseline, force, allow_protected)
+            baseline, pushed = promote_jobs.baseline(session, source)
+            refused = promote_jobs.refusals(tables, report, baseline, force, allow_protected, pushed)
             if refused:
                 raise ValidationError(f"tables refused: {promote_jobs.describe(refused)}",
                                       details={"refused": refused})
@@ -72,7 +71,7 @@ class PromoteMixin(BackupsMixin):
                 "pressluft_promote_from": env, "pressluft_promote_release": report["env"]["release"],
                 "pressluft_promote_tables": tables, promote_jobs.BACKUP_KEY: backups.make_id(pre), **health,
             }
-            checked = promote_jobs.guard(tables, report, baseline, force)
+            checked = promote_jobs.guard(tables, report, baseline, force, pushed)
             if checked:
                 payload["pressluft_promote_guard"] = checked
                 since = (report.get("writes") or {}).get("since")

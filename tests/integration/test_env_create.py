@@ -335,6 +335,14 @@ def test_promote_moves_code_up_and_keeps_production_content(cloned):
     backups = [b for b in js("backup", "list", "shop/production") if b["id"] == queued["backup_id"]]
     assert backups and backups[0]["state"] == "completed", backups
     assert env_state("production") == "active"
+    # The push renewed the table's baseline (production's rows after it): staging changes the table again
+    # and it goes up again, not refused as a production write since the clone (also checked on the node).
+    wp(node, STAGE, "shop_staging", "db", "query", "INSERT INTO wp_promo_settings VALUES ('second', 'x')")
+    drift_now()
+    again = js("promote", "shop/staging", "--tables", "wp_promo_settings")
+    assert [j["id"] for j in work()] == [again["job_id"]]
+    count = "SELECT COUNT(*) FROM wp_promo_settings"
+    assert wp(node, PROD, user, "db", "query", count, "--skip-column-names") == "2"
 
 
 def test_a_failing_staging_release_never_reaches_production(cloned):
@@ -370,7 +378,8 @@ def test_promote_stops_on_a_changed_staging_or_a_failed_backup(cloned):
     queued = js("promote", "shop/staging", "--tables", "wp_promo_settings")
     assert [j["id"] for j in work(expect="failed")] == [queued["job_id"]]
     shown = json.dumps(js("jobs", "show", str(queued["job_id"]))["events"])
-    assert "table wp_promo_settings: production wrote to it since the clone (1 rows then" in shown
+    # Its baseline is the rows the second push above left (2), not the clone's.
+    assert "table wp_promo_settings: production wrote to it since the clone (2 rows then, 3 now" in shown
     assert prod_release(node) == live and env_state("production") == "active"
     # The production backup fails: nothing else happens.
     backups = "/var/backups/pressluft/shop_production"

@@ -4,6 +4,8 @@ and what the after hook makes of a failed backup and of a release gone live."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import func, select
 
@@ -144,3 +146,53 @@ def test_a_promotion_gone_live(staged):
     # The promotion is a change of production, not of staging: the report still counts for staging.
     again = cp.promote("shop", "staging")
     assert again["drift_job"] == made["drift_job"]
+
+
+def test_a_table_push_renews_that_tables_baseline(staged):
+    """After `promote --tables`, production's rows of those tables are the pushed ones: the next promotion
+    compares with them (and counts post/order/comment times from that push), not with the clone's."""
+    cp = staged  # noqa: F811  (the plane with its staging clone)
+    with cp.session_factory() as s:
+        clone_end = s.scalar(select(func.max(Job.finished_at)).where(Job.type == "env_create"))
+    # Staging added 5 promo rows and 2 posts, one written after the clone (and before the push).
+    newest = {"post": (clone_end + timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S"), "comment": None,
+              "order": None}
+    drift(cp, prod_rows={"wp_promo": 2, "wp_posts": 10})
+    made = cp.promote("shop", "staging", tables=["wp_promo", "wp_posts"], force=True)
+    copied = {"wp_promo": 7, "wp_posts": 12, "wp_options": 100}  # every table's rows, as env_clone returns
+    done = {"pressluft_backup": {"id": made["backup_id"], "location": "/var/backups/x"},
+            "pressluft_promote": {"state": "live", "phase": "live", "rows": copied},
+            "pressluft_release": {"id": made["release"], "state": "live", "removed": []}}
+    finish(cp, made["job_id"], "succeeded", done)
+    with cp.session_factory.begin() as s:  # the push ran a few seconds after that post
+        job = s.get(Job, made["job_id"])
+        job.started_at = clone_end + timedelta(seconds=5)
+        job.finished_at = clone_end + timedelta(seconds=6)
+        started = job.started_at.strftime("%Y-%m-%d %H:%M:%S")
+    # Production now holds the pushed rows and nothing newer: pushing the tables again is no write.
+    queued = cp.drift_check("shop", "staging")
+    pushed_report = report(prod_rows={"wp_promo": 7, "wp_posts": 12}, after=["post"])
+    pushed_report["writes"]["newest"] = newest
+    finish(cp, queued["job_id"], "succeeded", {"pressluft_drift": pushed_report})
+    again = cp.promote("shop", "staging", tables=["wp_promo", "wp_posts"])
+    with cp.session_factory() as s:
+        guard = s.get(Job, again["job_id"]).payload["pressluft_promote_guard"]
+    assert guard == {"wp_promo": {"rows": 7, "newer": []},
+                     "wp_posts": {"rows": 12, "newer": ["post", "order"], "since": started}}
+    finish(cp, again["job_id"], "failed", {"pressluft_promote": {"state": "failed", "phase": "check"}})
+    # Production writes after the push are still refused: a row more, or a post newer than the push.
+    queued = cp.drift_check("shop", "staging")
+    written = report(prod_rows={"wp_promo": 8, "wp_posts": 12}, after=["post"])
+    written["writes"]["newest"] = {"post": "2999-01-01 00:00:00", "comment": None, "order": None}
+    finish(cp, queued["job_id"], "succeeded", {"pressluft_drift": written})
+    with pytest.raises(ValidationError) as refused:
+        cp.promote("shop", "staging", tables=["wp_promo", "wp_posts"])
+    assert "wp_promo (production wrote to it since the clone: 7 rows then, 8 now)" in str(refused.value)
+    assert "wp_posts (production wrote to it since the clone: 12 rows then, 12 now, newer post)" in str(
+        refused.value)
+    # Only the succeeded push renewed the baseline (the failed one after it recorded none).
+    with cp.session_factory() as s:
+        staging = s.scalar(select(Environment).where(Environment.name == "staging"))
+        rows, pushed = promote_jobs.baseline(s, staging)
+    assert rows == {**CLONE["rows"], "wp_promo": 7, "wp_posts": 12}
+    assert pushed == {"wp_promo": started, "wp_posts": started}
