@@ -55,8 +55,8 @@ attributes:
     description: Not supported.
     support: none
 notes:
-  - A non-empty C(wp-content/uploads) in the source fails the build: uploads are data and live in the
-    environment's shared directory.
+  - A non-empty C(wp-content/uploads) in the source fails the build, because uploads are data and live in
+    the environment's shared directory.
 seealso:
   - module: pressluft.wordpress.release_switch
 '''
