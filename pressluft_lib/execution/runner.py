@@ -2,7 +2,8 @@
 
 Extra vars follow docs/contracts.md: pressluft_target (the node), pressluft_site, pressluft_env,
 pressluft_domains, pressluft_php_version, pressluft_table_prefix, pressluft_fencing_token,
-pressluft_fencing_incarnation, pressluft_fencing_run, plus the job payload (never
+pressluft_fencing_incarnation, pressluft_fencing_run, pressluft_seal_to (the control plane's public key
+for sealed returns, plugins/filter/seal.py), plus the job payload (never
 secret: queue.enqueue refuses secret-looking keys). The environment's secrets from the secret
 store reach Ansible as `pressluft_<name>` through ansible_exec's 0600 vars file only.
 """
@@ -221,6 +222,8 @@ def _execute(
             extravars, site, env = job_vars(session, job)
             secret_vars = load_secrets(session, url, site, env, jt.secret_scopes, _provider_of(session, job))
             secret_vars.update(dns_token(session, url, extravars))
+        # Playbooks seal what they return that is secret (set_stats) to this key: after hooks unseal it.
+        extravars["pressluft_seal_to"] = SecretStore(url=url).sealing_public_key()
     except PressluftError as exc:
         return end(JobState.FAILED, exc.code, exc.message, {})
 

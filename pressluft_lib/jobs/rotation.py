@@ -2,7 +2,8 @@
 
 The node generates the new secrets and keeps them until every phase is done (a re-run completes a
 half-done rotation with the same values); the playbook returns the new DB (and admin) password with
-set_stats (`pressluft_secrets`), and after_rotate stores them only when the job succeeded, i.e. when
+set_stats, sealed to the control plane's key (`pressluft_secrets_sealed`, so AWX's or Semaphore's
+artifacts show nothing readable), and after_rotate stores them only when the job succeeded, i.e. when
 the node uses them. The age of an environment's secrets is the last change of its `db_password` in the
 secret store (set at site creation, replaced by each rotation).
 """
@@ -35,11 +36,15 @@ def after_rotate(session: Session, job: Job, artifacts: dict[str, Any]) -> None:
     if job.state != JobState.SUCCEEDED or job.env_id is None:
         return
     env = session.get(Environment, job.env_id)
-    returned = artifacts.get("pressluft_secrets")
-    if env is None or not isinstance(returned, dict):
+    sealed = artifacts.get("pressluft_secrets_sealed")
+    if env is None or not isinstance(sealed, str):
         add_job_event(session, job.id, "rotation", {"stored": [], "reason": "the playbook returned none"})
         return
     store = SecretStore(url=session.get_bind().url.render_as_string(hide_password=False))
+    returned = store.unseal(sealed)
+    if not isinstance(returned, dict):
+        add_job_event(session, job.id, "rotation", {"stored": [], "reason": "the sealed value is no mapping"})
+        return
     stored = []
     for key, name in STORED.items():
         value = returned.get(key)

@@ -5,12 +5,21 @@ Values are never logged or put into exceptions; only scope and name are.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import os
 import re
 import stat
 from pathlib import Path
+from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -22,6 +31,13 @@ KEY_ENV = "PRESSLUFT_SECRET_KEY"
 KEY_FILE = "secret.key"
 _SCOPE_RE = re.compile(r"(env|node|site|global|provider):[a-z0-9_.-]{1,58}|global")
 _NAME_RE = re.compile(r"[a-z][a-z0-9_.-]{0,127}")
+# Sealed returns (plugins/filter/seal.py has the format): the X25519 key is derived from the store's key.
+SEAL_INFO = b"pressluft seal v1"
+_RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+
+
+def _hkdf(info: bytes, secret: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
 
 
 def key_file_path(url: str | None = None) -> Path:
@@ -64,13 +80,31 @@ def load_key(url: str | None = None, *, create: bool = True) -> bytes:
 
 class SecretStore:
     def __init__(self, key: bytes | None = None, *, url: str | None = None):
+        key = key if key is not None else load_key(url)
         try:
-            self._fernet = Fernet(key if key is not None else load_key(url))
+            self._fernet = Fernet(key)
         except ValueError:
             raise ConfigError("the secret key is not a valid Fernet key (32 url-safe base64 bytes)") from None
+        self._sealing = X25519PrivateKey.from_private_bytes(_hkdf(b"pressluft sealing key", key))
 
     def __repr__(self) -> str:
         return "SecretStore(<key hidden>)"
+
+    def sealing_public_key(self) -> str:
+        """The public key (base64) that playbooks seal returned secrets to (pressluft_seal_to)."""
+        return base64.b64encode(self._sealing.public_key().public_bytes(*_RAW)).decode()
+
+    def unseal(self, sealed: str) -> Any:
+        """The value a playbook sealed with pressluft.wordpress.seal; SecretError when it is not ours."""
+        try:
+            blob = base64.b64decode(sealed, validate=True)
+            peer, ciphertext = blob[:32], blob[32:]
+            shared = self._sealing.exchange(X25519PublicKey.from_public_bytes(peer))
+            ours = self._sealing.public_key().public_bytes(*_RAW)
+            key = _hkdf(SEAL_INFO + peer + ours, shared)
+            return json.loads(ChaCha20Poly1305(key).decrypt(bytes(12), ciphertext, None))
+        except (binascii.Error, ValueError, TypeError, InvalidTag):
+            raise SecretError("a sealed value could not be opened with this control plane's key") from None
 
     @staticmethod
     def _check(scope: str, name: str) -> None:

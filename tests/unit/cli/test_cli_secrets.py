@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from ansible_collections.pressluft.wordpress.plugins.filter.seal import seal
+
+from pressluft_lib.storage.secret_store import SecretStore
 from tests.unit.cli.test_cli_backups import finish_next, js, run, sites  # noqa: F401  (fixture)
 
 NEW_DB = "cli-rotated-Db-Pw-5521-never-shown"
@@ -13,7 +16,8 @@ def test_rotate_queues_stores_on_success_and_never_prints_a_secret(sites):  # no
     made = js("secrets", "rotate", "shop", "--admin-password")
     assert made["admin"] is True and made["site"] == "shop" and made["env"] == "production"
     assert "queued: secrets_rotate blog/production\n" in run("secrets", "rotate", "blog").stdout
-    finish_next(sites, artifacts={"pressluft_secrets": {"db_password": NEW_DB}})
+    key = SecretStore(url=sites).sealing_public_key()
+    finish_next(sites, artifacts={"pressluft_secrets_sealed": seal({"db_password": NEW_DB}, key)})
     job = js("jobs", "show", str(made["job_id"]))
     assert {"stored": ["db_password"]} in [e["data"] for e in job["events"]]
     shown = run("jobs", "show", str(made["job_id"])).stdout + run("audit", "list", "--json").stdout

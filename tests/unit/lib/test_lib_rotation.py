@@ -7,11 +7,12 @@ import json
 from datetime import timedelta
 
 import pytest
+from ansible_collections.pressluft.wordpress.plugins.filter.seal import seal
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select, update
 
 from pressluft_lib import jobtypes, queue
-from pressluft_lib.errors import ConflictError, NotFound, ValidationError
+from pressluft_lib.errors import ConflictError, NotFound, SecretError, ValidationError
 from pressluft_lib.services import ControlPlane
 from pressluft_lib.storage.models import AuditLog, Job, JobEvent, Secret, Site, utcnow
 from pressluft_lib.storage.secret_store import SecretStore
@@ -37,6 +38,11 @@ def cp(sf, make_site, monkeypatch) -> ControlPlane:
 def secret(cp, site: str, name: str) -> str:
     with cp.session_factory() as s:
         return SecretStore(url=cp.url).get(s, f"env:{site}_production", name)
+
+
+def sealed(cp, value) -> dict:
+    """What the playbook returns: the value sealed by the collection's filter to the control plane's key."""
+    return {"pressluft_secrets_sealed": seal(value, SecretStore(url=cp.url).sealing_public_key())}
 
 
 def finish(cp, job_id: int, state: str, artifacts: dict) -> None:
@@ -81,11 +87,11 @@ def test_an_inactive_site_is_refused(cp):
 def test_new_secrets_are_stored_only_when_the_job_succeeded_and_never_shown(cp):
     old_db = secret(cp, "shop", "db_password")
     failed = cp.secrets_rotate("shop")["job_id"]
-    finish(cp, failed, "failed", {"pressluft_secrets": {"db_password": NEW_DB}})
+    finish(cp, failed, "failed", sealed(cp, {"db_password": NEW_DB}))
     assert secret(cp, "shop", "db_password") == old_db  # the node may not use it: keep the old one
     done = cp.secrets_rotate("shop", admin=True)["job_id"]
     returned = {"db_password": NEW_DB, "wordpress_admin_password": NEW_ADMIN}
-    finish(cp, done, "succeeded", {"pressluft_secrets": returned})
+    finish(cp, done, "succeeded", sealed(cp, returned))
     assert secret(cp, "shop", "db_password") == NEW_DB
     assert secret(cp, "shop", "wordpress_admin_password") == NEW_ADMIN
     assert secret(cp, "blog", "db_password") != NEW_DB
@@ -118,3 +124,20 @@ def test_schedule_rotates_old_secrets_once_per_site_and_skips_busy_ones(cp):
     for bad in (0, -1, 4000, True):
         with pytest.raises(ValidationError):
             cp.secrets_schedule(bad)
+
+
+def test_returns_not_sealed_to_this_control_plane_are_not_stored(cp):
+    old_db = secret(cp, "shop", "db_password")
+    plain = cp.secrets_rotate("shop")["job_id"]
+    finish(cp, plain, "succeeded", {"pressluft_secrets": {"db_password": NEW_DB}})  # the old, readable form
+    assert secret(cp, "shop", "db_password") == old_db
+    other = SecretStore(Fernet.generate_key()).sealing_public_key()
+    assert other != SecretStore(url=cp.url).sealing_public_key()
+    foreign = cp.secrets_rotate("shop")["job_id"]
+    with pytest.raises(SecretError, match="could not be opened"):
+        finish(cp, foreign, "succeeded", {"pressluft_secrets_sealed": seal({"db_password": NEW_DB}, other)})
+    blob = sealed(cp, {"db_password": NEW_DB})["pressluft_secrets_sealed"]
+    tampered = blob[:-4] + ("AAAA" if blob[-4:] != "AAAA" else "BBBB")
+    with pytest.raises(SecretError):
+        SecretStore(url=cp.url).unseal(tampered)
+    assert secret(cp, "shop", "db_password") == old_db
