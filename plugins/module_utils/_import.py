@@ -44,6 +44,8 @@ def definer_clause(m):
     if m.group(4):
         return (m.group(1) or b'') + b'SQL SECURITY INVOKER' + (m.group(5) or b'')
     return b''
+
+
 PHP_RE = re.compile(r"\.(php\d?|phtml|phar)$", re.I)
 MAX_LISTED = 50
 

@@ -46,6 +46,11 @@ def remove_site_left_on_host(site: str, tmp_path: Path) -> None:
     record = json.loads(record_file.read_text())
     if record.get("retired"):
         return
+    # The machine may have been restored from a snapshot: files of the last run, none of its processes.
+    # site_delete needs MariaDB and Redis; their init scripts start them past a stale pidfile.
+    for service in ("mariadb", "redis-server"):
+        if Path("/etc/init.d", service).exists():
+            subprocess.run(["service", service, "start"], capture_output=True, check=False, timeout=120)
     local = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
     extravars = {"pressluft_target": "local", "pressluft_site": site, "pressluft_env": "production",
                  "pressluft_php_version": "8.2", "pressluft_fencing_token": int(record["token"]) + 1,

@@ -29,7 +29,7 @@ import copy
 import itertools
 import json
 import secrets
-import select
+import selectors
 import socket
 import socketserver
 import threading
@@ -718,17 +718,20 @@ class FakeHcloud:
 
 
 def _pipe(a: socket.socket, b: socket.socket) -> None:
-    """Copy bytes both ways until either side closes."""
-    socks = [a, b]
-    while True:
-        ready, _, _ = select.select(socks, [], [], 60)
-        if not ready:
-            return
-        for src in ready:
-            data = src.recv(65536)
-            if not data:
+    """Copy bytes both ways until either side closes. A selector, not select(): a long test run's process
+    holds descriptors above select()'s limit of 1024 ("filedescriptor out of range")."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(a, selectors.EVENT_READ, b)
+        sel.register(b, selectors.EVENT_READ, a)
+        while True:
+            ready = sel.select(60)
+            if not ready:
                 return
-            (b if src is a else a).sendall(data)
+            for key, _ in ready:
+                data = key.fileobj.recv(65536)
+                if not data:
+                    return
+                key.data.sendall(data)
 
 
 def _records(body: dict) -> list[dict]:
