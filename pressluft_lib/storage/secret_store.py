@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import os
 import re
@@ -85,10 +86,15 @@ class SecretStore:
             self._fernet = Fernet(key)
         except ValueError:
             raise ConfigError("the secret key is not a valid Fernet key (32 url-safe base64 bytes)") from None
-        self._sealing = X25519PrivateKey.from_private_bytes(_hkdf(b"pressluft sealing key", key))
+        self._key = key
 
     def __repr__(self) -> str:
         return "SecretStore(<key hidden>)"
+
+    @functools.cached_property
+    def _sealing(self) -> X25519PrivateKey:
+        """Derived only when a job seals or opens a value: most stores just read and write secrets."""
+        return X25519PrivateKey.from_private_bytes(_hkdf(b"pressluft sealing key", self._key))
 
     def sealing_public_key(self) -> str:
         """The public key (base64) that playbooks seal returned secrets to (pressluft_seal_to)."""
