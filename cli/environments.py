@@ -80,6 +80,11 @@ def _show_report(d) -> None:
     click.echo(f"drift of {d['site']}/{d['env']} (job {d['job_id']}, {d['checked_at']}): "
                f"differs in {', '.join(r.get('differs') or []) or 'nothing'}")
     click.echo(json.dumps(r, indent=2, sort_keys=True))
+    base = d["baseline"]
+    renewed = ", ".join(f"{t} (pushed {at} UTC)" for t, at in sorted(base["renewed"].items()))
+    click.echo("baseline of production's writes (rows per table at the clone"
+               + (f"; renewed by promotions: {renewed}" if renewed else "") + "):")
+    click.echo(json.dumps(base["rows"], indent=2, sort_keys=True))
 
 
 

@@ -61,7 +61,8 @@ SLOW_FIRST = (  # in tests/integration
 
 def pytest_collection_modifyitems(items) -> None:
     rank = {f"tests/integration/{name}.py": i for i, name in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable: the rest keep their order
+    # A stable sort: the files not listed keep their order.
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
 
 
 # Where the suite's time goes, per test file (setup + call + teardown, fixtures included): printed at

@@ -17,7 +17,9 @@ description:
     target database holds exactly the source's tables.
   - The code (with O(code=true)) - the source's live release (what its C(current) points at) copied under the
     same name into the target's C(releases/), its links into the source tree (C(wp-config.php),
-    C(wp-content/uploads)) pointed at the target's; then the target's C(current) points at it.
+    C(wp-content/uploads)) pointed at the target's; then the target's C(current) points at it. With it goes
+    the source's C(shared/constants.php) (constants an import carried over; root-owned, the target group's to
+    read), or the target's is removed when the source has none.
   - The uploads (with O(uploads=true)) - C(rsync --delete) from the source's C(shared/uploads), owned by the
     target's user.
   - URLs are not rewritten here - M(pressluft.wordpress.wp_search_replace) does it from the C(source_url)
@@ -237,6 +239,22 @@ class Clone(object):
         os.symlink(dest, tmp)
         os.rename(tmp, current)
 
+    def copy_constants(self):
+        """shared/constants.php (an import's kept constants) as the source has it, or none."""
+        src = os.path.join(self.source['shared'], 'constants.php')
+        dst = os.path.join(self.target['shared'], 'constants.php')
+        if os.path.islink(src):  # shared/ is root's; a link there was not made by Pressluft
+            raise CloneError('%s is a symlink: refused' % src)
+        if not os.path.isfile(src):
+            if os.path.lexists(dst):
+                os.unlink(dst)
+            return
+        tmp = '%s.tmp-%d' % (dst, os.getpid())
+        shutil.copyfile(src, tmp)
+        os.chown(tmp, 0, os.stat(self.target['wp_config']).st_gid)
+        os.chmod(tmp, 0o640)
+        os.rename(tmp, dst)
+
     def _relink(self, tree):
         """Links into the source tree (wp-config.php, uploads) point at the same place in the target's."""
         prefix = self.source['root'] + '/'
@@ -293,6 +311,7 @@ def main():
             module.exit_json(**result)
         if p['code']:
             clone.copy_release(name, real)
+            clone.copy_constants()
         if p['database']:
             result['database_bytes'], result['rows'] = clone.copy_database(p['tables'])
         if p['uploads']:

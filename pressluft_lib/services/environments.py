@@ -12,6 +12,7 @@ from pressluft_lib import names, queue, settings
 from pressluft_lib.errors import ConflictError, NotFound, ValidationError
 from pressluft_lib.jobs import active_env_rows, env_auth
 from pressluft_lib.jobs import environments as env_jobs
+from pressluft_lib.jobs import promote as promote_jobs
 from pressluft_lib.services.base import ServiceBase, iso
 from pressluft_lib.states import DomainState, JobState, ResourceState
 from pressluft_lib.storage.models import Domain, Environment, Job, JobEvent, Site
@@ -140,7 +141,9 @@ class EnvironmentsMixin(ServiceBase):
                     "since": payload.get("pressluft_drift_since")}
 
     def drift_show(self, site: str, env: str) -> dict[str, Any]:
-        """The report of the environment's newest successful drift_check."""
+        """The report of the environment's newest successful drift_check, and the baseline a promotion
+        checks production's writes against: rows per table at the clone, renewed for the tables a promotion
+        pushed since (`renewed`: table -> when that promotion started, UTC)."""
         names.validate_site(site), names.validate_env(env)
         with self.session_factory() as session:
             site_row = self._site(session, site)
@@ -159,7 +162,9 @@ class EnvironmentsMixin(ServiceBase):
                 raise NotFound(f"no drift report for {site}/{env}: run `pressluft drift {site}/{env}` first",
                                details={"site": site, "env": env})
             job_id, finished, report = found
-            return {"site": site, "env": env, "job_id": job_id, "checked_at": iso(finished), "report": report}
+            rows, renewed = promote_jobs.baseline(session, env_row)
+            return {"site": site, "env": env, "job_id": job_id, "checked_at": iso(finished), "report": report,
+                    "baseline": {"rows": rows, "renewed": renewed}}
 
     def env_sync(self, site: str, env: str, source: str = names.DEFAULT_ENV, database: bool = True,
                  uploads: bool = True) -> dict[str, Any]:

@@ -61,6 +61,9 @@ def cloned(control_plane, provisioned_node):
     post_id = wp(node, PROD, user, "eval", FIXTURES)
     node.sh(f"runuser -u {user} -- sh -c 'mkdir -p {PROD}/shared/uploads/2026 && "
             f"echo photo > {PROD}/shared/uploads/2026/a.jpg'")
+    # Constants an import kept (site_import writes them so: root, the environment's group, 0640).
+    node.exec("install", "-o", "root", "-g", user, "-m", "0640", "/dev/stdin", f"{PROD}/shared/constants.php",
+              input="<?php\ndefine('SHOP_MODE', 'kept');\n")
     made = js("env", "create", f"{SITE}/staging", "--from", "production")
     # Every environment of a site shares the site's lock: nothing else runs on the site meanwhile.
     busy = run("secrets", "rotate", SITE, ok=False)
@@ -93,6 +96,9 @@ def test_the_clone_is_a_full_isolated_environment(cloned):
     assert config_link == f"{STAGE}/shared/wp-config.php"
     assert node.stat(f"{STAGE}/shared/uploads/2026/a.jpg")[0] == "shop_staging"
     assert node.exec("cat", f"{STAGE}/shared/uploads/2026/a.jpg").stdout == "photo\n"
+    # The imported constants came along, readable by staging alone, and its wp-config.php loads them.
+    assert node.stat(f"{STAGE}/shared/constants.php") == ("root", "shop_staging", "640")
+    assert wp(node, STAGE, "shop_staging", "eval", "echo SHOP_MODE;") == "kept"
 
 
 def test_urls_are_rewritten_and_the_result_holds_the_counts(cloned):
@@ -202,6 +208,11 @@ def test_drift_reports_production_writes_since_the_clone(cloned):
     for table in ("wp_posts", "wp_comments", "wp_users"):
         rows = writes["tables"][table]
         assert rows["against"] > rows["env"], (table, rows)
+        # The baseline a promotion counts production's writes from: its rows at the clone.
+        assert shown["baseline"]["rows"][table] == rows["env"], (table, shown["baseline"])
+    assert shown["baseline"]["renewed"] == {}
+    text = run("drift", "show", "shop/staging").stdout
+    assert "baseline of production's writes (rows per table at the clone):" in text, text
 
 
 def test_drift_bad_input_is_refused(cloned):

@@ -137,6 +137,7 @@ def test_drift_check_passes_the_clone_time_and_show_prints_the_newest_report(cp)
     finish(cp, queued["job_id"], "succeeded", {"pressluft_drift": report})
     shown = cp.drift_show("shop", "staging")
     assert shown["job_id"] == queued["job_id"] and shown["report"] == report
+    assert shown["baseline"] == {"rows": None, "renewed": {}}  # the clone job above returned no rows
     # A failed check keeps no report: show still prints the newest good one.
     again = cp.drift_check("shop", "staging")
     finish(cp, again["job_id"], "failed", {"pressluft_drift": {"differs": ["bogus"]}})

@@ -196,3 +196,5 @@ def test_a_table_push_renews_that_tables_baseline(staged):
         rows, pushed = promote_jobs.baseline(s, staging)
     assert rows == {**CLONE["rows"], "wp_promo": 7, "wp_posts": 12}
     assert pushed == {"wp_promo": started, "wp_posts": started}
+    # drift show prints the same baseline beside the report.
+    assert cp.drift_show("shop", "staging")["baseline"] == {"rows": rows, "renewed": pushed}
