@@ -7,7 +7,8 @@ import left live):
   1. a tar.gz of a whole WordPress tree with a gzip MySQL 8 dump, prefix shop7_ and an imported
      wp-config.php full of wrong settings: live, URLs rewritten, backup taken, old release kept;
   2. a zip of wp-content only with a plain dump, prefix wp_: live with the live release's core;
-  3. a corrupt archive, 4. a dump that fails half way: the job fails saying why, nothing live changes.
+  3. a corrupt archive, 4. a dump that fails half way: the job fails saying why, nothing live changes;
+  5. code that fatals once the tables are swapped in: reverted, views, triggers and routines included.
 """
 
 from __future__ import annotations
@@ -113,6 +114,15 @@ class Site:
                 self.node.sh("mysql -N -e 'SHOW DATABASES' | grep -c _imp || true").strip())
 
 
+def db_objects(site: Site) -> list[str]:
+    """The environment database's views (v:), triggers (t:) and routines (r:)."""
+    return site.node.sh(
+        "mysql -N -e \"SELECT CONCAT('v:', TABLE_NAME) FROM information_schema.VIEWS WHERE TABLE_SCHEMA="
+        f"'{USER}' UNION ALL SELECT CONCAT('t:', TRIGGER_NAME) FROM information_schema.TRIGGERS WHERE "
+        f"TRIGGER_SCHEMA='{USER}' UNION ALL SELECT CONCAT('r:', ROUTINE_NAME) FROM "
+        f"information_schema.ROUTINES WHERE ROUTINE_SCHEMA='{USER}'\"").split()
+
+
 def source_dump(site: Site, prefix: str, marker: str, mysql8: bool) -> bytes:
     """The site's database as another host would have dumped it."""
     sql = site.node.exec("runuser", "-u", USER, "--", "wp", f"--path={ROOT}/current", "db", "export",
@@ -210,12 +220,7 @@ def test_zip_of_wp_content_with_a_plain_dump(site):
     assert res.imported["analysis"]["wp_content_only"] and site.prefix() == "$table_prefix = 'wp_';"
     # The previous import's view, trigger and procedure went with its tables (RENAME TABLE cannot move them);
     # this dump (wp db export of the site as it was: views and triggers, no routines) brought its own.
-    assert site.node.sh(
-        "mysql -N -e \"SELECT CONCAT('v:', TABLE_NAME) FROM information_schema.VIEWS WHERE TABLE_SCHEMA="
-        f"'{USER}' UNION ALL SELECT CONCAT('t:', TRIGGER_NAME) FROM information_schema.TRIGGERS WHERE "
-        f"TRIGGER_SCHEMA='{USER}' UNION ALL SELECT CONCAT('r:', ROUTINE_NAME) FROM "
-        f"information_schema.ROUTINES WHERE ROUTINE_SCHEMA='{USER}'\"").split() == [
-            "v:wp_recent", "t:wp_meta_added"]
+    assert db_objects(site) == ["v:wp_recent", "t:wp_meta_added"]
     # No --keep-constant this time: the previous import's constants went too.
     assert site.node.exec("test", "-e", f"{ROOT}/shared/constants.php", check=False).returncode != 0
     assert "imported-two" in site.home() and site.current() == "imp2"
@@ -244,6 +249,27 @@ def test_corrupt_archive_and_a_dump_failing_half_way_change_nothing(site):
     assert "the dump failed to import" in res.imported["reason"], res.imported
     assert "ERROR" in res.imported["reason"]
     assert site.live_state() == live
+
+
+def test_a_failure_after_the_swap_puts_back_the_views_triggers_and_routines(site):
+    """The imported code fatals once its tables are swapped in: the release check fails and the revert
+    brings back the old tables, and the live view, trigger and procedure, which RENAME TABLE cannot move,
+    are recreated from their saved definitions and work for the environment's user."""
+    site.node.exec("mysql", USER, "-e", "CREATE PROCEDURE wp_hello() SELECT 'hello-back'")
+    assert db_objects(site) == ["v:wp_recent", "t:wp_meta_added", "r:wp_hello"]
+    live = site.live_state()
+    dump = source_dump(site, "wp_", "imported-four", False)
+    archive = site.tmp / "fatal.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("wp-content/mu-plugins/boom.php", "<?php\nthrow new Error('boom from the import');\n")
+        zf.writestr("dump.sql", dump)
+    res = site.import_(archive)
+    assert res.rc != 0 and res.imported["state"] == "failed", res.explain()
+    assert res.imported["phase"] == "reverted", res.imported  # it failed after the swap, not before
+    assert site.live_state() == live
+    assert db_objects(site) == ["v:wp_recent", "t:wp_meta_added", "r:wp_hello"]
+    query = ("SELECT COUNT(*) > 0 FROM wp_recent", "CALL wp_hello()")
+    assert [site.wp("db", "query", q, "--skip-column-names") for q in query] == ["1", "hello-back"]
 
 
 @pytest.fixture(scope="module")
