@@ -234,6 +234,8 @@ def restore(target, backup_id, to_node, offsite_id, yes) -> None:
             lambda d: click.echo(
                 f"job {d['job_id']} queued: env_rebuild {d['site']}/{d['env']} on {d['node']} "
                 f"(was {d['from_node']}) from {d['backup_id']}"
+                + ("" if not d["floating_ip"] else f"; floating IP {d['floating_ip']['name']} moves with it"
+                   if d["floating_ip"]["switched"] else f"; {d['floating_ip']['note']}")
             ),
         )
         return

@@ -222,8 +222,9 @@ JOB_TYPES: dict[str, JobType] = {
         # Disaster recovery: runs on the node given with --to (job.node), not the site's; a failed run
         # removes what it created, but it is not retried by itself (the operator looks first).
         JobType("env_rebuild", _SITE, verb="restore", destructive=True, timeout=3600, max_attempts=1,
-                roles=("site_env", "health_check"), marks=ResourceState.RESTORING,
-                after=f"{_BACKUPS}:after_env_rebuild", secret_scopes=(BACKUP_SECRET_SCOPE,),
+                roles=("site_env", "health_check", "floating_ip"), marks=ResourceState.RESTORING,
+                after=f"{_BACKUPS}:after_env_rebuild",
+                secret_scopes=(BACKUP_SECRET_SCOPE, PROVIDER_SECRET_SCOPE),
                 summary="rebuild an environment on another node from its off-site backup"),
         # Two nodes: the source refuses writes and backs up, the target is rebuilt from that backup; the
         # source stays read-only until site_move_confirm. Not retried (a second final backup would race

@@ -234,6 +234,14 @@ class BackupsMixin(ServiceBase):
             backups.check_rebuild_source(source, env_row)
             target, repository = self._move_checks(session, site_row, env_row, node, "restore --to")
             payload = {"pressluft_backup_id": source_id, "pressluft_restic_repository": repository}
+            # The site's floating IP follows it when the target can take it (a server of the same provider
+            # account). A recovery is never refused for it: without, the result says the IP stays put.
+            fip, fip_note = self._floating_ip(session, site_row), None
+            if fip is not None and (target.provider_id != fip.provider_id or target.cloud is None):
+                fip_note = (f"floating IP {fip.name} stays where it is: node {target.name} is not a server "
+                            "of its provider account; point DNS at the node")
+            elif fip is not None:
+                payload |= self._floating_ip_payload(session, fip)
             job = queue.enqueue(
                 session, "env_rebuild", site=site_row, env=env_row, node=target, payload=payload,
                 actor=self.actor,
@@ -246,7 +254,22 @@ class BackupsMixin(ServiceBase):
                 "node": target.name,
                 "from_node": site_row.node.name,
                 "backup_id": source_id,
+                "floating_ip": None if fip is None else {"name": fip.name, "address": fip.address,
+                                                         "switched": fip_note is None, "note": fip_note},
             }
+
+    @staticmethod
+    def _floating_ip(session: Session, site_row: Site) -> FloatingIp | None:
+        return session.scalar(select(FloatingIp).where(FloatingIp.site_id == site_row.id))
+
+    @staticmethod
+    def _floating_ip_payload(session: Session, fip: FloatingIp) -> dict[str, Any]:
+        """What tasks/move_floating_ip.yml needs (the token comes with the job's provider secrets)."""
+        return {
+            "pressluft_floating_ip": fip.name,
+            "pressluft_floating_ip_address": fip.address,
+            "pressluft_api_endpoint": session.get(Provider, fip.provider_id).api_endpoint,
+        }
 
     def site_move(self, site: str, node: str, env: str = names.DEFAULT_ENV) -> dict[str, Any]:
         """Queue site_move: the source read-only, a final full backup, the rebuild on `node`; the site
@@ -263,7 +286,7 @@ class BackupsMixin(ServiceBase):
                     details={"job_id": pending.id},
                 )
             target, repository = self._move_checks(session, site_row, env_row, node, "site move")
-            fip = session.scalar(select(FloatingIp).where(FloatingIp.site_id == site_row.id))
+            fip = self._floating_ip(session, site_row)
             if fip is not None and (target.provider_id != fip.provider_id or target.cloud is None):
                 raise ConflictError(
                     f"site {site} has floating IP {fip.name}, which node {target.name} cannot take: a move "
@@ -278,11 +301,7 @@ class BackupsMixin(ServiceBase):
                 "pressluft_move_target": target.name,
             }
             if fip is not None:
-                payload |= {
-                    "pressluft_floating_ip": fip.name,
-                    "pressluft_floating_ip_address": fip.address,
-                    "pressluft_api_endpoint": session.get(Provider, fip.provider_id).api_endpoint,
-                }
+                payload |= self._floating_ip_payload(session, fip)
             job = queue.enqueue(
                 session, "site_move", site=site_row, env=env_row, payload=payload, actor=self.actor
             )

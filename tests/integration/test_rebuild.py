@@ -6,10 +6,10 @@ repository; both nodes are servers of a provider account at the fake Hetzner API
 and the site gets a floating IP there (`site ip`). The site starts on `a`. A move to `b` whose rebuild
 fails, and one whose floating IP switch the API refuses, leave `a` taking writes and holding the IP; the
 real move routes the IP to `b` (which answers on it) and leaves `a` read-only (POST 503, GET 200) until
---confirm removes it and the address from a's interface. Then `b` is stopped and the
-site rebuilt on `a` from S3 alone. Each time the new node must hold the same database dump (ordered by
-primary key) and the same uploads tree (names, types, modes, sizes, mtimes, hashes) as the old one at
-backup time, a root-owned live release, and the control plane must record the new node.
+--confirm removes it and the address from a's interface. Then `b` is stopped and the site rebuilt on `a`
+from S3 alone, its floating IP routed back to `a`. Each time the new node must hold the same database dump
+(ordered by primary key) and the same uploads tree (names, types, modes, sizes, mtimes, hashes) as the old
+one at backup time, a root-owned live release, and the control plane must record the new node.
 """
 
 from __future__ import annotations
@@ -261,7 +261,7 @@ def test_move_keeps_the_source_until_the_switch_then_read_only_until_confirmed(p
 
 
 def test_rebuild_on_another_node_from_the_offsite_copy_alone(pair):
-    a, b, _fake = pair  # the site lives on b since the move
+    a, b, fake = pair  # the site lives on b since the move, its floating IP routed there
     fill(b, "rebuilt")
     before = settle(b)
     release = live_release(b)
@@ -277,8 +277,14 @@ def test_rebuild_on_another_node_from_the_offsite_copy_alone(pair):
     a.sh("useradd --system --no-create-home shift-sys && useradd --no-create-home shift-user")
     got = js("restore", SITE, "--to", a.name, "--from-offsite", made["backup_id"], "--yes")
     assert (got["node"], got["from_node"], got["backup_id"]) == (a.name, b.name, made["backup_id"])
+    address = got["floating_ip"]["address"]
+    assert got["floating_ip"]["switched"] and fip_server(fake) == b.name
     assert [j["id"] for j in work()] == [got["job_id"]]
     assert_rebuilt(a, before, release, "rebuilt")
+    # The floating IP followed the site to a (which answers on it again) after the health check there.
+    assert fip_server(fake) == a.name and answers_on(a, address)
+    status, body = fip_get(fake)
+    assert status == 200 and "Survivor rebuilt" in body
     assert a.sh(f"find {ROOT_DIR}/shared/uploads ! -user {USER} | head -1").strip() == ""
     audit = [r["result"] for r in js("audit", "list") if r["action"] == "env.rebuild"]
     assert "rebuilt" in audit

@@ -111,3 +111,35 @@ def test_site_ip_links_only_a_reported_valid_ip_then_the_move_switches_it(cp):
         extra = job_vars(s, s.get(Job, confirm["job_id"]))[0]
         assert (extra["pressluft_target"], extra["pressluft_floating_ip_address"]) == ("old", "198.51.100.7")
         assert s.scalar(select(FloatingIp.address)) == "198.51.100.7"
+
+
+def test_restore_to_moves_the_ip_to_a_server_of_its_account_and_never_refuses_for_it(cp):
+    """Disaster recovery with a floating IP: the rebuild's job carries the IP to switch when the target is a
+    server of the IP's account (and gets that account's token); on any other node it runs without, and says
+    the IP stays where it is."""
+    from tests.unit.lib.test_lib_rebuild import add_backup
+
+    made = cp.site_ip("shop")
+    finish(cp, made["job_id"], "succeeded", reported("shop-ip", "198.51.100.7", "old"))
+    good = add_backup(cp)
+    elsewhere = cp.restore_to("shop", "production", "static", good)
+    assert elsewhere["floating_ip"] == {"name": "shop-ip", "address": "198.51.100.7", "switched": False,
+                                        "note": elsewhere["floating_ip"]["note"]}
+    assert "stays where it is" in elsewhere["floating_ip"]["note"]
+    with cp.session_factory() as s:
+        extra = job_vars(s, s.get(Job, elsewhere["job_id"]))[0]
+        assert "pressluft_floating_ip" not in extra
+    finish(cp, elsewhere["job_id"], "failed", {})
+    cp.reset_env("shop", "production")  # as after a failed rebuild: the environment may be restored again
+
+    rebuilt = cp.restore_to("shop", "production", "spare", good)
+    assert rebuilt["floating_ip"] == {"name": "shop-ip", "address": "198.51.100.7", "switched": True,
+                                      "note": None}
+    keys = ("pressluft_target", "pressluft_floating_ip", "pressluft_floating_ip_address",
+            "pressluft_api_endpoint")
+    scopes = jobtypes.get("env_rebuild").secret_scopes
+    with cp.session_factory() as s:
+        extra = job_vars(s, s.get(Job, rebuilt["job_id"]))[0]
+        assert [extra[k] for k in keys] == ["spare", "shop-ip", "198.51.100.7", "http://127.0.0.1:9/v1"]
+        secrets = load_secrets(s, cp.url, "shop", "production", scopes, "hz")
+    assert secrets["pressluft_api_token"] == TOKEN
