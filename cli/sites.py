@@ -153,10 +153,27 @@ def site_move(name, to_node, confirm, env) -> None:
 @click.argument("name")
 @click.option("--name", "ip_name", metavar="IP",
               help="The floating IP's name at the provider [default: SITE-ip].")
+@click.option("--release", is_flag=True,
+              help="Take the site's floating IP off its node and delete it at the provider.")
+@click.option("--yes", is_flag=True, help="Release without asking.")
 @output.json_option
-def site_ip(name, ip_name) -> None:
+def site_ip(name, ip_name, release, yes) -> None:
     """Queue site_ip: floating IP IP at the provider of the site's node (created there when the account has
-    none of that name) is routed to the node, which answers on it; `site move` switches it to the target."""
+    none of that name) is routed to the node, which answers on it; `site move` switches it to the target.
+    With --release: the node stops answering on it and the provider deletes it (the address is gone)."""
+    if release:
+        if ip_name is not None:
+            raise ValidationError("--release takes no --name: a site has one floating IP")
+        if not yes:
+            if output.wants_json():
+                raise ValidationError("site ip --release --json needs --yes (no prompt in machine mode)")
+            click.confirm(f"Delete the floating IP of site {name} at the provider (DNS pointing at it "
+                          "breaks)?", abort=True)
+        data = control_plane().site_ip_release(name)
+        output.emit(data, lambda d: click.echo(
+            f"job {d['job_id']} queued: site_ip {d['site']} (release floating IP {d['floating_ip']} "
+            f"{d['address']} from {d['node']})"))
+        return
     data = control_plane().site_ip(name, ip_name)
     output.emit(
         data,

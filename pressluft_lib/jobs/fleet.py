@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from pressluft_lib import queue
@@ -69,12 +69,16 @@ def after_node_create(session: Session, job: Job, artifacts: dict[str, Any]) -> 
 
 def after_site_ip(session: Session, job: Job, artifacts: dict[str, Any]) -> None:
     """Link the floating IP the playbook reported to the site (its address came from the provider's API:
-    checked as input before the row takes it)."""
+    checked as input before the row takes it); after a release the playbook reported, unlink it."""
     if job.state != JobState.SUCCEEDED:
         return
     got = artifacts.get("pressluft_floating_ip")
     name = (job.payload or {}).get("pressluft_floating_ip")
     site = session.get(Site, job.site_id)
+    if (job.payload or {}).get("pressluft_floating_ip_state") == "absent":
+        if isinstance(got, dict) and got.get("name") == name and got.get("released") is True:
+            session.execute(delete(FloatingIp).where(FloatingIp.site_id == site.id, FloatingIp.name == name))
+        return
     node = session.get(Node, job.node_id) if job.node_id else None
     address = got.get("address") if isinstance(got, dict) else None
     try:

@@ -331,6 +331,27 @@ class ProvidersMixin(ServiceBase):
             audit["result"] = f"job:{job.id}"
             return {"job_id": job.id, "site": site, "node": node.name, "floating_ip": name}
 
+    def site_ip_release(self, site: str) -> dict[str, Any]:
+        """Queue site_ip with state absent: the site's node stops answering on its floating IP, which is then
+        deleted at the provider (its address is gone); the site keeps serving on its node's own address."""
+        names.validate_site(site)
+        with self._mutation("site.ip", f"site:{site}", {"release": True}) as (session, audit):
+            site_row, env_row = active_env_rows(session, site, names.DEFAULT_ENV, "site ip needs it active")
+            current = session.scalar(select(FloatingIp).where(FloatingIp.site_id == site_row.id))
+            if current is None:
+                raise NotFound(f"site {site} has no floating IP", details={"site": site})
+            account = session.get(Provider, current.provider_id)
+            payload = {"pressluft_floating_ip": current.name, "pressluft_floating_ip_state": "absent",
+                       "pressluft_floating_ip_address": current.address,
+                       "pressluft_api_endpoint": account.api_endpoint}
+            # The job runs with the secrets of its node's account: the IP's, which a move keeps equal.
+            job = queue.enqueue(
+                session, "site_ip", site=site_row, env=env_row, payload=payload, actor=self.actor
+            )
+            audit["result"] = f"job:{job.id}"
+            return {"job_id": job.id, "site": site, "node": site_row.node.name, "floating_ip": current.name,
+                    "address": current.address}
+
     # ---- helpers
     def _provider(self, session, name: str) -> Provider:
         row = session.scalar(select(Provider).where(Provider.name == name))

@@ -233,6 +233,11 @@ class SitesMixin(ServiceBase):
                 raise ValidationError(f"site {name} still has environments {', '.join(others)}: "
                                       f"`pressluft env delete {name}/ENV` each first",
                                       details={"environments": others})
+            fip = session.scalar(select(FloatingIp).where(FloatingIp.site_id == site.id))
+            if fip is not None:  # a paid address at the provider: never left behind unnoticed
+                raise ConflictError(f"site {name} has floating IP {fip.name} ({fip.address}): release it "
+                                    f"first (pressluft site ip {name} --release)",
+                                    details={"floating_ip": fip.name})
             # The env is marked by the queue; the site goes down with it (both settle on finish).
             job = queue.enqueue(session, "site_delete", site=site, env=env, actor=self.actor)
             if site.state != ResourceState.DELETING:

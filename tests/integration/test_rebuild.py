@@ -7,9 +7,10 @@ and the site gets a floating IP there (`site ip`). The site starts on `a`. A mov
 fails, and one whose floating IP switch the API refuses, leave `a` taking writes and holding the IP; the
 real move routes the IP to `b` (which answers on it) and leaves `a` read-only (POST 503, GET 200) until
 --confirm removes it and the address from a's interface. Then `b` is stopped and the site rebuilt on `a`
-from S3 alone, its floating IP routed back to `a`. Each time the new node must hold the same database dump
-(ordered by primary key) and the same uploads tree (names, types, modes, sizes, mtimes, hashes) as the old
-one at backup time, a root-owned live release, and the control plane must record the new node.
+from S3 alone, its floating IP routed back to `a` (and at last released). Each time the new node must hold
+the same database dump (ordered by primary key) and the same uploads tree (names, types, modes, sizes,
+mtimes, hashes) as the old one at backup time, a root-owned live release, and the control plane must record
+the new node.
 """
 
 from __future__ import annotations
@@ -292,3 +293,14 @@ def test_rebuild_on_another_node_from_the_offsite_copy_alone(pair):
     # a holds the site now: a rebuild there is refused before anything is queued (exit 4).
     again = run("restore", SITE, "--to", a.name, "--from-offsite", made["backup_id"], "--yes", ok=False)
     assert again.exit_code == 4 and "already holds site" in again.stderr
+
+    # Releasing the floating IP: a stops answering on it, the provider deletes it, the site serves on.
+    deleting = run("site", "delete", SITE, "--yes", ok=False)
+    assert deleting.exit_code == 4 and "--release" in deleting.stderr, deleting.stderr
+    released = js("site", "ip", SITE, "--release", "--yes")
+    assert (released["floating_ip"], released["address"]) == (f"{SITE}-ip", address)
+    assert [j["id"] for j in work()] == [released["job_id"]]
+    assert f"{SITE}-ip" not in fake.named("floating_ips")
+    assert address not in a.exec("ip", "-o", "-4", "address", "show").stdout
+    assert js("site", "show", SITE)["floating_ip"] is None
+    assert http_get(a, f"{SITE}.localhost")[0] == 200

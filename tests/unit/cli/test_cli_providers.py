@@ -146,3 +146,12 @@ def test_provider_remove_deletes_the_row_and_destroyed_nodes_keep_its_name(upgra
     assert js("provider", "list") == []
     add(fake, fake.token)  # the name is free again
     assert [p["name"] for p in js("provider", "list")] == ["hz"]
+
+
+def test_release_input_is_refused_before_anything_changes(upgraded):
+    """`site ip --release` takes no --name (a site has one floating IP) and, in machine mode, needs --yes."""
+    before = snapshot(upgraded)
+    for args in (("--release", "--name", "other-ip", "--yes"), ("--release", "--json")):
+        res = run("site", "ip", "shop", *args, ok=False)
+        assert res.exit_code == 2, (args, res.stdout, res.stderr)
+    assert snapshot(upgraded) == before

@@ -143,3 +143,31 @@ def test_restore_to_moves_the_ip_to_a_server_of_its_account_and_never_refuses_fo
         assert [extra[k] for k in keys] == ["spare", "shop-ip", "198.51.100.7", "http://127.0.0.1:9/v1"]
         secrets = load_secrets(s, cp.url, "shop", "production", scopes, "hz")
     assert secrets["pressluft_api_token"] == TOKEN
+
+
+def test_release_takes_the_ip_off_the_node_then_the_site_can_go(cp):
+    """`site ip --release`: the job carries the address to take off the node and the IP to delete; only a
+    release the playbook reported unlinks it. A site with a floating IP is not deleted before that."""
+    from pressluft_lib.errors import NotFound
+
+    with pytest.raises(NotFound, match="has no floating IP"):
+        cp.site_ip_release("shop")
+    made = cp.site_ip("shop")
+    finish(cp, made["job_id"], "succeeded", reported("shop-ip", "198.51.100.7", "old"))
+    with pytest.raises(ConflictError, match=r"release it first \(pressluft site ip shop --release\)"):
+        cp.site_delete("shop")
+    for state, artifacts in (("failed", {}), ("succeeded", {}),
+                             ("succeeded", {"pressluft_floating_ip": {"name": "other", "released": True}})):
+        release = cp.site_ip_release("shop")
+        finish(cp, release["job_id"], state, artifacts)
+        assert cp.site_show("shop")["floating_ip"] == {"name": "shop-ip", "address": "198.51.100.7"}
+    release = cp.site_ip_release("shop")
+    assert (release["floating_ip"], release["address"], release["node"]) == ("shop-ip", "198.51.100.7", "old")
+    with cp.session_factory() as s:
+        extra = job_vars(s, s.get(Job, release["job_id"]))[0]
+    assert (extra["pressluft_floating_ip"], extra["pressluft_floating_ip_state"],
+            extra["pressluft_floating_ip_address"]) == ("shop-ip", "absent", "198.51.100.7")
+    released = {"pressluft_floating_ip": {"name": "shop-ip", "released": True}}
+    finish(cp, release["job_id"], "succeeded", released)
+    assert cp.site_show("shop")["floating_ip"] is None
+    assert cp.site_delete("shop")["site"] == "shop"
