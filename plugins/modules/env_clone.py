@@ -21,7 +21,7 @@ description:
     the source's C(shared/constants.php) (constants an import carried over; root-owned, the target group's to
     read), or the target's is removed when the source has none.
   - The uploads (with O(uploads=true)) - C(rsync --delete) from the source's C(shared/uploads), owned by the
-    target's user.
+    target's user, run beside the copy of the code and the database.
   - URLs are not rewritten here - M(pressluft.wordpress.wp_search_replace) does it from the C(source_url)
     this module returns. Both environments must exist (role site_env).
 version_added: "1.0.0"
@@ -119,6 +119,7 @@ import os
 import pwd
 import re
 import shutil
+import subprocess
 import tempfile
 
 from ansible_collections.pressluft.wordpress.plugins.module_utils._env import (
@@ -269,10 +270,19 @@ class Clone(object):
                     os.symlink(self.target['root'] + '/' + link[len(prefix):], path)
                     os.lchown(path, 0, 0)
 
-    def copy_uploads(self):
+    def start_uploads(self):
+        """rsync of the uploads, started beside the database copy (file copying and MariaDB's import use
+        different resources); finish_uploads() waits for it."""
         owner = '%s:www-data' % self.target['user']
-        self.run([self.module.get_bin_path('rsync', required=True), '-a', '--delete', '--chown=%s' % owner,
-                  '--', self.source['uploads'] + '/', self.target['uploads'] + '/'], 'copying the uploads')
+        argv = [self.module.get_bin_path('rsync', required=True), '-a', '--delete', '--chown=%s' % owner,
+                '--', self.source['uploads'] + '/', self.target['uploads'] + '/']
+        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    @staticmethod
+    def finish_uploads(proc):
+        err = proc.communicate()[1].decode('utf-8', 'replace').strip()
+        if proc.returncode != 0:
+            raise CloneError('copying the uploads failed (rc=%d): %s' % (proc.returncode, err[-2000:]))
 
 
 def main():
@@ -309,13 +319,20 @@ def main():
             raise CloneError('%s has no live release: clone the code too (code=true)' % target['name'])
         if module.check_mode:
             module.exit_json(**result)
-        if p['code']:
-            clone.copy_release(name, real)
-            clone.copy_constants()
-        if p['database']:
-            result['database_bytes'], result['rows'] = clone.copy_database(p['tables'])
-        if p['uploads']:
-            clone.copy_uploads()
+        uploads = clone.start_uploads() if p['uploads'] else None
+        try:
+            if p['code']:
+                clone.copy_release(name, real)
+                clone.copy_constants()
+            if p['database']:
+                result['database_bytes'], result['rows'] = clone.copy_database(p['tables'])
+        except BaseException:
+            if uploads is not None:  # the job fails with the first error; rsync is not left running
+                uploads.kill()
+                uploads.wait()
+            raise
+        if uploads is not None:
+            clone.finish_uploads(uploads)
     except (CloneError, WpCliError, OSError, KeyError) as exc:
         module.fail_json(msg=str(exc), **result)
     module.exit_json(**result)
