@@ -119,9 +119,9 @@ import os
 import pwd
 import re
 import shutil
-import subprocess
 import tempfile
 
+from ansible_collections.pressluft.wordpress.plugins.module_utils import _background as background
 from ansible_collections.pressluft.wordpress.plugins.module_utils._env import (
     WP_CLI_ARGSPEC,
     env_module,
@@ -273,17 +273,11 @@ class Clone(object):
 
     def start_uploads(self):
         """rsync of the uploads, started beside the database copy (file copying and MariaDB's import use
-        different resources); finish_uploads() waits for it."""
+        different resources)."""
         owner = '%s:www-data' % self.target['user']
-        argv = [self.module.get_bin_path('rsync', required=True), '-a', '--delete', '--chown=%s' % owner,
-                '--', self.source['uploads'] + '/', self.target['uploads'] + '/']
-        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    @staticmethod
-    def finish_uploads(proc):
-        err = proc.communicate()[1].decode('utf-8', 'replace').strip()
-        if proc.returncode != 0:
-            raise CloneError('copying the uploads failed (rc=%d): %s' % (proc.returncode, err[-2000:]))
+        return background.start([self.module.get_bin_path('rsync', required=True), '-a', '--delete',
+                                 '--chown=%s' % owner, '--', self.source['uploads'] + '/',
+                                 self.target['uploads'] + '/'])
 
 
 def main():
@@ -329,12 +323,11 @@ def main():
                 result['database_bytes'], result['rows'] = clone.copy_database(p['tables'])
         except BaseException:
             if uploads is not None:  # the job fails with the first error; rsync is not left running
-                uploads.kill()
-                uploads.wait()
+                background.stop(uploads)
             raise
         if uploads is not None:
-            clone.finish_uploads(uploads)
-    except (CloneError, WpCliError, OSError, KeyError) as exc:
+            background.finish(uploads, 'copying the uploads')
+    except (CloneError, WpCliError, background.BackgroundError, OSError, KeyError) as exc:
         module.fail_json(msg=str(exc), **result)
     module.exit_json(**result)
 
