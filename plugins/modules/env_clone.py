@@ -113,6 +113,22 @@ rows:
       baseline against which a drift report tells the source's later writes per table).
   returned: when the database was copied
   type: dict
+url_tables:
+  description:
+    - The tables whose rows in the copied dump hold the source's host, for
+      M(pressluft.wordpress.wp_search_replace)'s O(pressluft.wordpress.wp_search_replace#module:tables);
+      null means every table (the dump could not be read that precisely).
+  returned: when the whole database was copied
+  type: list
+  elements: str
+url_forms:
+  description:
+    - The URL forms of the source's host that occur in those rows, for
+      M(pressluft.wordpress.wp_search_replace)'s O(pressluft.wordpress.wp_search_replace#module:forms); a
+      form that does not occur needs no pass. Null means all four.
+  returned: when the whole database was copied
+  type: list
+  elements: str
 '''
 
 import os
@@ -126,6 +142,7 @@ from ansible_collections.pressluft.wordpress.plugins.module_utils._env import (
     WP_CLI_ARGSPEC,
     env_module,
 )
+from ansible_collections.pressluft.wordpress.plugins.module_utils._import import url_tables
 from ansible_collections.pressluft.wordpress.plugins.module_utils._names import env_names
 from ansible_collections.pressluft.wordpress.plugins.module_utils._releases import valid_release
 from ansible_collections.pressluft.wordpress.plugins.module_utils._wp_cli import WpCli, WpCliError
@@ -180,8 +197,9 @@ class Clone(object):
             raise CloneError('%s points at %s, outside %s' % (current, real, self.source['releases']))
         return name, real
 
-    def copy_database(self, tables=()):
-        """Export as the source user into its own tmp, hand the file to the target user, import."""
+    def copy_database(self, tables=(), host=None):
+        """Export as the source user into its own tmp, hand the file to the target user, import. Returns
+        (bytes, rows per table, (url tables, url forms) of `host` in the dump of a whole database)."""
         src_file = os.path.join(self.source['tmp'], 'pressluft-clone-%d.sql' % os.getpid())
         dst_file = os.path.join(self.target['tmp'], 'pressluft-clone-%d.sql' % os.getpid())
         try:
@@ -193,12 +211,15 @@ class Clone(object):
             os.chown(dst_file, uid, -1)
             os.chmod(dst_file, 0o600)
             size = os.path.getsize(dst_file)
+            # The target database becomes exactly this dump: what it holds of the source's host is what the
+            # URL rewrite has to visit (the passes of the other forms would find nothing).
+            scan = url_tables(dst_file, host) if host and not tables else (None, None)
             # reset: tables the target has and the source lacks would survive a plain import. Named tables
             # are dropped and recreated by the dump itself, the others stay.
             if not tables:
                 self.wp(self.target, self.target['current'], ['db', 'reset', '--yes'])
             self.wp(self.target, self.target['current'], ['db', 'import', dst_file])
-            return size, self.row_counts()
+            return size, self.row_counts(), scan
         finally:
             for path in (src_file, dst_file):
                 if os.path.lexists(path):
@@ -320,7 +341,10 @@ def main():
                 clone.copy_release(name, real)
                 clone.copy_constants()
             if p['database']:
-                result['database_bytes'], result['rows'] = clone.copy_database(p['tables'])
+                host = result['source_url'].split('://', 1)[-1].split('/', 1)[0]
+                result['database_bytes'], result['rows'], scan = clone.copy_database(p['tables'], host)
+                if not p['tables']:
+                    result['url_tables'], result['url_forms'] = scan
         except BaseException:
             if uploads is not None:  # the job fails with the first error; rsync is not left running
                 background.stop(uploads)
