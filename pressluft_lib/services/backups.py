@@ -18,7 +18,7 @@ from pressluft_lib.errors import ConflictError, NotFound, PressluftError, Valida
 from pressluft_lib.jobs import backups, env_rows, require_active
 from pressluft_lib.services.base import ServiceBase, iso
 from pressluft_lib.states import BackupState, NodeState, ResourceState
-from pressluft_lib.storage.models import Backup, Environment, FloatingIp, Job, Provider, Site, utcnow
+from pressluft_lib.storage.models import Backup, Environment, Job, Site, utcnow
 from pressluft_lib.storage.secret_store import SecretStore
 from pressluft_lib.storage.transitions import transition
 
@@ -257,19 +257,6 @@ class BackupsMixin(ServiceBase):
                 "floating_ip": None if fip is None else {"name": fip.name, "address": fip.address,
                                                          "switched": fip_note is None, "note": fip_note},
             }
-
-    @staticmethod
-    def _floating_ip(session: Session, site_row: Site) -> FloatingIp | None:
-        return session.scalar(select(FloatingIp).where(FloatingIp.site_id == site_row.id))
-
-    @staticmethod
-    def _floating_ip_payload(session: Session, fip: FloatingIp) -> dict[str, Any]:
-        """What tasks/move_floating_ip.yml needs (the token comes with the job's provider secrets)."""
-        return {
-            "pressluft_floating_ip": fip.name,
-            "pressluft_floating_ip_address": fip.address,
-            "pressluft_api_endpoint": session.get(Provider, fip.provider_id).api_endpoint,
-        }
 
     def site_move(self, site: str, node: str, env: str = names.DEFAULT_ENV) -> dict[str, Any]:
         """Queue site_move: the source read-only, a final full backup, the rebuild on `node`; the site

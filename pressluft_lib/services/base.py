@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from pressluft_lib.errors import NotFound, PressluftError, ValidationError
 from pressluft_lib.storage import db
-from pressluft_lib.storage.models import AuditLog, Node, Site, utcnow
+from pressluft_lib.storage.models import AuditLog, FloatingIp, Node, Provider, Site, utcnow
 
 _VAR_RE_HINT = "KEY=VALUE with KEY a lowercase identifier"
 
@@ -81,6 +81,20 @@ class ServiceBase:
         if node is None:
             raise NotFound(f"node {name!r} does not exist", details={"node": name})
         return node
+
+    @staticmethod
+    def _floating_ip(session: Session, site_row: Site) -> FloatingIp | None:
+        return session.scalar(select(FloatingIp).where(FloatingIp.site_id == site_row.id))
+
+    @staticmethod
+    def _floating_ip_payload(session: Session, fip: FloatingIp) -> dict[str, Any]:
+        """The site's floating IP as a job that switches or releases it gets it (the token comes with the
+        job's provider secrets)."""
+        return {
+            "pressluft_floating_ip": fip.name,
+            "pressluft_floating_ip_address": fip.address,
+            "pressluft_api_endpoint": session.get(Provider, fip.provider_id).api_endpoint,
+        }
 
     def _site(self, session: Session, name: str) -> Site:
         site = session.scalar(Site.by_name(name))

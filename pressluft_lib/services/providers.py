@@ -306,7 +306,7 @@ class ProvidersMixin(ServiceBase):
                     "IP needs a provider node (node create); point DNS at the node instead",
                     details={"node": node.name},
                 )
-            current = session.scalar(select(FloatingIp).where(FloatingIp.site_id == site_row.id))
+            current = self._floating_ip(session, site_row)
             if current is not None and current.name != name:
                 raise ConflictError(
                     f"site {site} has floating IP {current.name} ({current.address}) already",
@@ -337,13 +337,10 @@ class ProvidersMixin(ServiceBase):
         names.validate_site(site)
         with self._mutation("site.ip", f"site:{site}", {"release": True}) as (session, audit):
             site_row, env_row = active_env_rows(session, site, names.DEFAULT_ENV, "site ip needs it active")
-            current = session.scalar(select(FloatingIp).where(FloatingIp.site_id == site_row.id))
+            current = self._floating_ip(session, site_row)
             if current is None:
                 raise NotFound(f"site {site} has no floating IP", details={"site": site})
-            account = session.get(Provider, current.provider_id)
-            payload = {"pressluft_floating_ip": current.name, "pressluft_floating_ip_state": "absent",
-                       "pressluft_floating_ip_address": current.address,
-                       "pressluft_api_endpoint": account.api_endpoint}
+            payload = {**self._floating_ip_payload(session, current), "pressluft_floating_ip_state": "absent"}
             # The job runs with the secrets of its node's account: the IP's, which a move keeps equal.
             job = queue.enqueue(
                 session, "site_ip", site=site_row, env=env_row, payload=payload, actor=self.actor

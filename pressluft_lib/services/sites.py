@@ -233,7 +233,7 @@ class SitesMixin(ServiceBase):
                 raise ValidationError(f"site {name} still has environments {', '.join(others)}: "
                                       f"`pressluft env delete {name}/ENV` each first",
                                       details={"environments": others})
-            fip = session.scalar(select(FloatingIp).where(FloatingIp.site_id == site.id))
+            fip = self._floating_ip(session, site)
             if fip is not None:  # a paid address at the provider: never left behind unnoticed
                 raise ConflictError(f"site {name} has floating IP {fip.name} ({fip.address}): release it "
                                     f"first (pressluft site ip {name} --release)",
