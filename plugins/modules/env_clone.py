@@ -24,6 +24,12 @@ description:
     target's user, run beside the copy of the code and the database.
   - URLs are not rewritten here - M(pressluft.wordpress.wp_search_replace) does it from the C(source_url)
     this module returns. Both environments must exist (role site_env).
+  - With O(step=snapshot) and then O(step=fill) the copy runs in two parts, so the first can run while the
+    target is being created (C(async) in playbook env_create.yml) - the snapshot needs only the source and
+    copies its database export, live release and uploads into a root-only directory C(.clone-<env>) beside
+    the site's environments; the fill moves them into the target (renames, not copies), imports the
+    database as the target's user and removes the directory. Both copy everything (no O(tables), all of
+    O(database), O(uploads) and O(code)).
 version_added: "1.0.0"
 author:
   - Pressluft developers (@pressluft)
@@ -58,6 +64,14 @@ options:
     type: list
     elements: str
     default: []
+  step:
+    description:
+      - V(all) copies in one run.
+      - V(snapshot) reads the source into C(.clone-<env>) beside the site's environments (the target need not
+        exist yet); V(fill) moves that snapshot into the target, which must exist, and removes it.
+    type: str
+    choices: [all, snapshot, fill]
+    default: all
 attributes:
   check_mode:
     description: Reads the source (its release and URL) and reports what would be copied; changes nothing.
@@ -80,6 +94,23 @@ EXAMPLES = r'''
     site: shop
     env: staging
     code: false
+
+- name: Snapshot shop/production while shop/staging is created
+  pressluft.wordpress.env_clone:
+    site: shop
+    env: staging
+    step: snapshot
+  async: 3600
+  poll: 0
+  register: snapshot
+
+# ... create the environment (role pressluft.wordpress.site_env), wait for the snapshot (async_status) ...
+
+- name: Fill shop/staging from the snapshot
+  pressluft.wordpress.env_clone:
+    site: shop
+    env: staging
+    step: fill
 '''
 
 RETURN = r'''
@@ -131,6 +162,7 @@ url_forms:
   elements: str
 '''
 
+import json
 import os
 import pwd
 import re
@@ -148,6 +180,7 @@ from ansible_collections.pressluft.wordpress.plugins.module_utils._releases impo
 from ansible_collections.pressluft.wordpress.plugins.module_utils._wp_cli import WpCli, WpCliError
 
 TABLE_RE = re.compile(r'^[A-Za-z0-9_$]{1,64}$')
+SNAPSHOT_FILE = 'snapshot.json'
 
 
 class CloneError(Exception):
@@ -168,7 +201,29 @@ def _check(p, names):
         raise ValueError('invalid table names %r: letters, digits and _ only' % bad[:5])
     if p['tables'] and not p['database']:
         raise ValueError('tables are copied with database=true')
+    if p['step'] != 'all' and (p['tables'] or not (p['database'] and p['uploads'] and p['code'])):
+        raise ValueError('step=%s copies everything: leave tables empty and database, uploads, code true'
+                         % p['step'])
     p['source'] = source
+
+
+def staging_dir(target):
+    """Beside the site's environments (the same file system, so the fill renames), named by the target."""
+    return os.path.join(os.path.dirname(target['root']), '.clone-' + target['env'])
+
+
+def require_tree(names):
+    if not os.path.isdir(names['root']) or not os.path.isfile(names['wp_config']):
+        raise CloneError('%s has no environment tree with a wp-config.php: create %s first (role '
+                         'site_env)' % (names['root'], names['name']))
+
+
+def own_tree(top, uid, gid):
+    """chown -R without following links (rsync --chown does this in the one-step copy)."""
+    os.lchown(top, uid, gid)
+    for base, dirs, files in os.walk(top):
+        for entry in dirs + files:
+            os.lchown(os.path.join(base, entry), uid, gid)
 
 
 class Clone(object):
@@ -186,6 +241,9 @@ class Clone(object):
     def wp(self, names, path, args):
         return WpCli(self.module, names['user'], path, label=names['name']).out(args)
 
+    def source_url(self):
+        return self.wp(self.source, self.source['current'], ['option', 'get', 'home']).strip()
+
     def live_release(self):
         current = self.source['current']
         if not os.path.islink(current):
@@ -197,33 +255,50 @@ class Clone(object):
             raise CloneError('%s points at %s, outside %s' % (current, real, self.source['releases']))
         return name, real
 
-    def copy_database(self, tables=(), host=None):
-        """Export as the source user into its own tmp, hand the file to the target user, import. Returns
-        (bytes, rows per table, (url tables, url forms) of `host` in the dump of a whole database)."""
+    def export(self, dest, tables=()):
+        """wp db export --single-transaction as the source user into its own tmp, then moved to dest (root's
+        until load() hands it over). Returns its size."""
         src_file = os.path.join(self.source['tmp'], 'pressluft-clone-%d.sql' % os.getpid())
-        dst_file = os.path.join(self.target['tmp'], 'pressluft-clone-%d.sql' % os.getpid())
         try:
             only = ['--tables=%s' % ','.join(tables)] if tables else []
             self.wp(self.source, self.source['current'],
                     ['db', 'export', src_file, '--single-transaction', *only])
-            shutil.move(src_file, dst_file)
-            uid = pwd.getpwnam(self.target['user']).pw_uid
-            os.chown(dst_file, uid, -1)
-            os.chmod(dst_file, 0o600)
-            size = os.path.getsize(dst_file)
-            # The target database becomes exactly this dump: what it holds of the source's host is what the
-            # URL rewrite has to visit (the passes of the other forms would find nothing).
-            scan = url_tables(dst_file, host) if host and not tables else (None, None)
-            # reset: tables the target has and the source lacks would survive a plain import. Named tables
-            # are dropped and recreated by the dump itself, the others stay.
-            if not tables:
+            shutil.move(src_file, dest)
+            os.chown(dest, 0, 0)
+            os.chmod(dest, 0o600)
+            return os.path.getsize(dest)
+        finally:
+            if os.path.lexists(src_file):
+                os.unlink(src_file)
+
+    def load(self, dump, whole):
+        """Import dump as the target user; returns the rows per table. A whole copy resets the database first:
+        tables the target has and the source lacks would survive a plain import. Named tables are dropped and
+        recreated by the dump itself, the others stay."""
+        dst_file = os.path.join(self.target['tmp'], 'pressluft-clone-%d.sql' % os.getpid())
+        try:
+            shutil.move(dump, dst_file)
+            os.chown(dst_file, pwd.getpwnam(self.target['user']).pw_uid, -1)
+            if whole:
                 self.wp(self.target, self.target['current'], ['db', 'reset', '--yes'])
             self.wp(self.target, self.target['current'], ['db', 'import', dst_file])
-            return size, self.row_counts(), scan
+            return self.row_counts()
         finally:
-            for path in (src_file, dst_file):
-                if os.path.lexists(path):
-                    os.unlink(path)
+            if os.path.lexists(dst_file):
+                os.unlink(dst_file)
+
+    def copy_database(self, tables=(), host=None):
+        """Returns (bytes, rows per table, (url tables, url forms) of `host` in the dump of a whole database):
+        the target database becomes exactly the dump, so what it holds of the source's host is what the URL
+        rewrite has to visit (the passes of the other forms would find nothing)."""
+        dump = os.path.join(self.target['tmp'], 'pressluft-clone-%d.export.sql' % os.getpid())
+        try:
+            size = self.export(dump, tables)
+            scan = url_tables(dump, host) if host and not tables else (None, None)
+            return size, self.load(dump, whole=not tables), scan
+        finally:
+            if os.path.lexists(dump):
+                os.unlink(dump)
 
     def row_counts(self):
         """{table: rows} of the target; names that no query could hold safely are left out. Read as root
@@ -242,16 +317,21 @@ class Clone(object):
             rows[name] = int(count)
         return rows
 
-    def copy_release(self, name, real):
-        """The release under the same name, built beside the others and renamed into place."""
+    def copy_tree(self, real, tree):
+        """The release's files at tree, its links into the source tree pointed at the target's."""
+        self.run(['cp', '-a', '--', real, tree], 'copying release %s' % os.path.basename(real))
+        self._relink(tree)
+
+    def place_release(self, name, tree=None, real=None):
+        """The release under the same name in the target's releases/ (tree renamed in, or copied from real
+        beside the others and renamed), then the target's current pointed at it."""
         dest = os.path.join(self.target['releases'], name)
         if not os.path.isdir(dest):
             work = tempfile.mkdtemp(prefix='.clone-%s-' % name, dir=self.target['releases'])
             try:
-                tree = os.path.join(work, 'tree')
-                self.run(['cp', '-a', '--', real, tree], 'copying release %s' % name)
-                self._relink(tree)
-                os.chmod(work, 0o755)
+                if tree is None:
+                    tree = os.path.join(work, 'tree')
+                    self.copy_tree(real, tree)
                 os.rename(tree, dest)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
@@ -292,13 +372,105 @@ class Clone(object):
                     os.symlink(self.target['root'] + '/' + link[len(prefix):], path)
                     os.lchown(path, 0, 0)
 
-    def start_uploads(self):
+    def start_uploads(self, dest, owner=True):
         """rsync of the uploads, started beside the database copy (file copying and MariaDB's import use
-        different resources)."""
-        owner = '%s:www-data' % self.target['user']
-        return background.start([self.module.get_bin_path('rsync', required=True), '-a', '--delete',
-                                 '--chown=%s' % owner, '--', self.source['uploads'] + '/',
-                                 self.target['uploads'] + '/'])
+        different resources); owned by the target's user, or kept as they are for a snapshot."""
+        chown = ['--chown=%s:www-data' % self.target['user']] if owner else []
+        return background.start([self.module.get_bin_path('rsync', required=True), '-a', '--delete', *chown,
+                                 '--', self.source['uploads'] + '/', dest + '/'])
+
+    def move_uploads(self, staged):
+        """The staged uploads in place of the target's (as rsync --delete leaves them), owned by its user."""
+        dest = self.target['uploads']
+        for entry in os.listdir(dest):
+            path = os.path.join(dest, entry)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        own_tree(staged, pwd.getpwnam(self.target['user']).pw_uid, pwd.getpwnam('www-data').pw_gid)
+        for entry in os.listdir(staged):
+            os.rename(os.path.join(staged, entry), os.path.join(dest, entry))
+
+
+def with_uploads(proc, work):
+    """Run work() while the uploads' rsync proc runs; it is stopped when work fails."""
+    try:
+        out = work()
+    except BaseException:
+        if proc is not None:  # the job fails with the first error; rsync is not left running
+            background.stop(proc)
+        raise
+    if proc is not None:
+        background.finish(proc, 'copying the uploads')
+    return out
+
+
+def copy_all(module, clone, result):
+    """The one-step copy (step=all)."""
+    p = module.params
+    source, target = clone.source, clone.target
+    if p['tables']:
+        have = clone.wp(source, source['current'], ['db', 'tables', '--all-tables']).split()
+        missing = [t for t in p['tables'] if t not in have]
+        if missing:
+            raise CloneError('%s has no tables %s' % (source['name'], ', '.join(missing)))
+        result['target_url'] = clone.wp(target, target['current'], ['option', 'get', 'home']).strip()
+    if not p['code'] and not os.path.isdir(os.path.join(target['current'], 'wp-includes')):
+        raise CloneError('%s has no live release: clone the code too (code=true)' % target['name'])
+    if module.check_mode:
+        return
+
+    def work():
+        if p['code']:
+            clone.place_release(result['release'], real=clone.live_release()[1])
+            clone.copy_constants()
+        if p['database']:
+            host = result['source_url'].split('://', 1)[-1].split('/', 1)[0]
+            result['database_bytes'], result['rows'], scan = clone.copy_database(p['tables'], host)
+            if not p['tables']:
+                result['url_tables'], result['url_forms'] = scan
+
+    with_uploads(clone.start_uploads(target['uploads']) if p['uploads'] else None, work)
+
+
+def snapshot(clone, result, staging):
+    """step=snapshot: the source's uploads, live release and database export into staging."""
+    if os.path.lexists(staging):  # a run that failed before its fill
+        shutil.rmtree(staging)
+    os.mkdir(staging, 0o700)
+    real = clone.live_release()[1]
+
+    def work():
+        clone.copy_tree(real, os.path.join(staging, 'release'))
+        host = result['source_url'].split('://', 1)[-1].split('/', 1)[0]
+        dump = os.path.join(staging, 'database.sql')
+        result['database_bytes'] = clone.export(dump)
+        result['url_tables'], result['url_forms'] = url_tables(dump, host)
+
+    os.mkdir(os.path.join(staging, 'uploads'), 0o700)
+    with_uploads(clone.start_uploads(os.path.join(staging, 'uploads'), owner=False), work)
+    with open(os.path.join(staging, SNAPSHOT_FILE), 'w') as f:
+        json.dump(result, f)
+
+
+def fill(clone, result, staging):
+    """step=fill: the snapshot moved into the target, which the snapshot's own result describes."""
+    try:
+        with open(os.path.join(staging, SNAPSHOT_FILE)) as f:
+            snap = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise CloneError('no complete snapshot at %s (%s): run step=snapshot first' % (staging, exc)) from exc
+    if snap.get('release') != result['release'] or not valid_release(snap['release']):
+        raise CloneError('the snapshot at %s holds release %r, the source is at %s now: take it again'
+                         % (staging, snap.get('release'), result['release']))
+    clone.place_release(snap['release'], tree=os.path.join(staging, 'release'))
+    clone.copy_constants()
+    clone.move_uploads(os.path.join(staging, 'uploads'))
+    result['rows'] = clone.load(os.path.join(staging, 'database.sql'), whole=True)
+    for key in ('source_url', 'database_bytes', 'url_tables', 'url_forms'):
+        result[key] = snap[key]
+    shutil.rmtree(staging)
 
 
 def main():
@@ -308,49 +480,27 @@ def main():
         uploads=dict(type='bool', default=True),
         code=dict(type='bool', default=True),
         tables=dict(type='list', elements='str', default=[]),
+        step=dict(type='str', choices=['all', 'snapshot', 'fill'], default='all'),
     )
     argument_spec.update(WP_CLI_ARGSPEC)
     module, target = env_module(argument_spec, check=_check)
     p = module.params
     source = p['source']
-    result = dict(changed=False, copied=[])
+    result = dict(changed=False, copied=[k for k in ('database', 'code', 'uploads') if p[k]])
     try:
-        for names in (source, target):
-            if not os.path.isdir(names['root']) or not os.path.isfile(names['wp_config']):
-                raise CloneError('%s has no environment tree with a wp-config.php: create %s first (role '
-                                 'site_env)' % (names['root'], names['name']))
+        for names in (source,) if p['step'] == 'snapshot' else (source, target):
+            require_tree(names)
         clone = Clone(module, source, target)
-        name, real = clone.live_release()
-        result['release'] = name
-        result['source_url'] = clone.wp(source, source['current'], ['option', 'get', 'home']).strip()
-        result['copied'] = [k for k in ('database', 'code', 'uploads') if p[k]]
-        if p['tables']:
-            have = clone.wp(source, source['current'], ['db', 'tables', '--all-tables']).split()
-            missing = [t for t in p['tables'] if t not in have]
-            if missing:
-                raise CloneError('%s has no tables %s' % (source['name'], ', '.join(missing)))
-            result['target_url'] = clone.wp(target, target['current'], ['option', 'get', 'home']).strip()
+        result['release'] = clone.live_release()[0]
+        if p['step'] != 'fill' or module.check_mode:  # a fill reports what its snapshot read
+            result['source_url'] = clone.source_url()
         result['changed'] = True
-        if not p['code'] and not os.path.isdir(os.path.join(target['current'], 'wp-includes')):
-            raise CloneError('%s has no live release: clone the code too (code=true)' % target['name'])
-        if module.check_mode:
-            module.exit_json(**result)
-        uploads = clone.start_uploads() if p['uploads'] else None
-        try:
-            if p['code']:
-                clone.copy_release(name, real)
-                clone.copy_constants()
-            if p['database']:
-                host = result['source_url'].split('://', 1)[-1].split('/', 1)[0]
-                result['database_bytes'], result['rows'], scan = clone.copy_database(p['tables'], host)
-                if not p['tables']:
-                    result['url_tables'], result['url_forms'] = scan
-        except BaseException:
-            if uploads is not None:  # the job fails with the first error; rsync is not left running
-                background.stop(uploads)
-            raise
-        if uploads is not None:
-            background.finish(uploads, 'copying the uploads')
+        if p['step'] == 'all' or module.check_mode:
+            copy_all(module, clone, result)
+        elif p['step'] == 'snapshot':
+            snapshot(clone, result, staging_dir(target))
+        else:
+            fill(clone, result, staging_dir(target))
     except (CloneError, WpCliError, background.BackgroundError, OSError, KeyError) as exc:
         module.fail_json(msg=str(exc), **result)
     module.exit_json(**result)

@@ -18,7 +18,8 @@ description:
   - Creates or converges, in one step, what the role C(site_env) used to do in a dozen tasks - the
     environment's group C(<site>_<env>), its user (unique UID, nologin shell, home the environment root,
     password locked, member of O(extra_groups)), the directory tree of docs/job-types.md with owners
-    and modes, and C(shared/wp-config.php) (root:group C(0640)) from O(wp_config).
+    and modes, C(shared/wp-config.php) (root:group C(0640)) from O(wp_config) and the must-use plugin
+    C(shared/pressluft.php) from O(mu_plugin) (the same owner and mode).
   - The environment root and C(releases/) belong to root (group the environment's, C(0750)), with a POSIX
     ACL entry that lets C(www-data) traverse them (C(--x)), so PHP, which runs as the environment user,
     cannot replace C(current), add or rename a release, or touch the release state file; other
@@ -52,6 +53,13 @@ options:
         C(wordpress_admin_password), C(salts.<NAME>)), resolved on the node from the secrets file;
         that needs O(secrets=true). The controller then renders the file without knowing the secrets.
       - C(@@pressluft_redis_database@@) becomes the Redis user's database (needs O(redis)).
+      - Omitted, the file is left alone.
+    type: str
+  mu_plugin:
+    description:
+      - Content of C(shared/pressluft.php), the Pressluft must-use plugin that C(wp-config.php) loads
+        (login links, site info), root:group C(0640) like C(wp-config.php). Written here rather than by
+        M(ansible.builtin.copy), which costs two more module runs per environment job.
       - Omitted, the file is left alone.
     type: str
   secrets:
@@ -440,6 +448,7 @@ def main():
     argument_spec = dict(
         extra_groups=dict(type='list', elements='str', default=['redis']),
         wp_config=dict(type='str', no_log=True),
+        mu_plugin=dict(type='str'),
         secrets=dict(type='bool', default=False),
         redis=dict(type='dict', options=dict(ADMIN_ARGSPEC)),
     )
@@ -474,6 +483,8 @@ def main():
                 module.fail_json(msg='wp_config names %s: give redis' % REDIS_DATABASE_REF, changes=t.changes)
             content = content.replace(REDIS_DATABASE_REF, str(database))
         t.file(names['wp_config'], content, 'root', names['group'], 0o640)
+    if p['mu_plugin'] is not None:
+        t.file(os.path.join(names['shared'], 'pressluft.php'), p['mu_plugin'], 'root', names['group'], 0o640)
     result = dict(changed=bool(t.changes), changes=t.changes, user_created=created,
                   php_versions=php_versions(), inet6=os.path.exists('/proc/net/if_inet6'),
                   cache_files=cache_files())

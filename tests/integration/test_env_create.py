@@ -94,7 +94,10 @@ def test_the_clone_is_a_full_isolated_environment(cloned):
     assert node.exec("readlink", f"{STAGE}/current").stdout.strip() == f"{STAGE}/releases/{release}"
     config_link = node.exec("readlink", f"{STAGE}/current/wp-config.php").stdout.strip()
     assert config_link == f"{STAGE}/shared/wp-config.php"
-    assert node.stat(f"{STAGE}/shared/uploads/2026/a.jpg")[0] == "shop_staging"
+    assert node.stat(f"{STAGE}/shared/uploads/2026/a.jpg")[:2] == ("shop_staging", "www-data")
+    assert node.stat(f"{STAGE}/shared/uploads/2026")[:2] == ("shop_staging", "www-data")
+    # The snapshot env_clone took while site_env ran was moved in and its directory removed.
+    node.exec("test", "!", "-e", f"/var/www/sites/{SITE}/.clone-staging")
     assert node.exec("cat", f"{STAGE}/shared/uploads/2026/a.jpg").stdout == "photo\n"
     # The imported constants came along, readable by staging alone, and its wp-config.php loads them.
     assert node.stat(f"{STAGE}/shared/constants.php") == ("root", "shop_staging", "640")
@@ -426,6 +429,8 @@ def test_env_delete_takes_a_final_backup_and_removes_everything_staging_owned(cl
         result = run(*args, ok=False)
         assert result.exit_code == code and text in result.stderr, (args, result.exit_code, result.stderr)
     assert len(js("jobs", "list")) == before
+    # What an env_create that failed before its fill leaves (its snapshot) goes with the environment.
+    node.exec("install", "-d", "-m", "0700", f"/var/www/sites/{SITE}/.clone-staging/uploads")
     queued = js("env", "delete", "shop/staging")
     assert [j["id"] for j in work()] == [queued["job_id"]]
     final = [b for b in js("backup", "list", "shop/staging") if b["id"] == queued["backup_id"]]
@@ -433,11 +438,11 @@ def test_env_delete_takes_a_final_backup_and_removes_everything_staging_owned(cl
     node.exec("test", "-d", f"/var/backups/pressluft/shop_staging/{queued['backup_id']}")
     gone = node.sh(
         "id shop_staging 2>&1; ls /run/php/pressluft-shop_staging.sock /etc/nginx/pressluft-sites/"
-        f"shop_staging.conf {STAGE} 2>&1; mysql -N -e \"SHOW DATABASES LIKE 'shop_staging'; "
+        f"shop_staging.conf {STAGE} /var/www/sites/{SITE}/.clone-staging 2>&1; mysql -N -e \"SHOW DATABASES LIKE 'shop_staging'; "
         "SELECT user FROM mysql.user WHERE user = 'shop_staging'\"; "
         "REDISCLI_AUTH=$(cat /etc/redis/pressluft-admin.pass) redis-cli --no-auth-warning "
         "-s /run/redis/redis-server.sock --user pressluft-admin ACL USERS", check=False)
-    assert "no such user" in gone and gone.count("No such file") == 3, gone
+    assert "no such user" in gone and gone.count("No such file") == 4, gone
     assert "shop_staging\n" not in gone.replace("'shop_staging'", "") and "shop_production" in gone, gone
     envs = {e["name"]: e for e in js("site", "show", SITE)["environments"]}
     assert "staging" not in envs or envs["staging"]["state"] == "deleted", envs

@@ -20,6 +20,9 @@ from tests.rig.ansible import run_module
     ({"env": "production", "source_env": "staging", "tables": ["wp_posts`; DROP"]}, "invalid table names"),
     ({"tables": ["--help"]}, "invalid table names"),
     ({"tables": ["wp_options"], "database": False}, "tables are copied with database=true"),
+    ({"step": "snapshot", "tables": ["wp_options"]}, "step=snapshot copies everything"),
+    ({"step": "fill", "uploads": False}, "step=fill copies everything"),
+    ({"step": "later"}, "value of step must be one of"),
 ])
 def test_clone_bad_input_is_refused_before_the_fence(capsys, tmp_path, args, message):
     base = {"site": "shop", "env": "staging", "fencing_dir": str(tmp_path / "f"), "fencing_token": 3}
