@@ -24,12 +24,13 @@ description:
     target's user, run beside the copy of the code and the database.
   - URLs are not rewritten here - M(pressluft.wordpress.wp_search_replace) does it from the C(source_url)
     this module returns. Both environments must exist (role site_env).
-  - With O(step=snapshot) and then O(step=fill) the copy runs in two parts, so the first can run while the
-    target is being created (C(async) in playbook env_create.yml) - the snapshot needs only the source and
-    copies its database export, live release and uploads into a root-only directory C(.clone-<env>) beside
-    the site's environments; the fill moves them into the target (renames, not copies), imports the
-    database as the target's user and removes the directory. Both copy everything (no O(tables), all of
-    O(database), O(uploads) and O(code)).
+  - With O(step=snapshot) and then O(step=fill) the copy runs in two parts, so the first runs while the
+    target is being created (playbook env_create.yml). The snapshot needs only the source - it starts a
+    process of its own, detached from the module run, that copies the source's database export, live
+    release and uploads into a root-only directory C(.clone-<env>) beside the site's environments, and
+    returns at once. The fill waits for that process, moves what it took into the target (renames, not
+    copies), imports the database as the target's user and removes the directory; a failed snapshot fails
+    the fill with its error. Both copy everything (no O(tables), all of O(database), O(uploads), O(code)).
 version_added: "1.0.0"
 author:
   - Pressluft developers (@pressluft)
@@ -100,11 +101,8 @@ EXAMPLES = r'''
     site: shop
     env: staging
     step: snapshot
-  async: 3600
-  poll: 0
-  register: snapshot
 
-# ... create the environment (role pressluft.wordpress.site_env), wait for the snapshot (async_status) ...
+# ... create the environment (role pressluft.wordpress.site_env) ...
 
 - name: Fill shop/staging from the snapshot
   pressluft.wordpress.env_clone:
@@ -116,7 +114,7 @@ EXAMPLES = r'''
 RETURN = r'''
 source_url:
   description: The source's C(home) option, as WP-CLI reads it before the copy.
-  returned: success
+  returned: success, unless O(step=snapshot)
   type: str
   sample: https://shop.example.com
 release:
@@ -124,6 +122,11 @@ release:
   returned: success
   type: str
   sample: 20261206T101500Z
+staging:
+  description: The directory the snapshot is taken into.
+  returned: with O(step=snapshot)
+  type: str
+  sample: /var/www/sites/shop/.clone-staging
 copied:
   description: What was copied (or would be, in check mode).
   returned: success
@@ -162,12 +165,14 @@ url_forms:
   elements: str
 '''
 
+import fcntl
 import json
 import os
 import pwd
 import re
 import shutil
 import tempfile
+import time
 
 from ansible_collections.pressluft.wordpress.plugins.module_utils import _background as background
 from ansible_collections.pressluft.wordpress.plugins.module_utils._env import (
@@ -180,7 +185,7 @@ from ansible_collections.pressluft.wordpress.plugins.module_utils._releases impo
 from ansible_collections.pressluft.wordpress.plugins.module_utils._wp_cli import WpCli, WpCliError
 
 TABLE_RE = re.compile(r'^[A-Za-z0-9_$]{1,64}$')
-SNAPSHOT_FILE = 'snapshot.json'
+SNAPSHOT_FILE, ERROR_FILE = 'snapshot.json', 'error.json'
 
 
 class CloneError(Exception):
@@ -279,7 +284,8 @@ class Clone(object):
         try:
             shutil.move(dump, dst_file)
             os.chown(dst_file, pwd.getpwnam(self.target['user']).pw_uid, -1)
-            if whole:
+            # A new environment's database is empty: no reset (a WP-CLI start) for it.
+            if whole and self.mysql('SHOW TABLES', 'listing the tables').strip():
                 self.wp(self.target, self.target['current'], ['db', 'reset', '--yes'])
             self.wp(self.target, self.target['current'], ['db', 'import', dst_file])
             return self.row_counts()
@@ -300,17 +306,23 @@ class Clone(object):
             if os.path.lexists(dump):
                 os.unlink(dump)
 
+    def mysql(self, query, what):
+        """A query of the target's database as root over MariaDB's socket (WP-CLI would start PHP and
+        WordPress's config for each)."""
+        return self.run([self.module.get_bin_path('mysql', required=True), '--batch', '--skip-column-names',
+                         '--database=%s' % self.target['db_name'], '-e', query], what)
+
+    def tables(self):
+        """The target's tables; names that no query could hold safely are left out."""
+        return [t for t in self.mysql('SHOW TABLES', 'listing the tables').split() if TABLE_RE.match(t)]
+
     def row_counts(self):
-        """{table: rows} of the target; names that no query could hold safely are left out. Read as root
-        over MariaDB's socket (two reads; WP-CLI would start PHP and WordPress's config twice)."""
-        mysql = [self.module.get_bin_path('mysql', required=True), '--batch', '--skip-column-names',
-                 '--database=%s' % self.target['db_name'], '-e']
-        tables = [t for t in self.run([*mysql, 'SHOW TABLES'], 'listing the tables').split()
-                  if TABLE_RE.match(t)]
+        """{table: rows} of the target."""
+        tables = self.tables()
         if not tables:
             return {}
         query = ' UNION ALL '.join("SELECT '%s', COUNT(*) FROM `%s`" % (t, t) for t in sorted(tables))
-        out = self.run([*mysql, query], 'counting the rows')
+        out = self.mysql(query, 'counting the rows')
         rows = {}
         for line in out.splitlines():
             name, _tab, count = line.partition('\t')
@@ -434,15 +446,13 @@ def copy_all(module, clone, result):
     with_uploads(clone.start_uploads(target['uploads']) if p['uploads'] else None, work)
 
 
-def snapshot(clone, result, staging):
-    """step=snapshot: the source's uploads, live release and database export into staging."""
-    if os.path.lexists(staging):  # a run that failed before its fill
-        shutil.rmtree(staging)
-    os.mkdir(staging, 0o700)
+def take_snapshot(clone, result, staging):
+    """The source's uploads, live release and database export into staging, and its description."""
     real = clone.live_release()[1]
 
     def work():
         clone.copy_tree(real, os.path.join(staging, 'release'))
+        result['source_url'] = clone.source_url()
         host = result['source_url'].split('://', 1)[-1].split('/', 1)[0]
         dump = os.path.join(staging, 'database.sql')
         result['database_bytes'] = clone.export(dump)
@@ -450,24 +460,66 @@ def snapshot(clone, result, staging):
 
     os.mkdir(os.path.join(staging, 'uploads'), 0o700)
     with_uploads(clone.start_uploads(os.path.join(staging, 'uploads'), owner=False), work)
-    with open(os.path.join(staging, SNAPSHOT_FILE), 'w') as f:
-        json.dump(result, f)
+    return result
+
+
+def snapshot(clone, result, staging):
+    """step=snapshot: start take_snapshot() detached and return. The worker holds an exclusive lock on
+    staging/lock until it wrote snapshot.json (or error.json): the fill waits for that lock."""
+    if os.path.lexists(staging):  # a run that failed before its fill, unless its worker still runs
+        with open(os.path.join(staging, 'lock'), 'a') as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise CloneError('a snapshot into %s is still being taken' % staging) from None
+        shutil.rmtree(staging)
+    os.mkdir(staging, 0o700)
+    lock = open(os.path.join(staging, 'lock'), 'w')
+    fcntl.flock(lock, fcntl.LOCK_EX)  # the worker inherits it; it ends with the worker
+
+    def work():
+        try:
+            name, out = SNAPSHOT_FILE, take_snapshot(clone, dict(result), staging)
+        except Exception as exc:  # the fill reports it
+            name, out = ERROR_FILE, dict(msg='the snapshot of %s failed: %s' % (clone.source['name'], exc))
+        with open(os.path.join(staging, name + '.tmp'), 'w') as f:
+            json.dump(out, f)
+        os.rename(os.path.join(staging, name + '.tmp'), os.path.join(staging, name))
+
+    background.detach(work)
+    lock.close()
+    result['staging'] = staging
 
 
 def fill(clone, result, staging):
-    """step=fill: the snapshot moved into the target, which the snapshot's own result describes."""
+    """step=fill: wait for the snapshot's worker, then move what it took into the target."""
+    start = time.monotonic()
     try:
-        with open(os.path.join(staging, SNAPSHOT_FILE)) as f:
-            snap = json.load(f)
-    except (OSError, ValueError) as exc:
-        raise CloneError('no complete snapshot at %s (%s): run step=snapshot first' % (staging, exc)) from exc
+        with open(os.path.join(staging, 'lock')) as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+    except OSError as exc:
+        raise CloneError('no snapshot at %s (%s): run step=snapshot first' % (staging, exc)) from exc
+    result['waited'] = round(time.monotonic() - start, 2)
+    for name in (ERROR_FILE, SNAPSHOT_FILE):
+        try:
+            with open(os.path.join(staging, name)) as f:
+                snap = json.load(f)
+            break
+        except (OSError, ValueError):
+            snap = None
+    if snap is None:
+        raise CloneError('the snapshot at %s ended without a result: take it again' % staging)
+    if 'msg' in snap:
+        raise CloneError(snap['msg'])
     if snap.get('release') != result['release'] or not valid_release(snap['release']):
         raise CloneError('the snapshot at %s holds release %r, the source is at %s now: take it again'
                          % (staging, snap.get('release'), result['release']))
     clone.place_release(snap['release'], tree=os.path.join(staging, 'release'))
     clone.copy_constants()
     clone.move_uploads(os.path.join(staging, 'uploads'))
+    result['moved'] = round(time.monotonic() - start, 2)
     result['rows'] = clone.load(os.path.join(staging, 'database.sql'), whole=True)
+    result['loaded'] = round(time.monotonic() - start, 2)
     for key in ('source_url', 'database_bytes', 'url_tables', 'url_forms'):
         result[key] = snap[key]
     shutil.rmtree(staging)
@@ -492,7 +544,7 @@ def main():
             require_tree(names)
         clone = Clone(module, source, target)
         result['release'] = clone.live_release()[0]
-        if p['step'] != 'fill' or module.check_mode:  # a fill reports what its snapshot read
+        if p['step'] == 'all' or module.check_mode:  # a snapshot reads it in its worker, a fill from it
             result['source_url'] = clone.source_url()
         result['changed'] = True
         if p['step'] == 'all' or module.check_mode:

@@ -14,6 +14,8 @@ import urllib.request
 
 import pytest
 
+from tests.rig import nodes as rig
+from tests.rig.ansible import run_playbook
 from tests.rig.control_plane import add_node, js, run, work
 from tests.rig.wordpress import wordpress_archive
 
@@ -418,6 +420,33 @@ def test_promote_stops_on_a_changed_staging_or_a_failed_backup(cloned):
 
 
 # -- env delete (job env_delete) ------------------------------------------------------------------------
+def test_a_failed_snapshot_fails_the_clone_with_its_reason_and_a_retry_replaces_it(cloned, tmp_path):
+    """The snapshot runs detached from its task: its error reaches the job through the fill."""
+    node, _, _ = cloned
+
+    def create(env: str):
+        return run_playbook("env_create.yml", rig.inventory([node]), tmp_path, extravars={
+            "pressluft_target": "nodes", "pressluft_site": SITE, "pressluft_env": env,
+            "pressluft_source_env": "production", "pressluft_domains": [f"{env}.{PROD_HOST}"]})
+
+    node.exec("mv", f"{PROD}/tmp", f"{PROD}/tmp.off")  # wp db export writes there as production's user
+    try:
+        failed = create("qa")
+    finally:
+        node.exec("mv", f"{PROD}/tmp.off", f"{PROD}/tmp")
+    assert failed.rc != 0, failed.explain()
+    assert "the snapshot of shop_production failed: wp db export" in failed.stdout, failed.explain()
+    node.exec("test", "-f", f"/var/www/sites/{SITE}/.clone-qa/error.json")
+    retried = create("qa")
+    assert retried.rc == 0, retried.explain()
+    node.exec("test", "!", "-e", f"/var/www/sites/{SITE}/.clone-qa")
+    assert wp(node, "/var/www/sites/shop/qa", "shop_qa", "option", "get", "home") == f"http://qa.{PROD_HOST}"
+    gone = run_playbook("env_delete.yml", rig.inventory([node]), tmp_path, extravars={
+        "pressluft_target": "nodes", "pressluft_site": SITE, "pressluft_env": "qa",
+        "pressluft_pre_delete_backup_id": "qa-final"})
+    assert gone.rc == 0, gone.explain()
+
+
 def test_env_delete_takes_a_final_backup_and_removes_everything_staging_owned(cloned):
     node, _, _ = cloned
     before = len(js("jobs", "list"))
