@@ -28,6 +28,10 @@ description:
   - With O(redis), then converges the environment's Redis ACL user C(<site>_<env>) like
     M(pressluft.wordpress.redis_acl_user) does - keys C(<site>_<env>:*) only, a logical database of its own,
     the password the secrets file holds - which needs O(secrets=true). This comes before C(wp-config.php).
+  - With O(database), then converges the environment's MariaDB database C(<site>_<env>) (created with
+    O(database.encoding) and O(database.collation)) and user C(<site>_<env>@localhost) - the password the
+    secrets file holds, C(ALL) on its own database and nothing else - as root over MariaDB's socket, which
+    needs O(secrets=true). The password never leaves the node.
   - Reports the PHP versions installed on the node, whether the kernel offers IPv6 and the files in the
     node's cache C(/var/cache/pressluft), which the rest of the environment needs, so no extra task has to
     look them up.
@@ -86,6 +90,24 @@ options:
         description: File holding the admin user's password (first line).
         type: path
         default: /etc/redis/pressluft-admin.pass
+  database:
+    description:
+      - How to reach MariaDB as root to converge the environment's database and user (see the description).
+      - Omitted, no database is managed.
+    type: dict
+    suboptions:
+      socket:
+        description: MariaDB's Unix socket (root connects over it without a password).
+        type: path
+        default: /run/mysqld/mysqld.sock
+      encoding:
+        description: Character set of a new database.
+        type: str
+        default: utf8mb4
+      collation:
+        description: Collation of a new database.
+        type: str
+        default: utf8mb4_unicode_ci
 attributes:
   check_mode:
     support: full
@@ -101,6 +123,7 @@ EXAMPLES = r'''
     env: production
     secrets: true
     redis: {}
+    database: {}
     wp_config: "{{ lookup('ansible.builtin.template', 'wp-config.php.j2') }}"
     fencing_token: "{{ pressluft_fencing_token | default(omit) }}"
   register: shop_tree
@@ -155,7 +178,8 @@ changes:
   returned: always
   type: list
   elements: str
-  sample: ["group shop_production", "user shop_production", "directory /var/www/sites/shop/production"]
+  sample: ["group shop_production", "user shop_production", "directory /var/www/sites/shop/production",
+           "database shop_production", "database user shop_production"]
 '''
 
 import errno
@@ -166,6 +190,7 @@ import re
 import socket
 import struct
 
+from ansible_collections.pressluft.wordpress.plugins.module_utils import _mariadb as mariadb
 from ansible_collections.pressluft.wordpress.plugins.module_utils._atomic import file_differs, write_file
 from ansible_collections.pressluft.wordpress.plugins.module_utils._env import env_module
 from ansible_collections.pressluft.wordpress.plugins.module_utils._redis_acl import (
@@ -437,6 +462,8 @@ def _check(p, names):
     check_initial(p['initial_secrets'])  # a SecretsError is a ValueError
     if p['wp_config'] is not None and not p['secrets'] and REF_RE.search(p['wp_config']):
         raise ValueError('wp_config references secrets (@@pressluft_secret:...@@): set secrets=true')
+    if p['database'] is not None and not p['secrets']:
+        raise ValueError('database needs secrets=true (the password is the secrets file\'s)')
     if p['redis'] is not None and not p['secrets']:
         raise ValueError('redis needs secrets=true: the ACL user gets the secrets file\'s redis_password')
     refusal = check_account(names)  # before the fence: an account Pressluft did not create changes nothing
@@ -451,6 +478,7 @@ def main():
         mu_plugin=dict(type='str'),
         secrets=dict(type='bool', default=False),
         redis=dict(type='dict', options=dict(ADMIN_ARGSPEC)),
+        database=dict(type='dict', options=dict(mariadb.ARGSPEC)),
     )
     argument_spec.update(SECRETS_ARGSPEC)
     module, names = env_module(argument_spec, check=_check)
@@ -473,6 +501,12 @@ def main():
     if p['redis'] is not None:  # first: wp-config.php names the database the user gets
         acl, database = redis_user(module, p['redis'], names['redis_user'], names['redis_prefix'] + '*',
                                    secrets, t.changes)
+    if p['database'] is not None:
+        try:
+            t.changes += mariadb.ensure(module, p['database'], names['db_name'], names['db_user'],
+                                        secrets['db_password'])
+        except mariadb.DatabaseError as exc:
+            module.fail_json(msg=str(exc), changes=t.changes)
     if p['wp_config'] is not None:
         try:
             content = resolve(p['wp_config'], secrets) if secrets is not None else p['wp_config']

@@ -467,7 +467,8 @@ def test_env_delete_takes_a_final_backup_and_removes_everything_staging_owned(cl
     node.exec("test", "-d", f"/var/backups/pressluft/shop_staging/{queued['backup_id']}")
     gone = node.sh(
         "id shop_staging 2>&1; ls /run/php/pressluft-shop_staging.sock /etc/nginx/pressluft-sites/"
-        f"shop_staging.conf {STAGE} /var/www/sites/{SITE}/.clone-staging 2>&1; mysql -N -e \"SHOW DATABASES LIKE 'shop_staging'; "
+        f"shop_staging.conf {STAGE} /var/www/sites/{SITE}/.clone-staging 2>&1; "
+        "mysql -N -e \"SHOW DATABASES LIKE 'shop_staging'; "
         "SELECT user FROM mysql.user WHERE user = 'shop_staging'\"; "
         "REDISCLI_AUTH=$(cat /etc/redis/pressluft-admin.pass) redis-cli --no-auth-warning "
         "-s /run/redis/redis-server.sock --user pressluft-admin ACL USERS", check=False)

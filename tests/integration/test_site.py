@@ -187,6 +187,22 @@ def test_second_run_and_check_mode_change_nothing(stack):
     assert check.rc == 0 and check.changed_tasks() == [], check.explain()
 
 
+def test_a_drifted_database_user_is_converged_back(stack):
+    """env_tree puts back the password of the secrets file and ALL on the site's own database only."""
+    node = stack.node
+    node.sh("mysql -e \"ALTER USER 'alpha_production'@'localhost' IDENTIFIED BY 'drifted-password-123'; "
+            "GRANT SELECT ON beta_production.* TO 'alpha_production'@'localhost'\"")
+    assert http_get(node, "alpha.localhost")[0] == 500  # WordPress cannot reach its database
+    again = stack.site("site_create.yml", "alpha")
+    assert again.rc == 0, again.explain()
+    assert any("create the users, directories, database" in t for t in again.changed_tasks()), again.explain()
+    grants = node.sh("mysql -N --raw -e \"SHOW GRANTS FOR 'alpha_production'@'localhost'\"").splitlines()
+    assert [g for g in grants if not g.startswith("GRANT USAGE")] == [
+        "GRANT ALL PRIVILEGES ON `alpha\\_production`.* TO `alpha_production`@`localhost`"], grants
+    assert "Alpha Title 7Q" in wait_status(node, "alpha.localhost", 200)
+    assert stack.site("site_create.yml", "alpha").changed_tasks() == []
+
+
 @pytest.mark.parametrize("extra", [
     {"pressluft_site": "Alpha"}, {"pressluft_site": "al.pha"}, {"pressluft_site": "a;touch /tmp/x"},
     {"pressluft_site": "a" * 21}, {"pressluft_site": "root"}, {"pressluft_site": "mysql"},
