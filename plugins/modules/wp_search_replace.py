@@ -23,6 +23,9 @@ description:
     C(wp search-replace --export) of just those tables and C(wp db import), with the same serialized-data
     handling.
   - After the passes a dry run of each pass must count 0 replacements, or the module fails naming the pass.
+  - The passes, their dry runs and the cache flush run in one WordPress load (C(wp eval-file) reading a
+    fixed script on stdin, the commands handed to it as JSON data and run with C(WP_CLI::run_command)):
+    each start of WP-CLI costs about half a second.
   - Returns the replaced-row count of each pass (rows per column, as WP-CLI counts them).
 version_added: "1.0.0"
 author:
@@ -132,6 +135,7 @@ verified:
   type: bool
 '''
 
+import json
 import os
 import re
 
@@ -201,12 +205,36 @@ def parse_report(text):
     return counts, skipped
 
 
-def count(wp, args):
+def count(out):
     """The number `wp search-replace ... --format=count` prints last."""
-    out = wp.out([*args, '--format=count']).strip().splitlines()
-    if not out or not out[-1].strip().isdigit():
-        raise SearchReplaceError('wp search-replace printed no count: %r' % '\n'.join(out)[-500:])
-    return int(out[-1].strip())
+    lines = out.strip().splitlines()
+    if not lines or not lines[-1].strip().isdigit():
+        raise SearchReplaceError('wp search-replace printed no count: %r' % '\n'.join(lines)[-500:])
+    return int(lines[-1].strip())
+
+
+# WP-CLI commands in one WordPress load. They arrive as data (JSON, the first argument), are run without any
+# command line being parsed, and each one's output follows a marker line.
+BATCH_PHP = r"""<?php
+$plan = json_decode($args[0], true);
+foreach ($plan as $i => $command) {
+    WP_CLI::line('@@pressluft-command ' . $i . '@@');
+    WP_CLI::run_command($command[0], $command[1]);
+}
+"""
+MARKER_RE = re.compile(r'^@@pressluft-command (\d+)@@$', re.M)
+
+
+def batch(wp, commands):
+    """[(args, assoc args)] run in one `wp eval-file -`; returns each command's output."""
+    plan = [[list(a), dict(kw) or {}] for a, kw in commands]
+    out = wp.out(['eval-file', '-', json.dumps(plan)], data=BATCH_PHP, what='wp search-replace')
+    parts = MARKER_RE.split(out)[1:]  # [index, output, index, output, ...]
+    outputs = dict((int(parts[i]), parts[i + 1]) for i in range(0, len(parts), 2))
+    if sorted(outputs) != list(range(len(commands))):
+        raise SearchReplaceError('WP-CLI ran %d of %d commands: %r'
+                                 % (len(outputs), len(commands), out[-500:]))
+    return [outputs[i] for i in range(len(commands))]
 
 
 class Replacer(object):
@@ -214,42 +242,55 @@ class Replacer(object):
         self.module = module
         self.wp = wp
         self.tmp_dir = tmp_dir
-        self.skip = '--skip-columns=%s' % ','.join(module.params['skip_columns'])
-        self.keyless = None  # tables without a primary key, from WP-CLI's first report
-        self.scope = [*module.params['tables'], '--all-tables']
+        self.assoc = {'skip-columns': ','.join(module.params['skip_columns']), 'all-tables': True}
+        self.tables = list(module.params['tables'])
 
-    def run_pass(self, search, replace, dry_run):
-        args = ['search-replace', search, replace, *self.scope, self.skip]
-        out = self.wp.out(args + (['--dry-run'] if dry_run else []))
-        counts, skipped = parse_report(out)
-        for table in skipped:
+    def command(self, search, replace, **extra):
+        return ['search-replace', search, replace, *self.tables], dict(self.assoc, **extra)
+
+    def run(self, pairs, dry_run, verify, flush):
+        """The passes (reports), then with verify the dry run of each (counts), then with flush the cache
+        flush, in one WordPress load; tables WP-CLI skips (no primary key) get their own passes after.
+        Returns per pair (search, replace, {table: rows replaced}, rows its dry run still finds or None)."""
+        commands = [self.command(s, r, **({'dry-run': True} if dry_run else {})) for s, r in pairs]
+        if verify:
+            commands += [self.command(s, r, **{'dry-run': True, 'format': 'count'}) for s, r in pairs]
+        if flush:
+            commands.append((['cache', 'flush'], {}))
+        outputs = batch(self.wp, commands)
+        reports = [parse_report(out) for out in outputs[:len(pairs)]]
+        keyless = sorted(set(t for _counts, skipped in reports for t in skipped))
+        for table in keyless:
             if not TABLE_RE.match(table):
                 raise SearchReplaceError('table %r has a name search-replace cannot be given safely' % table)
-        self.keyless = skipped
-        if skipped:
-            n = self._keyless_pass(search, replace, dry_run)
-            if n:
-                counts['(tables without primary key: %s)' % ','.join(skipped)] = n
-        return counts
+        results = []
+        for i, (search, replace) in enumerate(pairs):
+            counts = reports[i][0]
+            left = count(outputs[len(pairs) + i]) if verify else None
+            if keyless:
+                n = self._keyless_pass(keyless, search, replace, dry_run)
+                if n:
+                    counts['(tables without primary key: %s)' % ','.join(keyless)] = n
+            results.append((search, replace, counts, left))
+        if keyless and verify:  # after every keyless pass, as the dry runs above came after every pass
+            results = [(s, r, c, n + self._keyless_pass(keyless, s, r, True)) for s, r, c, n in results]
+        if keyless and flush and not dry_run:  # the keyless imports came after the flush
+            self.wp.run(['cache', 'flush'])
+        return results
 
-    def _keyless_pass(self, search, replace, dry_run):
+    def _keyless_pass(self, keyless, search, replace, dry_run):
         """WP-CLI's export of just the keyless tables, replacing as it writes; imported unless dry_run."""
         export = os.path.join(self.tmp_dir, 'pressluft-search-replace-%d.sql' % os.getpid())
         try:
-            n = count(self.wp, ['search-replace', search, replace, *self.keyless, '--all-tables', self.skip,
-                                '--export=%s' % export])
+            n = count(self.wp.out(['search-replace', search, replace, *keyless, '--all-tables',
+                                   '--skip-columns=%s' % self.assoc['skip-columns'], '--export=%s' % export,
+                                   '--format=count']))
             if n and not dry_run:
                 self.wp.run(['db', 'import', export])
             return n
         finally:
             if os.path.exists(export):
                 os.unlink(export)
-
-    def verify(self, search, replace):
-        n = count(self.wp, ['search-replace', search, replace, *self.scope, self.skip, '--dry-run'])
-        if self.keyless:
-            n += self._keyless_pass(search, replace, dry_run=True)
-        return n
 
 
 def main():
@@ -273,23 +314,24 @@ def main():
         wp = WpCli(module, p['run_as'], p['path'])
         replacer = Replacer(module, wp, names['tmp'])
         pairs = [pair for i, pair in enumerate(passes(p['from_url'], p['to_url'])) if FORMS[i] in p['forms']]
-        for search, replace in pairs:
-            counts = replacer.run_pass(search, replace, dry_run=module.check_mode)
-            rows = sum(counts.values())
+        if not pairs:
+            module.exit_json(**result)
+        # The flush goes with the passes even when they change nothing: one process either way.
+        done = replacer.run(pairs, dry_run=module.check_mode, verify=not module.check_mode,
+                            flush=p['flush_cache'] and not module.check_mode)
+        for search, replace, table_counts, _left in done:
+            rows = sum(table_counts.values())
             result['passes'].append(dict(search=search, replace=replace, rows=rows,
-                                         tables=dict((t, n) for t, n in counts.items() if n)))
+                                         tables=dict((t, n) for t, n in table_counts.items() if n)))
             result['total_rows'] += rows
         result['changed'] = result['total_rows'] > 0
         if module.check_mode:
             module.exit_json(**result)
-        left = [(search, replacer.verify(search, replace)) for search, replace in pairs]
-        left = [(s, n) for s, n in left if n]
+        left = [(search, n) for search, _replace, _counts, n in done if n]
         if left:
             module.fail_json(msg='after the passes a dry run still finds %s' % ', '.join(
                 '%d rows with %r' % (n, s) for s, n in left), **result)
         result['verified'] = True
-        if result['changed'] and p['flush_cache']:
-            wp.run(['cache', 'flush'])
     except (SearchReplaceError, WpCliError) as exc:
         module.fail_json(msg=str(exc), **result)
     module.exit_json(**result)
