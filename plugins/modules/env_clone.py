@@ -20,8 +20,8 @@ description:
     C(wp-content/uploads)) pointed at the target's; then the target's C(current) points at it. With it goes
     the source's C(shared/constants.php) (constants an import carried over; root-owned, the target group's to
     read), or the target's is removed when the source has none.
-  - The uploads (with O(uploads=true)) - C(rsync --delete) from the source's C(shared/uploads), owned by the
-    target's user, run beside the copy of the code and the database.
+  - The uploads (with O(uploads=true)) - C(rsync --delete) from the source's C(shared/uploads) (C(cp -a) into
+    a snapshot), owned by the target's user, run beside the copy of the code and the database.
   - URLs are not rewritten here - M(pressluft.wordpress.wp_search_replace) does it from the C(source_url)
     this module returns. Both environments must exist (role site_env).
   - With O(step=snapshot) and then O(step=fill) the copy runs in two parts, so the first runs while the
@@ -384,12 +384,17 @@ class Clone(object):
                     os.symlink(self.target['root'] + '/' + link[len(prefix):], path)
                     os.lchown(path, 0, 0)
 
-    def start_uploads(self, dest, owner=True):
-        """rsync of the uploads, started beside the database copy (file copying and MariaDB's import use
-        different resources); owned by the target's user, or kept as they are for a snapshot."""
-        chown = ['--chown=%s:www-data' % self.target['user']] if owner else []
-        return background.start([self.module.get_bin_path('rsync', required=True), '-a', '--delete', *chown,
-                                 '--', self.source['uploads'] + '/', dest + '/'])
+    def start_uploads(self, dest, snapshot=False):
+        """The uploads copied beside the database copy (file copying and MariaDB's import use different
+        resources): rsync --delete owned by the target's user, or for a snapshot into its new, empty
+        directory a plain `cp -a` (one process copying in the kernel, where rsync pipes every byte from
+        one process to another: less CPU taken from the job running meanwhile)."""
+        if snapshot:
+            return background.start([self.module.get_bin_path('cp', required=True), '-a', '--',
+                                     self.source['uploads'] + '/.', dest])
+        return background.start([self.module.get_bin_path('rsync', required=True), '-a', '--delete',
+                                 '--chown=%s:www-data' % self.target['user'], '--',
+                                 self.source['uploads'] + '/', dest + '/'])
 
     def move_uploads(self, staged):
         """The staged uploads in place of the target's (as rsync --delete leaves them), owned by its user."""
@@ -459,7 +464,7 @@ def take_snapshot(clone, result, staging):
         result['url_tables'], result['url_forms'] = url_tables(dump, host)
 
     os.mkdir(os.path.join(staging, 'uploads'), 0o700)
-    with_uploads(clone.start_uploads(os.path.join(staging, 'uploads'), owner=False), work)
+    with_uploads(clone.start_uploads(os.path.join(staging, 'uploads'), snapshot=True), work)
     return result
 
 
