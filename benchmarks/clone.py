@@ -5,9 +5,10 @@ On one node started from the provisioned image: a site whose uploads hold --uplo
 random bytes, incompressible as photos are) and whose database has a --rows-row table (each row carries the
 site's URL, so every pass has work). An environment `floor` is cloned once first (it also warms the caches).
 Then per round, alternating:
-  clone - the env_create playbook into a new environment c<N>: role site_env (user, pool, database, server
-          block, ...), module env_clone (wp db export --single-transaction | wp db import, the live release
-          copied, uploads by rsync) and wp_search_replace (4 passes, then their dry runs);
+  clone - the env_create playbook into a new environment c<N>: module env_clone's snapshot (wp db export
+          --single-transaction, the live release and the uploads copied aside by a process of its own)
+          while role site_env creates user, pool, database, server block, ...; then env_clone's fill (moved
+          in, wp db import) and wp_search_replace (the passes the dump needs, then their dry runs);
   floor - on the node as root, into `floor`: mysqldump --single-transaction | mysql into the emptied database,
           rsync of the uploads and of the live release, then `wp search-replace` with the same 4 passes
           (--all-tables, guid skipped) as the environment's user.

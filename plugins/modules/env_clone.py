@@ -185,7 +185,8 @@ from ansible_collections.pressluft.wordpress.plugins.module_utils._releases impo
 from ansible_collections.pressluft.wordpress.plugins.module_utils._wp_cli import WpCli, WpCliError
 
 TABLE_RE = re.compile(r'^[A-Za-z0-9_$]{1,64}$')
-SNAPSHOT_FILE, ERROR_FILE = 'snapshot.json', 'error.json'
+SNAPSHOT_FILE = 'snapshot.json'
+ERROR_FILE = 'error.json'
 
 
 class CloneError(Exception):

@@ -24,8 +24,8 @@ description:
     handling.
   - After the passes a dry run of each pass must count 0 replacements, or the module fails naming the pass.
   - The passes, their dry runs and the cache flush run in one WordPress load (C(wp eval-file) reading a
-    fixed script on stdin, the commands handed to it as JSON data and run with C(WP_CLI::run_command)):
-    each start of WP-CLI costs about half a second.
+    fixed script on stdin, the commands handed to it as JSON data and run with C(WP_CLI::run_command)),
+    as each start of WP-CLI costs about half a second.
   - Returns the replaced-row count of each pass (rows per column, as WP-CLI counts them).
 version_added: "1.0.0"
 author:
