@@ -314,7 +314,8 @@ def main():
         wp = WpCli(module, p['run_as'], p['path'])
         replacer = Replacer(module, wp, names['tmp'])
         pairs = [pair for i, pair in enumerate(passes(p['from_url'], p['to_url'])) if FORMS[i] in p['forms']]
-        if not pairs:
+        if not pairs:  # no form to rewrite: nothing to verify either
+            result['verified'] = True
             module.exit_json(**result)
         # The flush goes with the passes even when they change nothing: one process either way.
         done = replacer.run(pairs, dry_run=module.check_mode, verify=not module.check_mode,
