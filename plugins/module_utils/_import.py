@@ -331,6 +331,11 @@ URL_FORMS = (('http', b'http://'), ('https', b'https://'), ('http_escaped', b'ht
              ('https_escaped', b'https:\\\\/\\\\/'))
 
 
+def url_host(url):
+    """host[:port] of a URL: what every form of it a search-replace pass looks for has in common."""
+    return url.split('://', 1)[-1].split('/', 1)[0]
+
+
 def url_tables(dump, host):
     """(tables, forms): the tables whose rows in the (rewritten, plain) dump may hold host - the only ones a
     URL rewrite has to visit - and which of the four URL forms occur with it. Matched without regard to

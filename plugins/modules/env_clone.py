@@ -172,14 +172,13 @@ import pwd
 import re
 import shutil
 import tempfile
-import time
 
 from ansible_collections.pressluft.wordpress.plugins.module_utils import _background as background
 from ansible_collections.pressluft.wordpress.plugins.module_utils._env import (
     WP_CLI_ARGSPEC,
     env_module,
 )
-from ansible_collections.pressluft.wordpress.plugins.module_utils._import import url_tables
+from ansible_collections.pressluft.wordpress.plugins.module_utils._import import url_host, url_tables
 from ansible_collections.pressluft.wordpress.plugins.module_utils._names import env_names
 from ansible_collections.pressluft.wordpress.plugins.module_utils._releases import valid_release
 from ansible_collections.pressluft.wordpress.plugins.module_utils._wp_cli import WpCli, WpCliError
@@ -444,8 +443,8 @@ def copy_all(module, clone, result):
             clone.place_release(result['release'], real=clone.live_release()[1])
             clone.copy_constants()
         if p['database']:
-            host = result['source_url'].split('://', 1)[-1].split('/', 1)[0]
-            result['database_bytes'], result['rows'], scan = clone.copy_database(p['tables'], host)
+            result['database_bytes'], result['rows'], scan = clone.copy_database(
+                p['tables'], url_host(result['source_url']))
             if not p['tables']:
                 result['url_tables'], result['url_forms'] = scan
 
@@ -459,10 +458,9 @@ def take_snapshot(clone, result, staging):
     def work():
         clone.copy_tree(real, os.path.join(staging, 'release'))
         result['source_url'] = clone.source_url()
-        host = result['source_url'].split('://', 1)[-1].split('/', 1)[0]
         dump = os.path.join(staging, 'database.sql')
         result['database_bytes'] = clone.export(dump)
-        result['url_tables'], result['url_forms'] = url_tables(dump, host)
+        result['url_tables'], result['url_forms'] = url_tables(dump, url_host(result['source_url']))
 
     os.mkdir(os.path.join(staging, 'uploads'), 0o700)
     with_uploads(clone.start_uploads(os.path.join(staging, 'uploads'), snapshot=True), work)
@@ -499,13 +497,11 @@ def snapshot(clone, result, staging):
 
 def fill(clone, result, staging):
     """step=fill: wait for the snapshot's worker, then move what it took into the target."""
-    start = time.monotonic()
     try:
         with open(os.path.join(staging, 'lock')) as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
     except OSError as exc:
         raise CloneError('no snapshot at %s (%s): run step=snapshot first' % (staging, exc)) from exc
-    result['waited'] = round(time.monotonic() - start, 2)
     for name in (ERROR_FILE, SNAPSHOT_FILE):
         try:
             with open(os.path.join(staging, name)) as f:
@@ -523,9 +519,7 @@ def fill(clone, result, staging):
     clone.place_release(snap['release'], tree=os.path.join(staging, 'release'))
     clone.copy_constants()
     clone.move_uploads(os.path.join(staging, 'uploads'))
-    result['moved'] = round(time.monotonic() - start, 2)
     result['rows'] = clone.load(os.path.join(staging, 'database.sql'), whole=True)
-    result['loaded'] = round(time.monotonic() - start, 2)
     for key in ('source_url', 'database_bytes', 'url_tables', 'url_forms'):
         result[key] = snap[key]
     shutil.rmtree(staging)

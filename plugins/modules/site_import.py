@@ -216,6 +216,7 @@ from ansible_collections.pressluft.wordpress.plugins.module_utils._import import
     ImportRefused,
     analyze,
     definer_clause,
+    url_host,
     url_tables,
 )
 from ansible_collections.pressluft.wordpress.plugins.module_utils._php_constants import (
@@ -498,7 +499,7 @@ class Import(object):
                                         "SELECT option_value FROM `%soptions` WHERE option_name='home'"
                                         % analysis['table_prefix']], 'reading the imported home').strip()
         with self.timed('url_tables'):
-            tables, forms = url_tables(self.dump, _host(from_url)) if from_url else (None, None)
+            tables, forms = url_tables(self.dump, url_host(from_url)) if from_url else (None, None)
         return dict(analysis=analysis, from_url=from_url, to_url=to_url.strip(), build=self.build,
                     had_site=had_site, table_prefix=analysis['table_prefix'], url_tables=tables,
                     url_forms=forms, timings=self.timings)
@@ -699,11 +700,6 @@ class Import(object):
 def q(name):
     """A MariaDB identifier, quoted: a name from the dump is data, a backtick in it is doubled."""
     return '`' + name.replace('`', '``') + '`'
-
-
-def _host(url):
-    """host[:port] of a URL: what every form of it a search-replace pass looks for has in common."""
-    return url.split('://', 1)[-1].split('/', 1)[0]
 
 
 def _uid(user):
