@@ -227,7 +227,7 @@ MARKER_RE = re.compile(r'^@@pressluft-command (\d+)@@$', re.M)
 
 def batch(wp, commands):
     """[(args, assoc args)] run in one `wp eval-file -`; returns each command's output."""
-    plan = [[list(a), dict(kw) or {}] for a, kw in commands]
+    plan = [[list(a), dict(kw)] for a, kw in commands]
     out = wp.out(['eval-file', '-', json.dumps(plan)], data=BATCH_PHP, what='wp search-replace')
     parts = MARKER_RE.split(out)[1:]  # [index, output, index, output, ...]
     outputs = dict((int(parts[i]), parts[i + 1]) for i in range(0, len(parts), 2))
